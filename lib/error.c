@@ -1,0 +1,87 @@
+/* error.c — see error.h. */
+#include "error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static enum isnap_status vfail(struct isnap_error *err,
+			       enum isnap_status status, const char *fmt,
+			       va_list ap, int errnum)
+{
+	if (!err)
+		return status;
+	err->status = status;
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	if (errnum) {
+		size_t n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof err->msg - n, ": %s",
+			 strerror(errnum));
+	}
+	return status;
+}
+
+enum isnap_status isnap_fail(struct isnap_error *err, enum isnap_status status,
+			     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfail(err, status, fmt, ap, 0);
+	va_end(ap);
+	return status;
+}
+
+enum isnap_status isnap_fail_errno(struct isnap_error *err,
+				   enum isnap_status status, const char *fmt,
+				   ...)
+{
+	int errnum = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vfail(err, status, fmt, ap, errnum);
+	va_end(ap);
+	errno = errnum;
+	return status;
+}
+
+enum isnap_status isnap_error_prefix(struct isnap_error *err, const char *fmt,
+				     ...)
+{
+	char prefix[ISNAP_ERROR_MAX], old[ISNAP_ERROR_MAX];
+	va_list ap;
+
+	if (!err)
+		return ISNAP_OK;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof prefix, fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof old);
+	snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+	return err->status;
+}
+
+void isnap_error_clear(struct isnap_error *err)
+{
+	if (!err)
+		return;
+	err->status = ISNAP_OK;
+	err->msg[0] = '\0';
+}
+
+const char *isnap_status_name(enum isnap_status status)
+{
+	switch (status) {
+	case ISNAP_OK: return "success";
+	case ISNAP_EMSG: return "message not saved";
+	case ISNAP_EFOLDER: return "folder failed";
+	case ISNAP_EPROTO: return "protocol error";
+	case ISNAP_ECONN: return "connection failure";
+	case ISNAP_EAUTH: return "authentication failure";
+	case ISNAP_ELOCAL: return "local I/O failure";
+	case ISNAP_EUSAGE: return "usage error";
+	case ISNAP_ENOMEM: return "out of memory";
+	case ISNAP_ELOCKED: return "destination locked";
+	case ISNAP_EINTEGRITY: return "integrity failure";
+	}
+	return "unknown error";
+}

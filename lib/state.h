@@ -1,0 +1,69 @@
+/*
+ * state.h — what imapsnap remembers between runs, in DEST/.imapsnap/state.
+ *
+ * The file is small, line-oriented, human-readable text, documented in
+ * docs/state.md.  It is keyed by the server's folder name (the raw
+ * modified-UTF-7 bytes, which are what EXAMINE needs) and records per folder
+ * the current UIDVALIDITY, the UIDNEXT up to which the folder has been
+ * scanned, the set of UIDs saved, and the UIDVALIDITYs of generations kept
+ * aside.  It is only ever replaced atomically (temporary file, fsync,
+ * rename, fsync of the directory), and only after the messages it covers
+ * are durable, so after a crash it may lag behind the store but never runs
+ * ahead of it.
+ *
+ * All memory belongs to the struct state; state_free releases it.
+ */
+#ifndef IMAPSNAP_STATE_H
+#define IMAPSNAP_STATE_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "uidset.h"
+
+struct state_folder {
+	char *name;           /* raw server name, as in LIST (never NULL) */
+	char delim;           /* hierarchy delimiter, '\0' for NIL */
+	uint32_t uidvalidity; /* 0: never examined */
+	uint32_t uidnext;     /* every UID below this that existed when the
+				 folder was last scanned is saved, or was
+				 expunged; 0/1: nothing scanned yet */
+	uint64_t highestmodseq; /* 0 when unknown */
+	struct uidset saved;  /* UIDs saved under `uidvalidity` */
+	uint32_t *old_uidvalidity; /* generations kept aside, oldest first */
+	size_t n_old;
+};
+
+struct state {
+	struct state_folder *folders;
+	size_t n, alloc;
+};
+
+#define STATE_INIT { NULL, 0, 0 }
+
+/* Read DIR/state into `st` (which must be empty).  A missing file is an
+ * empty state, not an error.  Returns ISNAP_OK, ISNAP_ELOCAL (unreadable),
+ * ISNAP_EINTEGRITY (malformed: the message gives the line number) or
+ * ISNAP_ENOMEM. */
+enum isnap_status state_load(const char *dir, struct state *st,
+			     struct isnap_error *err);
+
+/* Write `st` to DIR/state atomically and durably (DIR/state.tmp, fsync,
+ * rename, fsync DIR).  DIR must exist.  Returns ISNAP_OK or ISNAP_ELOCAL. */
+enum isnap_status state_save(const char *dir, const struct state *st,
+			     struct isnap_error *err);
+
+/* The folder called `name`, or NULL; with create, a new empty entry is
+ * added (returns NULL only when out of memory).  Pointers stay valid until
+ * the next call that creates. */
+struct state_folder *state_folder(struct state *st, const char *name,
+				  int create);
+
+/* Keep the current generation aside: append uidvalidity to old_uidvalidity
+ * and reset uidvalidity, uidnext, highestmodseq and saved.  Returns 0 or -1
+ * (ENOMEM). */
+int state_folder_retire(struct state_folder *f);
+
+void state_free(struct state *st);
+
+#endif

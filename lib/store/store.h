@@ -1,0 +1,137 @@
+/*
+ * store.h — where messages go.  One small interface; each output format is
+ * one file implementing it (maildir.c, mbox.c, archive.c).  The IMAP side
+ * never knows which store it feeds.
+ *
+ * Lifecycle (one store per run and destination):
+ *
+ *   store_open(format, dest, &s, err)
+ *   for each folder:
+ *       [s->ops->retire_generation(s, folder, old_uidvalidity, err)]
+ *       s->ops->open_folder(s, folder, &present, err)
+ *       for each message:
+ *           s->ops->begin_message(s, meta, err)
+ *           s->ops->write(s, chunk, len, err) ...   // exactly meta->size bytes
+ *           s->ops->end_message(s, final_meta, err) // or abort_message(s)
+ *           ... every so often: s->ops->commit(s, err)
+ *       s->ops->commit(s, err); s->ops->close_folder(s, err)
+ *   s->ops->finish(s, err)
+ *   store_free(s)
+ *
+ * Durability contract: when commit() returns ISNAP_OK, every message ended
+ * since the previous commit survives a crash — unless ops->durable_at_finish
+ * is set (archives: a volume only counts once complete), in which case that
+ * holds only once finish() returns ISNAP_OK.  The caller records messages as
+ * saved in the state only after that.  A message begun but not ended or
+ * committed must never count as saved after a crash: either it is absent or
+ * open_folder reports it in `present` only if it is complete.
+ *
+ * Stores never write outside `dest`: folder names become paths only through
+ * fsname.h.  All memory passed in belongs to the caller and is only borrowed
+ * for the duration of the call.
+ */
+#ifndef IMAPSNAP_STORE_H
+#define IMAPSNAP_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "uidset.h"
+
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,      /* \Seen      -> Maildir S */
+	STORE_FLAG_ANSWERED = 1 << 1,  /* \Answered  -> R */
+	STORE_FLAG_FLAGGED = 1 << 2,   /* \Flagged   -> F */
+	STORE_FLAG_DELETED = 1 << 3,   /* \Deleted   -> T */
+	STORE_FLAG_DRAFT = 1 << 4,     /* \Draft     -> D */
+	STORE_FLAG_FORWARDED = 1 << 5, /* $Forwarded -> P */
+};
+
+#define STORE_NO_DATE INT64_MIN
+#define STORE_NO_SIZE UINT64_MAX
+
+struct store_message {
+	uint32_t uid;
+	unsigned flags;         /* enum store_flag bits */
+	const char *keywords;   /* other flags and keywords, space-separated,
+				   as the server spelled them; "" if none */
+	int64_t internaldate;   /* seconds since the epoch (UTC), or
+				   STORE_NO_DATE when not known (yet) */
+	int tz_minutes;         /* the zone INTERNALDATE was given in */
+	uint64_t rfc822_size;   /* RFC822.SIZE, or STORE_NO_SIZE */
+	uint64_t size;          /* bytes write() will deliver in total */
+};
+
+struct store_folder {
+	const char *name;       /* the server's name (modified UTF-7) */
+	const char *utf8;       /* decoded; equals name if it did not decode */
+	char delim;             /* hierarchy delimiter, '\0' for none */
+	uint32_t uidvalidity;
+};
+
+struct store;
+
+struct store_ops {
+	const char *format;     /* "maildir", "mbox", ... */
+	bool durable_at_finish;
+
+	enum isnap_status (*open_folder)(struct store *s,
+					 const struct store_folder *f,
+					 struct uidset *present,
+					 struct isnap_error *err);
+	/* The folder's UIDVALIDITY changed from `old`: move the copy of that
+	 * generation aside, untouched, so that a new one can start. */
+	enum isnap_status (*retire_generation)(struct store *s,
+					       const struct store_folder *f,
+					       uint32_t old,
+					       struct isnap_error *err);
+	/* `m` holds what the server sent before the body; fields not known yet
+	 * are STORE_NO_DATE etc.  m->size is always known. */
+	enum isnap_status (*begin_message)(struct store *s,
+					   const struct store_message *m,
+					   struct isnap_error *err);
+	enum isnap_status (*write)(struct store *s, const void *data,
+				   size_t len, struct isnap_error *err);
+	/* `m` is complete now (the server may send FLAGS after the body). */
+	enum isnap_status (*end_message)(struct store *s,
+					 const struct store_message *m,
+					 struct isnap_error *err);
+	void (*abort_message)(struct store *s);
+	enum isnap_status (*commit)(struct store *s, struct isnap_error *err);
+	enum isnap_status (*close_folder)(struct store *s,
+					  struct isnap_error *err);
+	enum isnap_status (*finish)(struct store *s, struct isnap_error *err);
+	void (*destroy)(struct store *s);
+};
+
+/* Every store starts with this. */
+struct store {
+	const struct store_ops *ops;
+	char *dest;   /* the destination as given */
+	int dest_fd;  /* O_DIRECTORY fd of dest (or of its parent for
+			 single-file exports), owned by the store */
+};
+
+/* Open (creating if needed) a store of `format` at `dest`.  Formats:
+ * "maildir" (more in later stores).  Returns ISNAP_OK, ISNAP_EUSAGE
+ * (unknown format) or ISNAP_ELOCAL. */
+enum isnap_status store_open(const char *format, const char *dest,
+			     struct store **out, struct isnap_error *err);
+void store_free(struct store *s);
+
+/* The Maildir flag letters for `flags`, in ASCII order, into buf (at least
+ * 8 bytes): "FRS". */
+void store_flag_letters(unsigned flags, char *buf);
+
+/* mkdir -p of `relpath` below dirfd (mode 0700); returns 0 or -1 (errno). */
+int store_mkdirs(int dirfd, const char *relpath);
+
+/* fsync a directory by path relative to dirfd; returns 0 or -1 (errno). */
+int store_fsync_dir(int dirfd, const char *relpath);
+
+/* Constructors, one per store file; called by store_open. */
+enum isnap_status store_maildir_new(const char *dest, struct store **out,
+				    struct isnap_error *err);
+
+#endif
