@@ -26,12 +26,14 @@ struct uidset {
 void uidset_free(struct uidset *s);
 void uidset_clear(struct uidset *s); /* empty, keeps the memory */
 
-/* Add one UID or a range; merges with neighbours.  0 is ignored.
- * Returns 0 or -1 (ENOMEM). */
+/* Add one UID or a range; merges with neighbours.  0 is ignored, and a
+ * range given backwards (first > last) is taken as last:first.  Adding at
+ * or past the largest member is O(1) amortized.  Returns 0 or -1 (ENOMEM). */
 int uidset_add(struct uidset *s, uint32_t uid);
 int uidset_add_range(struct uidset *s, uint32_t first, uint32_t last);
 int uidset_add_set(struct uidset *s, const struct uidset *other);
-/* Remove one UID or range.  Returns 0 or -1 (ENOMEM). */
+/* Remove a range (first > last is taken as last:first).  Needs memory only
+ * to split a range in two.  Returns 0 or -1 (ENOMEM). */
 int uidset_remove_range(struct uidset *s, uint32_t first, uint32_t last);
 
 bool uidset_contains(const struct uidset *s, uint32_t uid);
@@ -39,9 +41,11 @@ uint64_t uidset_count(const struct uidset *s);
 bool uidset_empty(const struct uidset *s);
 uint32_t uidset_max(const struct uidset *s); /* 0 when empty */
 
-/* Parse the text form ("1:5,7"; "5:1" is accepted as 1:5; "*" is not).
- * The empty string is the empty set.  Returns 0, or -1 with errno EINVAL or
- * ENOMEM (the set is then emptied). */
+/* Parse the text form ("1:5,7"; "5:1" is accepted as 1:5; "*" is not),
+ * replacing the contents of `s`.  Numbers are RFC 3501 nz-numbers: no
+ * sign, no leading zero, at most 4294967295; no spaces anywhere.  The empty
+ * string is the empty set.  Returns 0, or -1 with errno EINVAL or ENOMEM
+ * (the set is then emptied). */
 int uidset_parse(struct uidset *s, const char *text, size_t len);
 
 /* Write the text form into *out (malloc'd; "" for the empty set).
