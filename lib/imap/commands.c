@@ -1,0 +1,229 @@
+/* commands.c — see commands.h. */
+#include "imap/commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* A mailbox name quoted for a command, plus the command around it. */
+#define COMMAND_MAX 8192
+
+static enum isnap_status oom(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
+static bool has_flag(const struct imap_arg *flags, const char *flag)
+{
+	for (size_t i = 0; i < flags->count; i++)
+		if (imap_arg_is_atom(&flags->list[i], flag))
+			return true;
+	return false;
+}
+
+static const char *const special_uses[] = {
+	"\\All", "\\Archive", "\\Drafts", "\\Flagged",
+	"\\Junk", "\\Sent", "\\Trash", NULL,
+};
+
+static enum isnap_status list_untagged(void *ctx, const struct imap_response *r,
+				       struct isnap_error *err)
+{
+	struct imap_folder_list *l = ctx;
+	const char *name, *delim;
+	size_t nlen, dlen;
+	struct imap_folder f = { 0 };
+
+	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "LIST"))
+		return ISNAP_OK;
+	if (r->nargs != 3 || r->args[0].type != IMAP_ARG_LIST ||
+	    !imap_arg_string(&r->args[1], true, &delim, &dlen) ||
+	    !imap_arg_string(&r->args[2], false, &name, &nlen))
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "malformed LIST response from the server");
+	if (dlen > 1)
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server gave a hierarchy delimiter of "
+				  "%zu characters",
+				  dlen);
+	if (memchr(name, '\0', nlen))
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server listed a folder name containing "
+				  "NUL");
+	if (nlen == 5 && !strncasecmp(name, "INBOX", 5))
+		name = "INBOX";
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].name, name) && strlen(name) == nlen)
+			return ISNAP_OK;
+
+	f.delim = dlen ? delim[0] : '\0';
+	f.noselect = has_flag(&r->args[0], "\\Noselect") ||
+		     has_flag(&r->args[0], "\\NonExistent");
+	for (const char *const *su = special_uses; *su; su++)
+		if (has_flag(&r->args[0], *su) && !f.special_use)
+			f.special_use = strdup(*su);
+	f.name = strndup(name, nlen);
+	if (!f.name)
+		return oom(err);
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? 2 * l->alloc : 16;
+		struct imap_folder *v = realloc(l->v, na * sizeof *v);
+		if (!v) {
+			free(f.name);
+			free(f.special_use);
+			return oom(err);
+		}
+		l->v = v;
+		l->alloc = na;
+	}
+	l->v[l->n++] = f;
+	return ISNAP_OK;
+}
+
+enum isnap_status imap_list(struct imap_client *c, struct imap_folder_list *out,
+			    struct isnap_error *err)
+{
+	enum isnap_status st;
+
+	st = imap_client_simple(c, "LIST \"\" \"*\"", list_untagged, out, err);
+	if (st == ISNAP_EFOLDER)
+		err->status = st = ISNAP_EPROTO; /* LIST itself refused */
+	return st;
+}
+
+void imap_folder_list_free(struct imap_folder_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].special_use);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = l->alloc = 0;
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+	struct imap_arg a = { .type = IMAP_ARG_ATOM, .str = s };
+	size_t n = 0;
+	while (s[n] >= '0' && s[n] <= '9')
+		n++;
+	a.len = n;
+	return n > 0 && imap_arg_uint32(&a, out);
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	struct imap_arg a = { .type = IMAP_ARG_ATOM, .str = s };
+	size_t n = 0;
+	while (s[n] >= '0' && s[n] <= '9')
+		n++;
+	a.len = n;
+	return n > 0 && imap_arg_uint64(&a, out);
+}
+
+static enum isnap_status examine_untagged(void *ctx,
+					  const struct imap_response *r,
+					  struct isnap_error *err)
+{
+	struct imap_mailbox_info *mi = ctx;
+
+	(void)err;
+	if (r->kind != IMAP_RESP_UNTAGGED)
+		return ISNAP_OK;
+	if (r->has_number && !strcmp(r->name, "EXISTS")) {
+		mi->exists = r->number;
+	} else if (!strcmp(r->name, "OK") && r->code && r->code_args) {
+		if (!strcmp(r->code, "UIDVALIDITY"))
+			parse_u32(r->code_args, &mi->uidvalidity);
+		else if (!strcmp(r->code, "UIDNEXT"))
+			parse_u32(r->code_args, &mi->uidnext);
+		else if (!strcmp(r->code, "HIGHESTMODSEQ"))
+			parse_u64(r->code_args, &mi->highestmodseq);
+	}
+	return ISNAP_OK;
+}
+
+enum isnap_status imap_examine(struct imap_client *c, const char *name,
+			       struct imap_mailbox_info *out,
+			       struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX];
+	size_t n;
+
+	memset(out, 0, sizeof *out);
+	memcpy(cmd, "EXAMINE ", 8);
+	n = imap_client_quote(c, name, cmd + 8, sizeof cmd - 40);
+	if (!n)
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "the folder name cannot be sent back to "
+				  "this server");
+	if (imap_client_has_cap(c, "CONDSTORE"))
+		strcpy(cmd + 8 + n, " (CONDSTORE)");
+	return imap_client_simple(c, cmd, examine_untagged, out, err);
+}
+
+static enum isnap_status search_untagged(void *ctx,
+					 const struct imap_response *r,
+					 struct isnap_error *err)
+{
+	struct uidset *out = ctx;
+
+	if (r->kind != IMAP_RESP_UNTAGGED)
+		return ISNAP_OK;
+	if (!strcmp(r->name, "SEARCH")) {
+		for (size_t i = 0; i < r->nargs; i++) {
+			uint32_t uid;
+			if (!imap_arg_uint32(&r->args[i], &uid) || uid == 0)
+				return isnap_fail(err, ISNAP_EPROTO,
+						  "the server's SEARCH answer "
+						  "holds an invalid UID");
+			if (uidset_add(out, uid))
+				return oom(err);
+		}
+	} else if (!strcmp(r->name, "ESEARCH")) {
+		/* ESEARCH (TAG "i7") UID ALL 1:5,9 — or no ALL when none. */
+		for (size_t i = 0; i + 1 < r->nargs; i++) {
+			const char *set;
+			size_t len;
+			struct uidset part = UIDSET_INIT;
+			if (!imap_arg_is_atom(&r->args[i], "ALL"))
+				continue;
+			if (!imap_arg_string(&r->args[i + 1], false, &set,
+					     &len) ||
+			    uidset_parse(&part, set, len))
+				return isnap_fail(err, ISNAP_EPROTO,
+						  "the server's ESEARCH answer "
+						  "holds an invalid UID set");
+			int rc = uidset_add_set(out, &part);
+			uidset_free(&part);
+			if (rc)
+				return oom(err);
+		}
+	}
+	return ISNAP_OK;
+}
+
+enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
+				       struct uidset *out,
+				       struct isnap_error *err)
+{
+	char cmd[128];
+	struct uidset found = UIDSET_INIT;
+	enum isnap_status st;
+
+	if (from == 0)
+		from = 1;
+	snprintf(cmd, sizeof cmd, "UID SEARCH %sUID %u:*",
+		 imap_client_has_cap(c, "ESEARCH") ? "RETURN (ALL) " : "",
+		 from);
+	st = imap_client_simple(c, cmd, search_untagged, &found, err);
+	/* "n:*" always matches the highest UID, even when it is below n. */
+	if (!st && from > 1 && uidset_remove_range(&found, 1, from - 1))
+		st = oom(err);
+	if (!st && uidset_add_set(out, &found))
+		st = oom(err);
+	uidset_free(&found);
+	return st;
+}

@@ -1,0 +1,55 @@
+/*
+ * commands.h — the few synchronous commands a backup needs before it
+ * fetches: LIST, EXAMINE and UID SEARCH.  RFC 3501 §6.3.1 (SELECT/EXAMINE),
+ * §6.3.8 (LIST), §6.4.4 (SEARCH); RFC 7162 (CONDSTORE: HIGHESTMODSEQ);
+ * RFC 4731 (ESEARCH: UID sets as ranges); RFC 6154 (special-use flags).
+ */
+#ifndef IMAPSNAP_IMAP_COMMANDS_H
+#define IMAPSNAP_IMAP_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "imap/client.h"
+#include "uidset.h"
+
+struct imap_folder {
+	char *name;        /* as the server sent it (modified UTF-7) */
+	char delim;        /* '\0' when the server says NIL */
+	bool noselect;     /* \Noselect or \NonExistent: not to be opened */
+	char *special_use; /* "\Sent", "\Trash", ... or NULL */
+};
+
+struct imap_folder_list {
+	struct imap_folder *v;
+	size_t n, alloc;
+};
+
+/* LIST "" "*".  Folders come in the server's order; "INBOX" in any case is
+ * normalised to "INBOX".  Names the server repeats are listed once. */
+enum isnap_status imap_list(struct imap_client *c, struct imap_folder_list *out,
+			    struct isnap_error *err);
+void imap_folder_list_free(struct imap_folder_list *l);
+
+struct imap_mailbox_info {
+	uint32_t uidvalidity;  /* 0 if the server did not say */
+	uint32_t uidnext;      /* 0 if the server did not say */
+	uint32_t exists;
+	uint64_t highestmodseq; /* 0 without CONDSTORE */
+};
+
+/* EXAMINE (read-only: never SELECT, so \Recent and flags stay as they
+ * are), with (CONDSTORE) when the server offers it so that HIGHESTMODSEQ
+ * is reported.  NO from the server is ISNAP_EFOLDER. */
+enum isnap_status imap_examine(struct imap_client *c, const char *name,
+			       struct imap_mailbox_info *out,
+			       struct isnap_error *err);
+
+/* The UIDs >= `from` in the examined folder (UID SEARCH, as ESEARCH ranges
+ * when offered).  Added to `out`. */
+enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
+				       struct uidset *out,
+				       struct isnap_error *err);
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * session.c — see session.h.  libcurl (CURLOPT_CONNECT_ONLY) for connecting
+ * and logging in; RFC 3501 §6.2 (LOGIN/AUTHENTICATE), RFC 2595 (STARTTLS)
+ * and RFC 7628 (OAUTHBEARER) are libcurl's side of the work.
+ */
+#include "imap/session.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct imap_session {
+	CURL *curl;
+	curl_socket_t sock;
+	long timeout_ms;
+	imap_trace_fn trace;
+	void *trace_ctx;
+};
+
+static void global_init_once(void)
+{
+	static int done;
+	if (!done) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		done = 1;
+	}
+}
+
+static enum isnap_status curl_failure(CURLcode rc, const char *detail,
+				      const char *url, struct isnap_error *err)
+{
+	const char *what = detail[0] ? detail : curl_easy_strerror(rc);
+
+	switch (rc) {
+	case CURLE_LOGIN_DENIED:
+		return isnap_fail(err, ISNAP_EAUTH,
+				  "%s: the server refused the login (%s)", url,
+				  what);
+	case CURLE_USE_SSL_FAILED:
+		return isnap_fail(err, ISNAP_ECONN,
+				  "%s: the server does not offer STARTTLS; "
+				  "use imaps:// or, to send the password in "
+				  "clear text, --tls none (%s)",
+				  url, what);
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return isnap_fail(err, ISNAP_EUSAGE, "%s: bad URL (%s)", url,
+				  what);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		return isnap_fail(err, ISNAP_ECONN,
+				  "%s: TLS certificate not trusted (%s); give "
+				  "the server's CA with --cacert",
+				  url, what);
+	default:
+		return isnap_fail(err, ISNAP_ECONN, "%s: cannot connect (%s)",
+				  url, what);
+	}
+}
+
+enum isnap_status imap_session_open(const struct imap_session_opts *o,
+				    struct imap_session **out,
+				    struct isnap_error *err)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct imap_session *s;
+	CURLcode rc;
+	bool implicit;
+
+	*out = NULL;
+	if (strncmp(o->url, "imap://", 7) && strncmp(o->url, "imaps://", 8))
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "%s: the URL must start with imap:// or "
+				  "imaps://",
+				  o->url);
+	implicit = o->url[4] == 's';
+	global_init_once();
+	s = calloc(1, sizeof *s);
+	if (!s || !(s->curl = curl_easy_init())) {
+		free(s);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	s->timeout_ms = (o->timeout_sec > 0 ? o->timeout_sec : 60) * 1000L;
+	s->trace = o->trace;
+	s->trace_ctx = o->trace_ctx;
+
+	CURL *c = s->curl;
+	curl_easy_setopt(c, CURLOPT_URL, o->url);
+	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms);
+	/* Login is a handful of round trips; a server that stalls during it
+	 * must not hang a cron job for ever. */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 4 * s->timeout_ms);
+	if (o->user)
+		curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
+	if (o->password)
+		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
+	if (o->oauth2_token) {
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, o->oauth2_token);
+		curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+	}
+	if (!implicit)
+		curl_easy_setopt(c, CURLOPT_USE_SSL,
+				 o->tls == IMAP_TLS_NONE ? (long)CURLUSESSL_NONE
+							 : (long)CURLUSESSL_ALL);
+	if (o->cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+	if (o->insecure) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		rc = curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &s->sock);
+	if (rc == CURLE_OK && s->sock == CURL_SOCKET_BAD)
+		rc = CURLE_COULDNT_CONNECT;
+	if (rc != CURLE_OK) {
+		enum isnap_status st = curl_failure(rc, errbuf, o->url, err);
+		curl_easy_cleanup(c);
+		free(s);
+		return st;
+	}
+	/* The error buffer lives on this stack frame. */
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	*out = s;
+	return ISNAP_OK;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000L +
+	       (now.tv_nsec - since->tv_nsec) / 1000000L;
+}
+
+/* Wait until the socket is ready for `events`; the timeout counts from
+ * `since`, the last moment data moved. */
+static enum isnap_status wait_socket(struct imap_session *s, short events,
+				     const struct timespec *since,
+				     struct isnap_error *err)
+{
+	for (;;) {
+		long left = s->timeout_ms - elapsed_ms(since);
+		struct pollfd pfd = { .fd = s->sock, .events = events };
+		int n;
+
+		if (left <= 0)
+			return isnap_fail(err, ISNAP_ECONN,
+					  "the server sent nothing for %ld s",
+					  s->timeout_ms / 1000);
+		n = poll(&pfd, 1, (int)left);
+		if (n > 0)
+			return ISNAP_OK;
+		if (n < 0 && errno != EINTR)
+			return isnap_fail_errno(err, ISNAP_ECONN, "poll");
+	}
+}
+
+enum isnap_status imap_session_send(struct imap_session *s, const void *data,
+				    size_t len, struct isnap_error *err)
+{
+	const char *p = data;
+	struct timespec since;
+
+	if (s->trace)
+		s->trace(s->trace_ctx, '>', data, len);
+	clock_gettime(CLOCK_MONOTONIC, &since);
+	while (len > 0) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_send(s->curl, p, len, &n);
+		if (rc == CURLE_AGAIN) {
+			enum isnap_status st =
+				wait_socket(s, POLLOUT, &since, err);
+			if (st)
+				return st;
+			continue;
+		}
+		if (rc != CURLE_OK)
+			return isnap_fail(err, ISNAP_ECONN,
+					  "sending to the server: %s",
+					  curl_easy_strerror(rc));
+		p += n;
+		len -= n;
+		clock_gettime(CLOCK_MONOTONIC, &since);
+	}
+	return ISNAP_OK;
+}
+
+enum isnap_status imap_session_recv(struct imap_session *s, void *buf,
+				    size_t len, size_t *got,
+				    struct isnap_error *err)
+{
+	struct timespec since;
+
+	*got = 0;
+	clock_gettime(CLOCK_MONOTONIC, &since);
+	for (;;) {
+		size_t n = 0;
+		/* Always try to read first: TLS may hold decrypted bytes that
+		 * poll(2) on the socket cannot see. */
+		CURLcode rc = curl_easy_recv(s->curl, buf, len, &n);
+		if (rc == CURLE_AGAIN) {
+			enum isnap_status st =
+				wait_socket(s, POLLIN, &since, err);
+			if (st)
+				return st;
+			continue;
+		}
+		if (rc != CURLE_OK)
+			return isnap_fail(err, ISNAP_ECONN,
+					  "receiving from the server: %s",
+					  curl_easy_strerror(rc));
+		if (n == 0)
+			return isnap_fail(err, ISNAP_ECONN,
+					  "the server closed the connection");
+		if (s->trace)
+			s->trace(s->trace_ctx, '<', buf, n);
+		*got = n;
+		return ISNAP_OK;
+	}
+}
+
+void imap_session_close(struct imap_session *s)
+{
+	if (!s)
+		return;
+	curl_easy_cleanup(s->curl);
+	free(s);
+}

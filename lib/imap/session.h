@@ -1,0 +1,70 @@
+/*
+ * session.h — one authenticated IMAP connection, opened by libcurl.
+ *
+ * libcurl does TCP, implicit TLS (imaps://) or STARTTLS (imap://),
+ * certificate checks, proxies and SASL login (CURLOPT_CONNECT_ONLY); after
+ * that imapsnap speaks IMAP itself over imap_session_send/recv.  libcurl's
+ * own IMAP fetches are not used: they SELECT and set \Seen, drop literals in
+ * custom requests, and cost one round trip per message (docs/decisions.md).
+ *
+ * Use:
+ *   struct imap_session *s;
+ *   if (imap_session_open(&opts, &s, err)) ...;   // logged in
+ *   imap_session_send(s, "i1 CAPABILITY\r\n", 15, err);
+ *   imap_session_recv(s, buf, sizeof buf, &n, err); // waits up to timeout
+ *   imap_session_close(s);
+ */
+#ifndef IMAPSNAP_IMAP_SESSION_H
+#define IMAPSNAP_IMAP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+enum imap_tls {
+	IMAP_TLS_REQUIRED = 0, /* imap://: STARTTLS or fail; imaps://: implicit */
+	IMAP_TLS_NONE,         /* imap:// in plaintext, by explicit choice */
+};
+
+/* Called with every chunk sent or received ('>' or '<'), for --verbose.
+ * Credentials never pass through here: login happens inside libcurl. */
+typedef void (*imap_trace_fn)(void *ctx, char direction, const char *data,
+			      size_t len);
+
+struct imap_session_opts {
+	const char *url;           /* imap://host[:port] or imaps://... */
+	const char *user;
+	const char *password;      /* may be NULL with oauth2_token */
+	const char *oauth2_token;  /* XOAUTH2/OAUTHBEARER bearer token */
+	enum imap_tls tls;
+	const char *cacert;        /* CA bundle file, or NULL for the system's */
+	bool insecure;             /* skip certificate verification */
+	long timeout_sec;          /* connect and per-read/-write inactivity */
+	imap_trace_fn trace;
+	void *trace_ctx;
+};
+
+struct imap_session;
+
+/* Connect and log in.  Returns ISNAP_OK, ISNAP_EUSAGE (bad URL),
+ * ISNAP_EAUTH (credentials refused) or ISNAP_ECONN (network, TLS,
+ * STARTTLS not offered, certificate). */
+enum isnap_status imap_session_open(const struct imap_session_opts *opts,
+				    struct imap_session **out,
+				    struct isnap_error *err);
+
+/* Send all `len` bytes.  ISNAP_OK or ISNAP_ECONN. */
+enum isnap_status imap_session_send(struct imap_session *s, const void *data,
+				    size_t len, struct isnap_error *err);
+
+/* Receive at least one byte (at most `len`) into buf, waiting up to the
+ * timeout.  End of stream, a reset or a timeout is ISNAP_ECONN. */
+enum isnap_status imap_session_recv(struct imap_session *s, void *buf,
+				    size_t len, size_t *got,
+				    struct isnap_error *err);
+
+/* Close the connection (no LOGOUT: the caller sends it if it wants). */
+void imap_session_close(struct imap_session *s);
+
+#endif
