@@ -1,0 +1,571 @@
+/* fetch.c — see fetch.h. */
+#include "imap/fetch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MAX_DEPTH 16
+#define KEYWORDS_MAX 4096
+
+static const char fetch_items[] =
+	"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])";
+
+struct inflight {
+	char tag[16];
+	struct uidset asked;
+};
+
+/* What one FETCH response told about its message. */
+struct item_meta {
+	bool has_uid;
+	uint32_t uid;
+	struct store_message m;
+	char keywords[KEYWORDS_MAX];
+	const struct imap_arg *body; /* the BODY[] value, when complete */
+};
+
+enum msg_state { MSG_NONE, MSG_STORING, MSG_DISCARDING };
+
+struct engine {
+	struct imap_client *client;
+	struct store *store;
+	struct fetch_opts o;
+	const struct fetch_callbacks *cb;
+	struct fetch_stats *stats;
+
+	const struct uidset *uids;
+	uint32_t cursor;     /* highest UID already sent in a command */
+	bool all_sent;
+	struct inflight q[MAX_DEPTH];
+	unsigned nq;
+	bool done;
+
+	struct uidset received; /* bodies seen in this fetch, saved or not */
+	struct uidset pending;  /* ended in the store, not yet committed */
+	uint32_t pending_msgs;
+	uint64_t pending_bytes;
+
+	/* The message whose body is being streamed. */
+	enum msg_state state;
+	uint32_t uid;        /* 0 when the server sent no UID before the body */
+	uint64_t size, written;
+	char why[ISNAP_ERROR_MAX]; /* why it is being discarded */
+	struct item_meta begin_meta;
+	struct item_meta end_meta;
+};
+
+static enum isnap_status oom(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
+static const char *const months[12] = { "Jan", "Feb", "Mar", "Apr",
+					"May", "Jun", "Jul", "Aug",
+					"Sep", "Oct", "Nov", "Dec" };
+
+static bool digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
+			      int *tz_minutes)
+{
+	/* "dd-Mon-yyyy hh:mm:ss +zzzz", 26 octets; day may be " 7". */
+	struct tm tm = { 0 };
+	int day, year, hh, mm, ss, zh, zm, mon = -1;
+	char d[2];
+
+	if (len != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' ||
+	    s[14] != ':' || s[17] != ':' || s[20] != ' ' ||
+	    (s[21] != '+' && s[21] != '-'))
+		return false;
+	d[0] = s[0] == ' ' ? '0' : s[0];
+	d[1] = s[1];
+	for (int i = 0; i < 12; i++)
+		if (!strncasecmp(s + 3, months[i], 3))
+			mon = i;
+	if (mon < 0 || !digits(d, 2, &day) || !digits(s + 7, 4, &year) ||
+	    !digits(s + 12, 2, &hh) || !digits(s + 15, 2, &mm) ||
+	    !digits(s + 18, 2, &ss) || !digits(s + 22, 2, &zh) ||
+	    !digits(s + 24, 2, &zm))
+		return false;
+	if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || zm > 59)
+		return false;
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon;
+	tm.tm_mday = day;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = ss;
+	int tz = (zh * 60 + zm) * (s[21] == '-' ? -1 : 1);
+	*epoch = (int64_t)timegm(&tm) - (int64_t)tz * 60;
+	*tz_minutes = tz;
+	return true;
+}
+
+static void parse_flags(const struct imap_arg *list, struct item_meta *im)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} known[] = {
+		{ "\\Seen", STORE_FLAG_SEEN },
+		{ "\\Answered", STORE_FLAG_ANSWERED },
+		{ "\\Flagged", STORE_FLAG_FLAGGED },
+		{ "\\Deleted", STORE_FLAG_DELETED },
+		{ "\\Draft", STORE_FLAG_DRAFT },
+		{ "$Forwarded", STORE_FLAG_FORWARDED },
+	};
+	size_t kn = 0;
+
+	im->m.flags = 0;
+	im->keywords[0] = '\0';
+	for (size_t i = 0; i < list->count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		bool matched = false;
+		if (a->type != IMAP_ARG_ATOM)
+			continue;
+		for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+			if (imap_arg_is_atom(a, known[k].name)) {
+				im->m.flags |= known[k].bit;
+				matched = true;
+			}
+		/* \Recent is session state, not a property of the message. */
+		if (matched || imap_arg_is_atom(a, "\\Recent"))
+			continue;
+		if (kn + a->len + 2 > sizeof im->keywords)
+			continue;
+		if (kn)
+			im->keywords[kn++] = ' ';
+		memcpy(im->keywords + kn, a->str, a->len);
+		kn += a->len;
+		im->keywords[kn] = '\0';
+	}
+}
+
+/* Read the "name value" pairs of a FETCH response's list (the last name may
+ * lack its value while the body literal is still to come). */
+static void parse_items(const struct imap_arg *items, size_t count,
+			struct item_meta *im)
+{
+	memset(im, 0, sizeof *im);
+	im->m.keywords = im->keywords;
+	im->m.internaldate = STORE_NO_DATE;
+	im->m.rfc822_size = STORE_NO_SIZE;
+	for (size_t i = 0; i + 1 < count; i += 2) {
+		const struct imap_arg *name = &items[i], *val = &items[i + 1];
+		if (imap_arg_is_atom(name, "UID")) {
+			im->has_uid = imap_arg_uint32(val, &im->uid) &&
+				      im->uid > 0;
+		} else if (imap_arg_is_atom(name, "FLAGS") &&
+			   val->type == IMAP_ARG_LIST) {
+			parse_flags(val, im);
+		} else if (imap_arg_is_atom(name, "INTERNALDATE") &&
+			   val->type == IMAP_ARG_STRING) {
+			int64_t t;
+			int tz;
+			if (fetch_parse_internaldate(val->str, val->len, &t,
+						     &tz)) {
+				im->m.internaldate = t;
+				im->m.tz_minutes = tz;
+			}
+		} else if (imap_arg_is_atom(name, "RFC822.SIZE")) {
+			uint64_t v;
+			if (imap_arg_uint64(val, &v))
+				im->m.rfc822_size = v;
+		} else if (imap_arg_is_atom(name, "BODY[]")) {
+			im->body = val;
+		}
+	}
+	im->m.uid = im->uid;
+}
+
+static struct inflight *asked_in(struct engine *e, uint32_t uid)
+{
+	for (unsigned i = 0; i < e->nq; i++)
+		if (uidset_contains(&e->q[i].asked, uid))
+			return &e->q[i];
+	return NULL;
+}
+
+static void fail_message(struct engine *e, uint32_t uid, const char *why)
+{
+	e->stats->failed++;
+	if (e->cb->message_failed)
+		e->cb->message_failed(e->cb->ctx, uid, why);
+}
+
+static enum isnap_status commit(struct engine *e, struct isnap_error *err)
+{
+	enum isnap_status st;
+
+	if (uidset_empty(&e->pending))
+		return ISNAP_OK;
+	st = e->store->ops->commit(e->store, err);
+	if (st)
+		return st;
+	if (e->cb->committed) {
+		st = e->cb->committed(e->cb->ctx, &e->pending, err);
+		if (st)
+			return st;
+	}
+	uidset_clear(&e->pending);
+	e->pending_msgs = 0;
+	e->pending_bytes = 0;
+	return ISNAP_OK;
+}
+
+/* A message is complete in the store. */
+static enum isnap_status message_ended(struct engine *e, uint32_t uid,
+				       uint64_t bytes,
+				       const struct store_message *m,
+				       struct isnap_error *err)
+{
+	if (uidset_add(&e->pending, uid))
+		return oom(err);
+	e->stats->saved++;
+	e->stats->bytes += bytes;
+	if (m->rfc822_size != STORE_NO_SIZE && m->rfc822_size != bytes)
+		e->stats->size_mismatch++;
+	if (e->cb->message_saved)
+		e->cb->message_saved(e->cb->ctx, uid, bytes);
+	e->pending_msgs++;
+	e->pending_bytes += bytes;
+	if (e->pending_msgs >= e->o.commit_messages ||
+	    e->pending_bytes >= e->o.commit_bytes)
+		return commit(e, err);
+	return ISNAP_OK;
+}
+
+/* Whether a body for `uid` is welcome: asked for, and not seen yet. */
+static bool wanted(struct engine *e, uint32_t uid)
+{
+	return asked_in(e, uid) && !uidset_contains(&e->received, uid);
+}
+
+static enum isnap_status on_literal_begin(void *ctx,
+					  const struct imap_response *partial,
+					  uint64_t size, bool *stream,
+					  struct isnap_error *err)
+{
+	struct engine *e = ctx;
+	const struct imap_arg *items;
+	enum isnap_status st;
+
+	*stream = false;
+	if (partial->kind != IMAP_RESP_UNTAGGED || !partial->name ||
+	    strcmp(partial->name, "FETCH") || partial->nargs != 1 ||
+	    partial->args[0].type != IMAP_ARG_LIST)
+		return ISNAP_OK;
+	items = &partial->args[0];
+	if (items->count == 0 ||
+	    !imap_arg_is_atom(&items->list[items->count - 1], "BODY[]"))
+		return ISNAP_OK;
+
+	*stream = true;
+	parse_items(items->list, items->count, &e->begin_meta);
+	e->size = size;
+	e->written = 0;
+	e->uid = e->begin_meta.has_uid ? e->begin_meta.uid : 0;
+	e->state = MSG_DISCARDING;
+	if (!e->uid) {
+		snprintf(e->why, sizeof e->why,
+			 "the server sent the body before the UID");
+		return ISNAP_OK;
+	}
+	if (!wanted(e, e->uid)) {
+		e->why[0] = '\0';
+		return ISNAP_OK;
+	}
+	e->begin_meta.m.size = size;
+	st = e->store->ops->begin_message(e->store, &e->begin_meta.m, err);
+	if (st == ISNAP_EMSG) {
+		snprintf(e->why, sizeof e->why, "%s", err->msg);
+		return ISNAP_OK;
+	}
+	if (st)
+		return st;
+	e->state = MSG_STORING;
+	return ISNAP_OK;
+}
+
+static enum isnap_status on_literal_data(void *ctx, const char *data,
+					 size_t len, struct isnap_error *err)
+{
+	struct engine *e = ctx;
+	enum isnap_status st;
+
+	e->written += len;
+	if (e->state != MSG_STORING)
+		return ISNAP_OK;
+	st = e->store->ops->write(e->store, data, len, err);
+	if (st == ISNAP_EMSG) {
+		e->store->ops->abort_message(e->store);
+		e->state = MSG_DISCARDING;
+		snprintf(e->why, sizeof e->why, "%s", err->msg);
+		return ISNAP_OK;
+	}
+	return st;
+}
+
+/* The FETCH response that carried a streamed body is complete. */
+static enum isnap_status finish_streamed(struct engine *e,
+					 const struct imap_arg *items,
+					 struct isnap_error *err)
+{
+	struct item_meta *im = &e->end_meta;
+	enum isnap_status st;
+	enum msg_state state = e->state;
+
+	e->state = MSG_NONE;
+	parse_items(items->list, items->count, im);
+	im->m.size = e->size;
+	if (!e->uid && im->has_uid && wanted(e, im->uid)) {
+		if (uidset_add(&e->received, im->uid))
+			return oom(err);
+		fail_message(e, im->uid, e->why);
+		return ISNAP_OK;
+	}
+	if (!e->uid) {
+		e->stats->unexpected++;
+		return ISNAP_OK;
+	}
+	if (state == MSG_DISCARDING && !e->why[0]) {
+		e->stats->unexpected++; /* not asked for, or a repeat */
+		return ISNAP_OK;
+	}
+	if (uidset_add(&e->received, e->uid))
+		return oom(err);
+	if (state == MSG_DISCARDING) {
+		fail_message(e, e->uid, e->why);
+		return ISNAP_OK;
+	}
+	if (im->has_uid && im->uid != e->uid) {
+		e->store->ops->abort_message(e->store);
+		fail_message(e, e->uid,
+			     "the server gave two different UIDs for one "
+			     "message");
+		return ISNAP_OK;
+	}
+	im->m.uid = e->uid;
+	st = e->store->ops->end_message(e->store, &im->m, err);
+	if (st == ISNAP_EMSG) {
+		fail_message(e, e->uid, err->msg);
+		return ISNAP_OK;
+	}
+	if (st)
+		return st;
+	return message_ended(e, e->uid, e->size, &im->m, err);
+}
+
+/* A FETCH response whose body (if any) came as a quoted string or NIL. */
+static enum isnap_status finish_inline(struct engine *e,
+				       const struct imap_arg *items,
+				       struct isnap_error *err)
+{
+	struct item_meta *im = &e->end_meta;
+	struct store *s = e->store;
+	enum isnap_status st;
+
+	parse_items(items->list, items->count, im);
+	if (!im->body)
+		return ISNAP_OK; /* a flag update, nothing to save */
+	if (!im->has_uid || !wanted(e, im->uid)) {
+		e->stats->unexpected++;
+		return ISNAP_OK;
+	}
+	if (uidset_add(&e->received, im->uid))
+		return oom(err);
+	if (im->body->type != IMAP_ARG_STRING) {
+		fail_message(e, im->uid, "the server returned no body (NIL)");
+		return ISNAP_OK;
+	}
+	im->m.size = im->body->len;
+	st = s->ops->begin_message(s, &im->m, err);
+	if (!st)
+		st = s->ops->write(s, im->body->str, im->body->len, err);
+	if (!st)
+		st = s->ops->end_message(s, &im->m, err);
+	else
+		s->ops->abort_message(s);
+	if (st == ISNAP_EMSG) {
+		fail_message(e, im->uid, err->msg);
+		return ISNAP_OK;
+	}
+	if (st)
+		return st;
+	return message_ended(e, im->uid, im->body->len, &im->m, err);
+}
+
+static enum isnap_status send_more(struct engine *e, struct isnap_error *err)
+{
+	char cmd[8192];
+
+	while (!e->all_sent && e->nq < e->o.depth) {
+		struct inflight *f = &e->q[e->nq];
+		long n = uidset_next_batch(e->uids, &e->cursor, e->o.batch,
+					   &f->asked);
+		char *set;
+		if (n < 0)
+			return oom(err);
+		if (n == 0) {
+			e->all_sent = true;
+			break;
+		}
+		if (uidset_format(&f->asked, &set))
+			return oom(err);
+		snprintf(cmd, sizeof cmd, "UID FETCH %s %s", set, fetch_items);
+		free(set);
+		enum isnap_status st =
+			imap_client_send(e->client, cmd, f->tag, err);
+		if (st)
+			return st;
+		e->nq++;
+	}
+	if (e->all_sent && e->nq == 0)
+		e->done = true;
+	return ISNAP_OK;
+}
+
+static enum isnap_status on_tagged(struct engine *e,
+				   const struct imap_response *r,
+				   struct isnap_error *err)
+{
+	unsigned i;
+	struct inflight done;
+
+	for (i = 0; i < e->nq; i++)
+		if (!strcmp(e->q[i].tag, r->tag))
+			break;
+	if (i == e->nq)
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server answered command %s, which was "
+				  "never sent",
+				  r->tag);
+	if (!strcmp(r->name, "BAD"))
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server rejected UID FETCH: %s",
+				  r->text ? r->text : "");
+	done = e->q[i];
+	memmove(&e->q[i], &e->q[i + 1], (e->nq - i - 1) * sizeof e->q[0]);
+	e->nq--;
+
+	for (size_t k = 0; k < done.asked.n; k++) {
+		for (uint32_t u = done.asked.r[k].first;; u++) {
+			if (!uidset_contains(&e->received, u)) {
+				if (!strcmp(r->name, "OK")) {
+					e->stats->vanished++;
+				} else {
+					char why[300];
+					snprintf(why, sizeof why,
+						 "the server refused it: %s",
+						 r->text ? r->text : "");
+					fail_message(e, u, why);
+				}
+			}
+			if (u == done.asked.r[k].last)
+				break;
+		}
+	}
+	/* The UIDs of this command can no longer arrive legitimately:
+	 * wanted() now rejects them because no command in flight asks for
+	 * them, so `received` need not remember them. */
+	for (size_t k = 0; k < done.asked.n; k++)
+		if (uidset_remove_range(&e->received, done.asked.r[k].first,
+					done.asked.r[k].last)) {
+			uidset_free(&done.asked);
+			return oom(err);
+		}
+	uidset_free(&done.asked);
+	return send_more(e, err);
+}
+
+static enum isnap_status on_response(void *ctx, const struct imap_response *r,
+				     struct isnap_error *err)
+{
+	struct engine *e = ctx;
+
+	if (r->kind == IMAP_RESP_TAGGED)
+		return on_tagged(e, r, err);
+	if (r->kind == IMAP_RESP_CONTINUATION)
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server asked for data nobody offered");
+	if (strcmp(r->name, "FETCH")) {
+		/* EXISTS, EXPUNGE, FLAGS, OK [...]: nothing to do for a
+		 * read-only fetch by UID. */
+		return ISNAP_OK;
+	}
+	if (r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST) {
+		if (e->state == MSG_STORING)
+			e->store->ops->abort_message(e->store);
+		e->state = MSG_NONE;
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "malformed FETCH response from the server");
+	}
+	if (e->state != MSG_NONE)
+		return finish_streamed(e, &r->args[0], err);
+	return finish_inline(e, &r->args[0], err);
+}
+
+enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
+				 const struct uidset *uids,
+				 const struct fetch_opts *opts,
+				 const struct fetch_callbacks *cb,
+				 struct fetch_stats *stats,
+				 struct isnap_error *err)
+{
+	struct engine *e = calloc(1, sizeof *e);
+	struct imap_handler h = {
+		.response = on_response,
+		.literal_begin = on_literal_begin,
+		.literal_data = on_literal_data,
+	};
+	enum isnap_status st;
+
+	if (!e)
+		return oom(err);
+	e->client = c;
+	e->store = s;
+	e->cb = cb;
+	e->stats = stats;
+	e->uids = uids;
+	e->o.batch = opts && opts->batch ? opts->batch : 500;
+	e->o.depth = opts && opts->depth ? opts->depth : 3;
+	if (e->o.depth > MAX_DEPTH)
+		e->o.depth = MAX_DEPTH;
+	e->o.commit_messages =
+		opts && opts->commit_messages ? opts->commit_messages : 1000;
+	e->o.commit_bytes =
+		opts && opts->commit_bytes ? opts->commit_bytes : 64u << 20;
+	h.ctx = e;
+
+	st = send_more(e, err);
+	if (!st)
+		st = imap_client_pump(c, &h, &e->done, err);
+	if (e->state == MSG_STORING)
+		s->ops->abort_message(s);
+	if (!st) {
+		st = commit(e, err);
+	} else {
+		/* Keep what is complete even though the fetch failed. */
+		struct isnap_error ignored;
+		commit(e, &ignored);
+	}
+	for (unsigned i = 0; i < e->nq; i++)
+		uidset_free(&e->q[i].asked);
+	uidset_free(&e->received);
+	uidset_free(&e->pending);
+	free(e);
+	return st;
+}
