@@ -1,0 +1,68 @@
+/*
+ * main.c — imapsnap: batch IMAP export and backup.  Dispatches subcommands;
+ * each lives in its own file.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef IMAPSNAP_VERSION
+#define IMAPSNAP_VERSION "0.1.0"
+#endif
+
+const char *progname = "imapsnap";
+
+static const char usage_text[] =
+	"usage: imapsnap COMMAND [options] ...\n"
+	"\n"
+	"commands:\n"
+	"  backup URL DEST   back up every folder of an IMAP account into DEST\n"
+	"  help [COMMAND]    show help\n"
+	"\n"
+	"options:\n"
+	"  --help, --version\n"
+	"\n"
+	"Run 'imapsnap help backup' for the backup options.\n";
+
+int exit_status_for(enum isnap_status st)
+{
+	switch (st) {
+	case ISNAP_OK: return EXIT_OK;
+	case ISNAP_EUSAGE: return EXIT_USAGE;
+	case ISNAP_EAUTH: return EXIT_AUTH;
+	case ISNAP_ECONN: return EXIT_CONNECT;
+	case ISNAP_ELOCKED: return EXIT_LOCKED;
+	case ISNAP_ELOCAL: return EXIT_LOCAL;
+	default: return EXIT_PARTIAL;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("imapsnap %s\n", IMAPSNAP_VERSION);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "help")) {
+		if (argc > 2 && !strcmp(argv[2], "backup")) {
+			char *args[] = { "backup", "--help", NULL };
+			return cmd_backup(2, args);
+		}
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "backup"))
+		return cmd_backup(argc - 1, argv + 1);
+	fprintf(stderr, "%s: unknown command '%s'\n\n%s", progname, argv[1],
+		usage_text);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,415 @@
+/* backup.c — see backup.h. */
+#include "backup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "imap/client.h"
+#include "imap/commands.h"
+#include "lock.h"
+#include "mutf7.h"
+#include "state.h"
+#include "store/store.h"
+
+/* Per-folder bookkeeping that must wait for the store to make it durable. */
+struct folder_run {
+	char *name;             /* server name, the state key */
+	struct uidset deferred; /* saved, durable only at store finish */
+	uint32_t uidnext;       /* to record once `deferred` is durable */
+};
+
+struct run {
+	const struct backup_opts *o;
+	const struct backup_events *ev;
+	struct backup_summary *sum;
+	struct imap_client *client;
+	struct store *store;
+	struct state state;
+	char state_dir[4096];
+	struct folder_run *runs;
+	size_t nruns;
+
+	/* The folder being fetched. */
+	const char *folder_utf8;
+	struct state_folder *sf;
+	struct folder_run *fr;
+	uint32_t min_failed;
+	bool any_message_failed;
+};
+
+static enum isnap_status oom(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
+static void notice(struct run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void notice(struct run *r, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!r->ev || !r->ev->notice)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	r->ev->notice(r->ev->ctx, buf);
+}
+
+static bool deferred_store(const struct run *r)
+{
+	return r->store->ops->durable_at_finish;
+}
+
+static enum isnap_status save_state(struct run *r, struct isnap_error *err)
+{
+	return state_save(r->state_dir, &r->state, err);
+}
+
+/* fetch callbacks */
+
+static enum isnap_status on_committed(void *ctx, const struct uidset *uids,
+				      struct isnap_error *err)
+{
+	struct run *r = ctx;
+
+	if (deferred_store(r))
+		return uidset_add_set(&r->fr->deferred, uids) ? oom(err)
+							       : ISNAP_OK;
+	if (uidset_add_set(&r->sf->saved, uids))
+		return oom(err);
+	return save_state(r, err);
+}
+
+static void on_message_failed(void *ctx, uint32_t uid, const char *why)
+{
+	struct run *r = ctx;
+
+	r->any_message_failed = true;
+	if (!r->min_failed || uid < r->min_failed)
+		r->min_failed = uid;
+	if (r->ev && r->ev->message_failed)
+		r->ev->message_failed(r->ev->ctx, r->folder_utf8, uid, why);
+}
+
+static void on_message_saved(void *ctx, uint32_t uid, uint64_t bytes)
+{
+	struct run *r = ctx;
+
+	if (r->ev && r->ev->message_saved)
+		r->ev->message_saved(r->ev->ctx, r->folder_utf8, uid, bytes);
+}
+
+static void add_stats(struct fetch_stats *to, const struct fetch_stats *s)
+{
+	to->saved += s->saved;
+	to->bytes += s->bytes;
+	to->failed += s->failed;
+	to->vanished += s->vanished;
+	to->unexpected += s->unexpected;
+	to->size_mismatch += s->size_mismatch;
+}
+
+static struct folder_run *folder_run(struct run *r, const char *name)
+{
+	struct folder_run *v =
+		realloc(r->runs, (r->nruns + 1) * sizeof *r->runs);
+	if (!v)
+		return NULL;
+	r->runs = v;
+	v = &r->runs[r->nruns];
+	memset(v, 0, sizeof *v);
+	if (!(v->name = strdup(name)))
+		return NULL;
+	r->nruns++;
+	return v;
+}
+
+/* The UIDs of `f` to fetch: those at or above the scanned-up-to point that
+ * are not saved.  Empty without a round trip when nothing changed. */
+static enum isnap_status plan(struct run *r, const struct imap_mailbox_info *mi,
+			      struct state_folder *sf, struct uidset *todo,
+			      struct isnap_error *err)
+{
+	enum isnap_status st;
+
+	if (mi->exists == 0)
+		return ISNAP_OK;
+	if (mi->uidnext && sf->uidnext == mi->uidnext)
+		return ISNAP_OK;
+	st = imap_uid_search_from(r->client, sf->uidnext, todo, err);
+	if (st)
+		return st;
+	for (size_t i = 0; i < sf->saved.n; i++)
+		if (uidset_remove_range(todo, sf->saved.r[i].first,
+					sf->saved.r[i].last))
+			return oom(err);
+	return ISNAP_OK;
+}
+
+/* A folder whose UIDVALIDITY changed: keep the old copy, start anew. */
+static enum isnap_status new_generation(struct run *r,
+					const struct store_folder *f,
+					struct state_folder *sf,
+					struct isnap_error *err)
+{
+	uint32_t old = sf->uidvalidity;
+	enum isnap_status st;
+
+	st = r->store->ops->retire_generation(r->store, f, old, err);
+	if (st)
+		return st;
+	if (state_folder_retire(sf))
+		return oom(err);
+	notice(r,
+	       "%s: UIDVALIDITY changed from %u to %u; the old copy is kept "
+	       "as generation %u and the folder is fetched again",
+	       f->utf8, old, f->uidvalidity, old);
+	return ISNAP_OK;
+}
+
+static enum isnap_status backup_folder(struct run *r,
+				       const struct imap_folder *lf,
+				       struct isnap_error *err)
+{
+	struct imap_mailbox_info mi;
+	struct store_folder f = { .name = lf->name, .delim = lf->delim };
+	struct uidset todo = UIDSET_INIT, present = UIDSET_INIT;
+	struct fetch_stats stats = { 0 };
+	struct fetch_callbacks cb = {
+		.ctx = r,
+		.committed = on_committed,
+		.message_failed = on_message_failed,
+		.message_saved = on_message_saved,
+	};
+	char *utf8 = NULL;
+	struct state_folder *sf;
+	enum isnap_status st;
+
+	if (mutf7_decode(lf->name, strlen(lf->name), &utf8) < 0) {
+		if (errno == ENOMEM)
+			return oom(err);
+		utf8 = NULL; /* not modified UTF-7: keep the raw name */
+	}
+	f.utf8 = utf8 ? utf8 : lf->name;
+	r->folder_utf8 = f.utf8;
+	r->min_failed = 0;
+	r->any_message_failed = false;
+
+	st = imap_examine(r->client, lf->name, &mi, err);
+	if (!st && mi.uidvalidity == 0)
+		st = isnap_fail(err, ISNAP_EFOLDER,
+				"the server reported no UIDVALIDITY");
+	if (st)
+		goto out;
+	r->sum->folders++;
+	f.uidvalidity = mi.uidvalidity;
+
+	sf = state_folder(&r->state, lf->name, 1);
+	r->fr = folder_run(r, lf->name);
+	if (!sf || !r->fr) {
+		st = oom(err);
+		goto out;
+	}
+	r->sf = sf;
+	sf->delim = lf->delim;
+	if (sf->uidvalidity && sf->uidvalidity != mi.uidvalidity) {
+		st = new_generation(r, &f, sf, err);
+		if (!st)
+			st = save_state(r, err);
+		if (st)
+			goto out;
+	}
+	if (sf->uidvalidity == mi.uidvalidity && mi.uidnext &&
+	    sf->uidnext == mi.uidnext) {
+		/* Nothing new: no store access, no further round trip. */
+		if (r->ev && r->ev->folder_begin)
+			r->ev->folder_begin(r->ev->ctx, f.utf8, 0,
+					    uidset_count(&sf->saved));
+		goto done;
+	}
+	sf->uidvalidity = mi.uidvalidity;
+	sf->highestmodseq = mi.highestmodseq;
+
+	st = r->store->ops->open_folder(r->store, &f, &present, err);
+	if (st)
+		goto out;
+	/* Messages the store holds but the state does not know of (a crash
+	 * after the store's commit, before the state's) are saved. */
+	if (uidset_add_set(&sf->saved, &present)) {
+		st = oom(err);
+		goto out;
+	}
+	st = plan(r, &mi, sf, &todo, err);
+	if (st)
+		goto close;
+	r->sum->planned += uidset_count(&todo);
+	if (r->ev && r->ev->folder_begin)
+		r->ev->folder_begin(r->ev->ctx, f.utf8, uidset_count(&todo),
+				    uidset_count(&sf->saved));
+	if (!uidset_empty(&todo)) {
+		st = fetch_messages(r->client, r->store, &todo, &r->o->fetch,
+				    &cb, &stats, err);
+		add_stats(&r->sum->fetch, &stats);
+		if (st)
+			goto close;
+	}
+	/* Everything below the new UIDNEXT is now saved or gone — except
+	 * failed messages, which the next run must try again. */
+	{
+		uint32_t next = mi.uidnext ? mi.uidnext
+					   : uidset_max(&todo) + 1;
+		if (next < sf->uidnext)
+			next = sf->uidnext;
+		if (r->min_failed && r->min_failed < next)
+			next = r->min_failed;
+		if (deferred_store(r))
+			r->fr->uidnext = next;
+		else
+			sf->uidnext = next;
+	}
+close:
+	{
+		enum isnap_status cst = r->store->ops->close_folder(r->store,
+								    err);
+		if (!st)
+			st = cst;
+	}
+	if (!st && !deferred_store(r))
+		st = save_state(r, err);
+done:
+	if (!st && r->ev && r->ev->folder_end)
+		r->ev->folder_end(r->ev->ctx, f.utf8, &stats);
+	if (!st && r->any_message_failed)
+		st = ISNAP_EMSG;
+out:
+	if (st && st != ISNAP_EMSG)
+		isnap_error_prefix(err, "%s", f.utf8);
+	if (st == ISNAP_EFOLDER) {
+		r->sum->folders_failed++;
+		if (r->ev && r->ev->folder_failed)
+			r->ev->folder_failed(r->ev->ctx, f.utf8, err);
+	}
+	r->folder_utf8 = NULL;
+	uidset_free(&todo);
+	uidset_free(&present);
+	free(utf8);
+	return st;
+}
+
+/* Archives: what was fetched becomes durable only now. */
+static enum isnap_status apply_deferred(struct run *r, struct isnap_error *err)
+{
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct folder_run *fr = &r->runs[i];
+		struct state_folder *sf = state_folder(&r->state, fr->name, 0);
+		if (!sf)
+			continue;
+		if (uidset_add_set(&sf->saved, &fr->deferred))
+			return oom(err);
+		if (fr->uidnext)
+			sf->uidnext = fr->uidnext;
+	}
+	return save_state(r, err);
+}
+
+static bool is_fatal(enum isnap_status st)
+{
+	return st != ISNAP_OK && st != ISNAP_EMSG && st != ISNAP_EFOLDER;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
+{
+	struct imap_folder_list folders = { 0 };
+	enum isnap_status st, worst = ISNAP_OK;
+
+	st = imap_client_open(&r->o->session, &r->client, err);
+	if (st)
+		return st;
+	st = imap_list(r->client, &folders, err);
+	if (st)
+		goto out;
+	for (size_t i = 0; i < folders.n; i++) {
+		struct isnap_error ferr = { 0 };
+		if (folders.v[i].noselect)
+			continue;
+		st = backup_folder(r, &folders.v[i], &ferr);
+		if (is_fatal(st)) {
+			*err = ferr;
+			goto out;
+		}
+		if (st == ISNAP_EFOLDER || (st == ISNAP_EMSG && !worst))
+			worst = st;
+	}
+	st = worst;
+out:
+	imap_folder_list_free(&folders);
+	return st;
+}
+
+enum isnap_status backup_run(const struct backup_opts *o,
+			     const struct backup_events *ev,
+			     struct backup_summary *sum,
+			     struct isnap_error *err)
+{
+	struct run r = { .o = o, .ev = ev, .sum = sum };
+	double start = now_seconds();
+	int lock_fd = -1;
+	enum isnap_status st, fst;
+
+	memset(sum, 0, sizeof *sum);
+	st = store_open(o->format ? o->format : "maildir", o->dest, &r.store,
+			err);
+	if (st)
+		return st;
+	snprintf(r.state_dir, sizeof r.state_dir, "%s/.imapsnap", o->dest);
+	if (mkdir(r.state_dir, 0700) < 0 && errno != EEXIST) {
+		st = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", r.state_dir);
+		goto out;
+	}
+	st = lock_acquire(r.state_dir, &lock_fd, err);
+	if (!st)
+		st = state_load(r.state_dir, &r.state, err);
+	if (st == ISNAP_EINTEGRITY)
+		st = err->status = ISNAP_ELOCAL;
+	if (st)
+		goto out;
+
+	st = backup_account(&r, err);
+	imap_client_close(r.client, !is_fatal(st));
+	r.client = NULL;
+	/* Even after a fatal error, finish what is complete; the first
+	 * error is the one to report. */
+	{
+		struct isnap_error scratch = { 0 };
+		struct isnap_error *e2 = is_fatal(st) ? &scratch : err;
+		fst = r.store->ops->finish(r.store, e2);
+		if (!fst && deferred_store(&r))
+			fst = apply_deferred(&r, e2);
+		if (fst && !is_fatal(st))
+			st = fst;
+	}
+out:
+	sum->seconds = now_seconds() - start;
+	for (size_t i = 0; i < r.nruns; i++) {
+		free(r.runs[i].name);
+		uidset_free(&r.runs[i].deferred);
+	}
+	free(r.runs);
+	state_free(&r.state);
+	store_free(r.store);
+	lock_release(lock_fd);
+	return st;
+}

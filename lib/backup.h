@@ -1,0 +1,64 @@
+/*
+ * backup.h — one backup run of one account into one destination.
+ *
+ *   connect → LIST → for each folder: EXAMINE → plan the UIDs not saved yet
+ *   (state, plus whatever the store already holds) → pipelined fetch into
+ *   the store → group commit → state.
+ *
+ * Read-only by construction: EXAMINE, never SELECT; BODY.PEEK[], never
+ * BODY[].  The library prints nothing; what happens is reported through
+ * struct backup_events, and the outcome through the return status and
+ * struct backup_summary.
+ */
+#ifndef IMAPSNAP_BACKUP_H
+#define IMAPSNAP_BACKUP_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "imap/fetch.h"
+#include "imap/session.h"
+
+struct backup_opts {
+	struct imap_session_opts session;
+	const char *dest;
+	const char *format;      /* "maildir" when NULL */
+	struct fetch_opts fetch; /* zeros: defaults */
+};
+
+/* All optional. */
+struct backup_events {
+	void *ctx;
+	void (*folder_begin)(void *ctx, const char *folder, uint64_t messages,
+			     uint64_t already_saved);
+	void (*folder_end)(void *ctx, const char *folder,
+			   const struct fetch_stats *stats);
+	void (*folder_failed)(void *ctx, const char *folder,
+			      const struct isnap_error *err);
+	void (*message_failed)(void *ctx, const char *folder, uint32_t uid,
+			       const char *why);
+	void (*message_saved)(void *ctx, const char *folder, uint32_t uid,
+			      uint64_t bytes);
+	/* Something the user should know that is not a failure. */
+	void (*notice)(void *ctx, const char *text);
+};
+
+struct backup_summary {
+	unsigned folders;        /* folders examined */
+	unsigned folders_failed;
+	uint64_t planned;        /* messages to fetch */
+	struct fetch_stats fetch;/* totals over all folders */
+	double seconds;
+};
+
+/* Run the backup.  Returns ISNAP_OK when every planned message was saved;
+ * ISNAP_EMSG or ISNAP_EFOLDER when some were not (the rest is saved and
+ * recorded); otherwise the status of the failure that stopped the run
+ * (ISNAP_EAUTH, ISNAP_ECONN, ISNAP_EPROTO, ISNAP_ELOCAL, ISNAP_ELOCKED,
+ * ISNAP_EUSAGE), with everything committed before it kept. */
+enum isnap_status backup_run(const struct backup_opts *opts,
+			     const struct backup_events *ev,
+			     struct backup_summary *sum,
+			     struct isnap_error *err);
+
+#endif
