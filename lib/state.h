@@ -41,15 +41,17 @@ struct state {
 
 #define STATE_INIT { NULL, 0, 0 }
 
-/* Read DIR/state into `st` (which must be empty).  A missing file is an
- * empty state, not an error.  Returns ISNAP_OK, ISNAP_ELOCAL (unreadable),
- * ISNAP_EINTEGRITY (malformed: the message gives the line number) or
- * ISNAP_ENOMEM. */
+/* Read DIR/state into `st` (which must be empty).  A missing file (or
+ * DIR) is an empty state, not an error.  Returns ISNAP_OK, ISNAP_ELOCAL
+ * (unreadable), ISNAP_EINTEGRITY (malformed, truncated, unknown keyword or
+ * newer format version: the message gives the line number) or
+ * ISNAP_ENOMEM; on failure `st` is left empty. */
 enum isnap_status state_load(const char *dir, struct state *st,
 			     struct isnap_error *err);
 
 /* Write `st` to DIR/state atomically and durably (DIR/state.tmp, fsync,
- * rename, fsync DIR).  DIR must exist.  Returns ISNAP_OK or ISNAP_ELOCAL. */
+ * rename, fsync DIR).  DIR must exist.  Needs no memory.  Returns ISNAP_OK
+ * or ISNAP_ELOCAL (DIR/state is then as it was). */
 enum isnap_status state_save(const char *dir, const struct state *st,
 			     struct isnap_error *err);
 
@@ -60,8 +62,9 @@ struct state_folder *state_folder(struct state *st, const char *name,
 				  int create);
 
 /* Keep the current generation aside: append uidvalidity to old_uidvalidity
- * and reset uidvalidity, uidnext, highestmodseq and saved.  Returns 0 or -1
- * (ENOMEM). */
+ * (unless it is 0: a folder never examined has no generation to keep) and
+ * reset uidvalidity, uidnext, highestmodseq and saved.  Returns 0 or -1
+ * (ENOMEM; `f` is then unchanged). */
 int state_folder_retire(struct state_folder *f);
 
 void state_free(struct state *st);
