@@ -35,6 +35,19 @@
  *
  * Literals are accepted as `{N}CRLF` and `{N+}`/`{N-}` (RFC 7888) and
  * `~{N}` (RFC 3516, binary).  Line ends are CRLF; a bare LF is accepted too.
+ * A literal header must end its line; after the literal the same response
+ * goes on, and may hold further literals.
+ *
+ * What is accepted beyond RFC 3501's grammar, because servers send it:
+ * atoms may hold ']', '%', '*' and 8-bit bytes; an atom's "[...]" runs to
+ * the first ']' and may hold spaces and parentheses (BODY[HEADER.FIELDS
+ * (FROM TO)]<0>); quoted strings may hold 8-bit bytes; "(a)(b)" needs no
+ * space between the lists; extra spaces between args are skipped.  Not
+ * accepted: an empty line, a bare CR, NUL outside a literal, escapes other
+ * than \" and \\ in quoted strings, unbalanced parentheses, a tagged
+ * response other than OK, NO or BAD.  The text of a status response (and
+ * of a continuation) is taken as it stands: "{5}" there is text, not a
+ * literal.
  */
 #ifndef IMAPSNAP_IMAP_PARSER_H
 #define IMAPSNAP_IMAP_PARSER_H
@@ -54,10 +67,10 @@ enum imap_arg_type {
 struct imap_arg {
 	enum imap_arg_type type;
 	/* ATOM, STRING: the bytes, NUL-terminated for convenience (a literal may
-	 * itself contain NUL, so use len). */
+	 * itself contain NUL, so use len).  "" with len 0 for the other types. */
 	const char *str;
 	size_t len;
-	/* LIST: the children. */
+	/* LIST: the children, contiguous (NULL when count is 0). */
 	const struct imap_arg *list;
 	size_t count;
 	/* LITERAL_STREAMED: its size. */
@@ -86,6 +99,10 @@ enum imap_response_kind {
  * the brackets ("" if none), `text` the human text after the brackets.
  * For everything else `args` holds what follows `name` (the numbered form
  * puts the number in `number`).  A continuation has only `text`.
+ *
+ * Fields that do not apply: `tag` and `code` are NULL, `name`, `code_args`
+ * and `text` are "", `args` is NULL with `nargs` 0.  So `name` may always be
+ * passed to strcmp.
  */
 struct imap_response {
 	enum imap_response_kind kind;
@@ -107,6 +124,14 @@ enum imap_parse_status {
 	IMAP_PARSE_ERROR,
 };
 
+#define IMAP_PARSER_DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
+#define IMAP_PARSER_DEFAULT_MAX_INLINE_LITERAL ((size_t)1 << 20)
+#define IMAP_PARSER_DEFAULT_MAX_DEPTH 32u
+#define IMAP_PARSER_DEFAULT_MAX_ARGS ((size_t)100000)
+#define IMAP_PARSER_DEFAULT_MAX_LITERAL ((uint64_t)1 << 40)
+
+/* Memory held stays within a small multiple of max_response plus about
+ * 100 bytes per arg up to max_args, whatever the server sends. */
 struct imap_parser_limits {
 	size_t max_response;   /* bytes of one response, streamed literals
 				  excluded; default 1 MiB */
@@ -132,13 +157,16 @@ enum imap_parse_status imap_parser_parse(struct imap_parser *p,
 					 size_t *used);
 
 /* After IMAP_PARSE_RESPONSE: the response, valid until the next call that
- * takes `p`. */
+ * takes `p`.  NULL at any other time. */
 const struct imap_response *imap_parser_response(const struct imap_parser *p);
 
 /* After IMAP_PARSE_LITERAL: the literal's announced size, and the response
  * parsed so far (lists still open hold the children seen so far; the last
  * arg of the innermost open list is the one before the literal, e.g. the
- * atom "BODY[]").  Valid until the next call that takes `p`. */
+ * atom "BODY[]").  Valid until the next call that takes `p`.  To find
+ * that arg, follow the last arg of each level: every open list is the last
+ * arg of its parent.  imap_parser_partial returns NULL when no literal is
+ * pending and no response is complete. */
 uint64_t imap_parser_literal_size(const struct imap_parser *p);
 const struct imap_response *imap_parser_partial(struct imap_parser *p);
 
@@ -149,8 +177,14 @@ const struct imap_response *imap_parser_partial(struct imap_parser *p);
 void imap_parser_literal_inline(struct imap_parser *p);
 void imap_parser_literal_done(struct imap_parser *p);
 
-/* After IMAP_PARSE_ERROR: what was wrong, e.g. "literal size overflows". */
+/* After IMAP_PARSE_ERROR: what was wrong, e.g. "literal size overflows".
+ * Further parse calls keep returning IMAP_PARSE_ERROR until
+ * imap_parser_reset().  Calling literal_inline or literal_done with no
+ * literal pending is also an error. */
 const char *imap_parser_error(const struct imap_parser *p);
+
+/* Bytes of memory the parser holds now (for tests and monitoring). */
+size_t imap_parser_memory(const struct imap_parser *p);
 
 /* Helpers for reading args.  All return false if the arg is not of the
  * asked type or does not fit; they never read past `len`. */
