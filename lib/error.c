@@ -47,16 +47,27 @@ enum isnap_status isnap_fail_errno(struct isnap_error *err,
 enum isnap_status isnap_error_prefix(struct isnap_error *err, const char *fmt,
 				     ...)
 {
-	char prefix[ISNAP_ERROR_MAX], old[ISNAP_ERROR_MAX];
+	char buf[ISNAP_ERROR_MAX];
+	size_t n, rest;
 	va_list ap;
 
 	if (!err)
 		return ISNAP_OK;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof prefix, fmt, ap);
+	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof old);
-	snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+	n = strlen(buf);
+	if (n + 2 < sizeof buf) {
+		memcpy(buf + n, ": ", 2);
+		n += 2;
+	}
+	/* Whatever of the old message still fits, cut if need be. */
+	rest = strnlen(err->msg, sizeof err->msg);
+	if (rest > sizeof buf - 1 - n)
+		rest = sizeof buf - 1 - n;
+	memcpy(buf + n, err->msg, rest);
+	buf[n + rest] = '\0';
+	memcpy(err->msg, buf, sizeof buf);
 	return err->status;
 }
 
