@@ -93,15 +93,22 @@ struct store_ops {
 					   struct isnap_error *err);
 	enum isnap_status (*write)(struct store *s, const void *data,
 				   size_t len, struct isnap_error *err);
-	/* `m` is complete now (the server may send FLAGS after the body). */
+	/* `m` is complete now (the server may send FLAGS after the body).
+	 * On failure the message is already discarded. */
 	enum isnap_status (*end_message)(struct store *s,
 					 const struct store_message *m,
 					 struct isnap_error *err);
+	/* Discard the message begun and not ended (call it after write
+	 * fails).  Always safe: does nothing when no message is open. */
 	void (*abort_message)(struct store *s);
 	enum isnap_status (*commit)(struct store *s, struct isnap_error *err);
+	/* Aborts a message still open and commits what was ended. */
 	enum isnap_status (*close_folder)(struct store *s,
 					  struct isnap_error *err);
 	enum isnap_status (*finish)(struct store *s, struct isnap_error *err);
+	/* Release everything the format allocated, `s` included (store_free
+	 * frees dest and closes dest_fd afterwards, so destroy may use them).
+	 * Messages not committed are discarded. */
 	void (*destroy)(struct store *s);
 };
 
@@ -124,13 +131,19 @@ void store_free(struct store *s);
  * 8 bytes): "FRS". */
 void store_flag_letters(unsigned flags, char *buf);
 
-/* mkdir -p of `relpath` below dirfd (mode 0700); returns 0 or -1 (errno). */
+/* mkdir -p of `relpath` below dirfd (mode 0700); returns 0 or -1 (errno).
+ * Each directory it creates is durable on return (its parent is fsynced).
+ * An absolute path ignores dirfd, as with openat. */
 int store_mkdirs(int dirfd, const char *relpath);
 
-/* fsync a directory by path relative to dirfd; returns 0 or -1 (errno). */
+/* fsync a directory by path relative to dirfd ("" for dirfd itself);
+ * returns 0 or -1 (errno).  A filesystem that cannot sync directories
+ * (EINVAL) counts as success: there is nothing more to do there. */
 int store_fsync_dir(int dirfd, const char *relpath);
 
-/* Constructors, one per store file; called by store_open. */
+/* Constructors, one per store file; called by store_open.  Maildir
+ * (docs/maildir.md) refuses with ISNAP_EMSG to begin a UID the open folder
+ * already holds, so that a repeated message never becomes a second file. */
 enum isnap_status store_maildir_new(const char *dest, struct store **out,
 				    struct isnap_error *err);
 

@@ -1,0 +1,153 @@
+/*
+ * store.c — what all stores share: opening one by format name, freeing it,
+ * flag letters, and the directory helpers their durability rests on.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* One line per output format; store_open looks the name up here. */
+static const struct {
+	const char *name;
+	enum isnap_status (*create)(const char *dest, struct store **out,
+				    struct isnap_error *err);
+} formats[] = {
+	{ "maildir", store_maildir_new },
+};
+
+#define N_FORMATS (sizeof formats / sizeof *formats)
+
+enum isnap_status store_open(const char *format, const char *dest,
+			     struct store **out, struct isnap_error *err)
+{
+	char known[256] = "";
+	size_t used = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < N_FORMATS; i++)
+		if (strcmp(format, formats[i].name) == 0)
+			return formats[i].create(dest, out, err);
+	for (size_t i = 0; i < N_FORMATS && used < sizeof known; i++)
+		used += (size_t)snprintf(known + used, sizeof known - used,
+					 "%s%s", i ? ", " : "",
+					 formats[i].name);
+	return isnap_fail(err, ISNAP_EUSAGE,
+			  "unknown output format \"%s\" (known: %s)", format,
+			  known);
+}
+
+void store_free(struct store *s)
+{
+	char *dest;
+	int fd;
+
+	if (!s)
+		return;
+	/* destroy frees `s` itself; it may still use dest and dest_fd. */
+	dest = s->dest;
+	fd = s->dest_fd;
+	s->ops->destroy(s);
+	free(dest);
+	if (fd >= 0)
+		close(fd);
+}
+
+void store_flag_letters(unsigned flags, char *buf)
+{
+	/* Maildir wants the letters in ASCII order. */
+	static const struct {
+		unsigned flag;
+		char letter;
+	} letters[] = {
+		{ STORE_FLAG_DRAFT, 'D' },     { STORE_FLAG_FLAGGED, 'F' },
+		{ STORE_FLAG_FORWARDED, 'P' }, { STORE_FLAG_ANSWERED, 'R' },
+		{ STORE_FLAG_SEEN, 'S' },      { STORE_FLAG_DELETED, 'T' },
+	};
+	char *p = buf;
+
+	for (size_t i = 0; i < sizeof letters / sizeof *letters; i++)
+		if (flags & letters[i].flag)
+			*p++ = letters[i].letter;
+	*p = '\0';
+}
+
+/* fsync an open directory; EINVAL means the filesystem cannot sync
+ * directories at all (some FUSE and network filesystems), where there is
+ * nothing more we could do. */
+static int fsync_dirfd(int fd)
+{
+	if (fsync(fd) != 0 && errno != EINVAL)
+		return -1;
+	return 0;
+}
+
+int store_mkdirs(int dirfd, const char *relpath)
+{
+	const char *p = relpath;
+	int cur, saved;
+
+	cur = openat(dirfd, *p == '/' ? "/" : ".",
+		     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -1;
+	for (;;) {
+		char comp[NAME_MAX + 1];
+		size_t len;
+		int next;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		len = strcspn(p, "/");
+		if (len > NAME_MAX) {
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		p += len;
+		if (mkdirat(cur, comp, 0700) == 0) {
+			/* The new entry is durable once its parent is. */
+			if (fsync_dirfd(cur) != 0)
+				goto fail;
+		} else if (errno != EEXIST) {
+			goto fail;
+		}
+		/* Fails with ENOTDIR when a file holds the name. */
+		next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (next < 0)
+			goto fail;
+		close(cur);
+		cur = next;
+	}
+	close(cur);
+	return 0;
+fail:
+	saved = errno;
+	close(cur);
+	errno = saved;
+	return -1;
+}
+
+int store_fsync_dir(int dirfd, const char *relpath)
+{
+	int fd, rc, saved;
+
+	fd = openat(dirfd, *relpath ? relpath : ".",
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync_dirfd(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
