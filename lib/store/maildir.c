@@ -488,7 +488,7 @@ static enum isnap_status plan_retire(struct maildir *md, int dir_fd,
 				     enum retire_action *action,
 				     struct isnap_error *err)
 {
-	char target[MD_NAME_MAX];
+	char target[2 * MD_NAME_MAX + 2];
 	bool found;
 
 	snprintf(target, sizeof target, "%s/%s", aside, sub);
