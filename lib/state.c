@@ -603,11 +603,12 @@ static enum isnap_status read_block_line(struct reader *r,
 		rc = expect_eol(r);
 		if (rc)
 			return rc;
-		if (*seen != SEEN_ALL)
-			return bad(r, "folder block lacks %s",
-				   !(*seen & SEEN_UIDVALIDITY) ? "uidvalidity"
-				   : !(*seen & SEEN_UIDNEXT)   ? "uidnext"
-							       : "highestmodseq");
+		if (!(*seen & SEEN_UIDVALIDITY))
+			return bad(r, "folder block lacks uidvalidity");
+		if (!(*seen & SEEN_UIDNEXT))
+			return bad(r, "folder block lacks uidnext");
+		if (!(*seen & SEEN_MODSEQ))
+			return bad(r, "folder block lacks highestmodseq");
 		if (f->uidvalidity == 0 && !uidset_empty(&f->saved))
 			return bad(r, "UIDs saved under uidvalidity 0");
 		*done = true;

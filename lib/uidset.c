@@ -110,7 +110,7 @@ int uidset_add_range(struct uidset *s, uint32_t first, uint32_t last)
 	if (!normalise(&first, &last))
 		return 0;
 
-	/* Fast path: at or past the end (uint64 so that last + 1 cannot wrap). */
+	/* Fast path: at or past the end (uint64: last + 1 must not wrap). */
 	if (s->n == 0 || first > (uint64_t)s->r[s->n - 1].last + 1) {
 		if (reserve(s, s->n + 1))
 			return -1;
@@ -153,7 +153,8 @@ int uidset_add_set(struct uidset *s, const struct uidset *other)
 	if (s == other || other->n == 0)
 		return 0;
 	/* Appending past the end keeps the fast path. */
-	if (s->n == 0 || other->r[0].first > (uint64_t)s->r[s->n - 1].last + 1) {
+	if (s->n == 0 ||
+	    other->r[0].first > (uint64_t)s->r[s->n - 1].last + 1) {
 		if (reserve(s, s->n + other->n))
 			return -1;
 		memcpy(&s->r[s->n], other->r, other->n * sizeof *s->r);
@@ -194,7 +195,8 @@ int uidset_remove_range(struct uidset *s, uint32_t first, uint32_t last)
 	if (s->r[i].first < first)
 		keep[nkeep++] = (struct uid_range){ s->r[i].first, first - 1 };
 	if (s->r[j - 1].last > last)
-		keep[nkeep++] = (struct uid_range){ last + 1, s->r[j - 1].last };
+		keep[nkeep++] =
+			(struct uid_range){ last + 1, s->r[j - 1].last };
 	if (nkeep > j - i) {
 		/* Splitting one range in two. */
 		if (reserve(s, s->n + 1))

@@ -312,13 +312,15 @@ Test(uidset, matches_a_bitmap_model)
 
 	for (int step = 0; step < 20000; step++) {
 		uint32_t a = (uint32_t)(rand_r(&seed) % (UNIVERSE + 1));
-		uint32_t b = rand_r(&seed) % 2
-				     ? a /* single UIDs often */
-				     : (uint32_t)(rand_r(&seed) % (UNIVERSE + 1));
-		uint32_t lo = a < b ? a : b, hi = a < b ? b : a;
+		uint32_t b = (uint32_t)(rand_r(&seed) % (UNIVERSE + 1));
 		bool add = rand_r(&seed) % 3 != 0;
 		uint64_t count = 0;
+		uint32_t lo, hi;
 
+		if (rand_r(&seed) % 2)
+			b = a; /* single UIDs often */
+		lo = a < b ? a : b;
+		hi = a < b ? b : a;
 		/* Possibly backwards, possibly touching 0. */
 		if (add)
 			cr_assert_eq(uidset_add_range(&s, a, b), 0);
