@@ -8,7 +8,7 @@
  * could escape the destination or collide with something imapsnap keeps
  * there: "", ".", "..", a leading '.', '/', '\\', '%', control characters,
  * DEL, bytes that are not valid UTF-8, and the Maildir names "cur", "new"
- * and "tmp".  Escaping is percent-encoding (%XX, upper-case hex), so an
+ * and "tmp" (in any case, for case-insensitive filesystems).  Escaping is percent-encoding (%XX, upper-case hex), so an
  * escaped component never starts with '.' and never contains '/'; that
  * leaves names with a leading '.' free for imapsnap's own use (.imapsnap,
  * .uidvalidity-N).  A component whose escaped form is longer than
@@ -26,19 +26,26 @@
 #define FSNAME_MAX_COMPONENT 200
 
 /* Escape one component (`len` bytes, may contain any byte) into *out
- * (malloc'd, NUL-terminated).  Returns 0, or -1 with errno ENOMEM. */
+ * (malloc'd, NUL-terminated).  The result is never empty and at most
+ * FSNAME_MAX_COMPONENT bytes; the empty component becomes "%".  Returns 0,
+ * or -1 with errno ENOMEM (or EIO in the unlikely case that libcrypto
+ * cannot compute the SHA-256 of an over-long name); *out is NULL then. */
 int fsname_escape_component(const char *comp, size_t len, char **out);
 
 /* Reverse fsname_escape_component.  Returns 0, or -1 with errno EINVAL when
  * `comp` is not something escape could have produced (including cut "%~"
- * names), or ENOMEM.  *len receives the length (the result may hold NUL
- * only if the original did). */
+ * names, lower-case hex and needless escapes), or ENOMEM.  *out is
+ * malloc'd and NUL-terminated; *len receives the length (the result may
+ * hold NUL only if the original did). */
 int fsname_unescape_component(const char *comp, char **out, size_t *len);
 
 /* The relative path ("Archive/2019", "Entw\xc3\xbcrfe") of folder `name`
  * whose hierarchy delimiter is `delim` ('\0' when the server says NIL: the
  * whole name is one component).  Empty trailing components are kept (a
- * name ending in the delimiter is legal IMAP).  Returns 0 or -1 (ENOMEM). */
+ * name ending in the delimiter is legal IMAP), and so are empty leading or
+ * inner ones: "/etc/x" with '/' is "%/etc/x".  Components are joined with
+ * '/'; the path is never absolute and no component is empty, "." or "..".
+ * *relpath is malloc'd.  Returns 0 or -1 (ENOMEM, or EIO as above). */
 int fsname_folder_path(const char *name, char delim, char **relpath);
 
 #endif
