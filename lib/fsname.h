@@ -8,10 +8,10 @@
  * could escape the destination or collide with something imapsnap keeps
  * there: "", ".", "..", a leading '.', '/', '\\', '%', control characters,
  * DEL, bytes that are not valid UTF-8, and the Maildir names "cur", "new"
- * and "tmp" (in any case, for case-insensitive filesystems).  Escaping is percent-encoding (%XX, upper-case hex), so an
- * escaped component never starts with '.' and never contains '/'; that
- * leaves names with a leading '.' free for imapsnap's own use (.imapsnap,
- * .uidvalidity-N).  A component whose escaped form is longer than
+ * and "tmp" (in any case, for case-insensitive filesystems).  Escaping is
+ * percent-encoding (%XX, upper-case hex), so an escaped component never
+ * starts with '.' and never contains '/'; that leaves names with a leading
+ * '.' free for imapsnap's own use (.imapsnap, .uidvalidity-N).  A component whose escaped form is longer than
  * FSNAME_MAX_COMPONENT bytes is cut at a character boundary and ends in
  * "%~" plus 16 hex digits of its SHA-256, which keeps it unique; such a
  * component is reversible only through the name recorded in the state.
