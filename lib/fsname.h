@@ -11,10 +11,11 @@
  * and "tmp" (in any case, for case-insensitive filesystems).  Escaping is
  * percent-encoding (%XX, upper-case hex), so an escaped component never
  * starts with '.' and never contains '/'; that leaves names with a leading
- * '.' free for imapsnap's own use (.imapsnap, .uidvalidity-N).  A component whose escaped form is longer than
- * FSNAME_MAX_COMPONENT bytes is cut at a character boundary and ends in
- * "%~" plus 16 hex digits of its SHA-256, which keeps it unique; such a
- * component is reversible only through the name recorded in the state.
+ * '.' free for imapsnap's own use (.imapsnap, .uidvalidity-N).  A
+ * component whose escaped form is longer than FSNAME_MAX_COMPONENT bytes
+ * is cut at a character boundary and ends in "%~" plus 16 hex digits of
+ * its SHA-256, which keeps it unique; such a component is reversible only
+ * through the name recorded in the state.
  */
 #ifndef IMAPSNAP_FSNAME_H
 #define IMAPSNAP_FSNAME_H
