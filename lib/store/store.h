@@ -61,6 +61,7 @@ struct store_message {
 	int tz_minutes;         /* the zone INTERNALDATE was given in */
 	uint64_t rfc822_size;   /* RFC822.SIZE, or STORE_NO_SIZE */
 	uint64_t size;          /* bytes write() will deliver in total */
+	uint64_t modseq;        /* MODSEQ with CONDSTORE, else 0 */
 };
 
 struct store_folder {
@@ -68,6 +69,40 @@ struct store_folder {
 	const char *utf8;       /* decoded; equals name if it did not decode */
 	char delim;             /* hierarchy delimiter, '\0' for none */
 	uint32_t uidvalidity;
+	/* What EXAMINE reported, for the manifest (0 when not reported). */
+	uint32_t uidnext;
+	uint32_t exists;
+	uint64_t highestmodseq;
+};
+
+/* Where a message lives in the backup, for the manifest and verify
+ * (docs/manifest.md).  `location` is a string in the format's own form,
+ * relative to the destination:
+ *   maildir   "<folder path>/cur/<uidvalidity>_<uid>.imapsnap" (no flags)
+ *   mbox      "<folder path>.mbox@<offset of the From line>"
+ *   mbox.gz   "<folder path>.mbox.gz@<offset in the uncompressed stream>"
+ *   archives  "<volume file name>!<entry name>"
+ * When the store changes the bytes (mbox: LF line ends, >From quoting),
+ * `stored_sha256` is the SHA-256 of the message bytes as stored (the From
+ * line and the blank separator line excluded) and has_stored_sha256 is set;
+ * otherwise the stored bytes are exactly the received ones. */
+struct store_location {
+	char location[4200];
+	uint64_t stored_size;
+	bool has_stored_sha256;
+	unsigned char stored_sha256[32];
+};
+
+/* What store_scan reports: every message a backup in some format holds,
+ * with the same `location` string that locate() gave when it was saved. */
+struct store_scan_cb {
+	void *ctx;
+	enum isnap_status (*begin)(void *ctx, const char *location,
+				   struct isnap_error *err);
+	/* The message's bytes as stored, in order, in chunks. */
+	enum isnap_status (*data)(void *ctx, const void *data, size_t len,
+				  struct isnap_error *err);
+	enum isnap_status (*end)(void *ctx, struct isnap_error *err);
 };
 
 struct store;
@@ -101,10 +136,17 @@ struct store_ops {
 	/* Discard the message begun and not ended (call it after write
 	 * fails).  Always safe: does nothing when no message is open. */
 	void (*abort_message)(struct store *s);
+	/* Right after end_message succeeded: where that message lives. */
+	void (*locate)(struct store *s, struct store_location *loc);
 	enum isnap_status (*commit)(struct store *s, struct isnap_error *err);
 	/* Aborts a message still open and commits what was ended. */
 	enum isnap_status (*close_folder)(struct store *s,
 					  struct isnap_error *err);
+	/* Archives only (NULL elsewhere): add the file open at `fd` (read from
+	 * offset 0 to its end) as entry `name` of the volume being written,
+	 * e.g. ".imapsnap/manifest.jsonl"; called before finish. */
+	enum isnap_status (*add_meta_file)(struct store *s, const char *name,
+					   int fd, struct isnap_error *err);
 	enum isnap_status (*finish)(struct store *s, struct isnap_error *err);
 	/* Release everything the format allocated, `s` included (store_free
 	 * frees dest and closes dest_fd afterwards, so destroy may use them).
@@ -126,6 +168,19 @@ struct store {
 enum isnap_status store_open(const char *format, const char *dest,
 			     struct store **out, struct isnap_error *err);
 void store_free(struct store *s);
+
+/* When `dest` names a single-file export — it ends in .tar, .tar.gz, .tgz,
+ * .tar.zst, .tar.xz or .zip and is not an existing directory — the format
+ * it implies ("tar.gz"); otherwise NULL.  A single-file export holds one
+ * complete backup and keeps no state between runs. */
+const char *store_single_file_format(const char *dest);
+
+/* Read back every message of the backup of `format` at `dest` (what
+ * store_open wrote there, all runs and generations), calling `cb` for each.
+ * Used by verify; reads only, never writes. */
+enum isnap_status store_scan(const char *format, const char *dest,
+			     const struct store_scan_cb *cb,
+			     struct isnap_error *err);
 
 /* The Maildir flag letters for `flags`, in ASCII order, into buf (at least
  * 8 bytes): "FRS". */
