@@ -32,6 +32,7 @@ struct run {
 	char state_dir[4096];
 	struct folder_run *runs;
 	size_t nruns;
+	const struct imap_folder_list *folders;
 
 	/* The folder being fetched. */
 	const char *folder_utf8;
@@ -130,6 +131,26 @@ static struct folder_run *folder_run(struct run *r, const char *name)
 	return v;
 }
 
+/* A name that is not valid modified UTF-7 is kept raw; it must not land
+ * where another folder's decoded name does ("Entw\xfcrfe" sent as 8-bit
+ * beside "Entw&APw-rfe"), or two folders would share one directory. */
+static bool raw_name_collides(const struct run *r, const char *raw)
+{
+	for (size_t i = 0; i < r->folders->n; i++) {
+		const char *other = r->folders->v[i].name;
+		char *dec;
+		bool same;
+		if (!strcmp(other, raw) ||
+		    mutf7_decode(other, strlen(other), &dec) < 0)
+			continue;
+		same = !strcmp(dec, raw);
+		free(dec);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
 /* The UIDs of `f` to fetch: those at or above the scanned-up-to point that
  * are not saved.  Empty without a round trip when nothing changed. */
 static enum isnap_status plan(struct run *r, const struct imap_mailbox_info *mi,
@@ -200,6 +221,13 @@ static enum isnap_status backup_folder(struct run *r,
 	r->folder_utf8 = f.utf8;
 	r->min_failed = 0;
 	r->any_message_failed = false;
+	if (!utf8 && raw_name_collides(r, lf->name)) {
+		st = isnap_fail(err, ISNAP_EFOLDER,
+				"the name is not valid modified UTF-7 and "
+				"would share its place in the backup with "
+				"another folder; not backed up");
+		goto out;
+	}
 
 	st = imap_examine(r->client, lf->name, &mi, err);
 	if (!st && mi.uidvalidity == 0)
@@ -209,6 +237,9 @@ static enum isnap_status backup_folder(struct run *r,
 		goto out;
 	r->sum->folders++;
 	f.uidvalidity = mi.uidvalidity;
+	f.uidnext = mi.uidnext;
+	f.exists = mi.exists;
+	f.highestmodseq = mi.highestmodseq;
 
 	sf = state_folder(&r->state, lf->name, 1);
 	r->fr = folder_run(r, lf->name);
@@ -341,6 +372,7 @@ static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
 	st = imap_list(r->client, &folders, err);
 	if (st)
 		goto out;
+	r->folders = &folders;
 	for (size_t i = 0; i < folders.n; i++) {
 		struct isnap_error ferr = { 0 };
 		if (folders.v[i].noselect)

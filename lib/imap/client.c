@@ -67,6 +67,17 @@ static void note_capabilities(struct imap_client *c,
 		set_caps(c, r->code_args, strlen(r->code_args));
 }
 
+const char *imap_client_capabilities(const struct imap_client *c)
+{
+	/* Stored with a space at each end for has_cap's sake. */
+	return c->caps[0] ? c->caps + 1 : "";
+}
+
+const char *imap_client_greeting(const struct imap_client *c)
+{
+	return imap_session_greeting(c->session);
+}
+
 bool imap_client_has_cap(const struct imap_client *c, const char *cap)
 {
 	char want[128];

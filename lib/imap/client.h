@@ -54,6 +54,11 @@ enum isnap_status imap_client_open(const struct imap_session_opts *opts,
 /* Send LOGOUT (best effort, when `logout`) and free everything. */
 void imap_client_close(struct imap_client *c, bool logout);
 
+/* The capabilities, space-separated and upper-cased, and the server's
+ * greeting line, for the record (manifest). */
+const char *imap_client_capabilities(const struct imap_client *c);
+const char *imap_client_greeting(const struct imap_client *c);
+
 /* Case-insensitive: imap_client_has_cap(c, "ESEARCH"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);
 

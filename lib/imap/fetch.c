@@ -10,8 +10,11 @@
 #define MAX_DEPTH 16
 #define KEYWORDS_MAX 4096
 
+/* BODY[] last, so that every other item precedes the body literal. */
 static const char fetch_items[] =
 	"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])";
+static const char fetch_items_modseq[] =
+	"(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[])";
 
 struct inflight {
 	char tag[16];
@@ -184,6 +187,11 @@ static void parse_items(const struct imap_arg *items, size_t count,
 			uint64_t v;
 			if (imap_arg_uint64(val, &v))
 				im->m.rfc822_size = v;
+		} else if (imap_arg_is_atom(name, "MODSEQ") &&
+			   val->type == IMAP_ARG_LIST && val->count == 1) {
+			uint64_t v;
+			if (imap_arg_uint64(&val->list[0], &v))
+				im->m.modseq = v;
 		} else if (imap_arg_is_atom(name, "BODY[]")) {
 			im->body = val;
 		}
@@ -425,7 +433,10 @@ static enum isnap_status send_more(struct engine *e, struct isnap_error *err)
 		}
 		if (uidset_format(&f->asked, &set))
 			return oom(err);
-		snprintf(cmd, sizeof cmd, "UID FETCH %s %s", set, fetch_items);
+		snprintf(cmd, sizeof cmd, "UID FETCH %s %s", set,
+			 imap_client_has_cap(e->client, "CONDSTORE")
+				 ? fetch_items_modseq
+				 : fetch_items);
 		free(set);
 		enum isnap_status st =
 			imap_client_send(e->client, cmd, f->tag, err);

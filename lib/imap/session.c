@@ -18,6 +18,7 @@ struct imap_session {
 	long timeout_ms;
 	imap_trace_fn trace;
 	void *trace_ctx;
+	char greeting[512];
 };
 
 static void global_init_once(void)
@@ -27,6 +28,34 @@ static void global_init_once(void)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		done = 1;
 	}
+}
+
+/* libcurl reads the server's greeting during connect; its debug callback
+ * is the only place to see it.  Only incoming header data is looked at:
+ * outgoing data carries the login. */
+static int capture_greeting(CURL *c, curl_infotype type, char *data,
+			    size_t size, void *ctx)
+{
+	struct imap_session *s = ctx;
+	size_t n;
+
+	(void)c;
+	if (type != CURLINFO_HEADER_IN || s->greeting[0] || size < 4 ||
+	    (strncmp(data, "* OK", 4) && strncmp(data, "* PR", 4)))
+		return 0;
+	n = strcspn(data, "\r\n");
+	if (n > size)
+		n = size;
+	if (n >= sizeof s->greeting)
+		n = sizeof s->greeting - 1;
+	memcpy(s->greeting, data, n);
+	s->greeting[n] = '\0';
+	return 0;
+}
+
+const char *imap_session_greeting(const struct imap_session *s)
+{
+	return s->greeting;
 }
 
 static enum isnap_status curl_failure(CURLcode rc, const char *detail,
@@ -92,6 +121,9 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, capture_greeting);
+	curl_easy_setopt(c, CURLOPT_DEBUGDATA, s);
+	curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms);
 	/* Login is a handful of round trips; a server that stalls during it
 	 * must not hang a cron job for ever. */
@@ -128,6 +160,7 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 	}
 	/* The error buffer lives on this stack frame. */
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(c, CURLOPT_VERBOSE, 0L);
 	*out = s;
 	return ISNAP_OK;
 }

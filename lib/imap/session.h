@@ -64,6 +64,10 @@ enum isnap_status imap_session_recv(struct imap_session *s, void *buf,
 				    size_t len, size_t *got,
 				    struct isnap_error *err);
 
+/* The server's greeting line ("* OK [CAPABILITY ...] Dovecot ready."), or
+ * "" if none was seen. */
+const char *imap_session_greeting(const struct imap_session *s);
+
 /* Close the connection (no LOGOUT: the caller sends it if it wants). */
 void imap_session_close(struct imap_session *s);
 
