@@ -2,6 +2,7 @@
 #include "backup.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct run {
 	struct folder_run *runs;
 	size_t nruns;
 	const struct imap_folder_list *folders;
+	char criteria[128]; /* SEARCH date criteria, "" for none */
 
 	/* The folder being fetched. */
 	const char *folder_utf8;
@@ -131,6 +133,51 @@ static struct folder_run *folder_run(struct run *r, const char *name)
 	return v;
 }
 
+static bool date_filtered(const struct run *r)
+{
+	return r->o->since || r->o->before;
+}
+
+static bool glob_any(const char *const *globs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(globs[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool selected(const struct backup_opts *o, const char *name)
+{
+	if (glob_any(o->exclude, o->n_exclude, name))
+		return false;
+	return o->n_include == 0 || glob_any(o->include, o->n_include, name);
+}
+
+/* "SINCE 1-Feb-2024 BEFORE 1-Mar-2024": IMAP compares dates, not times. */
+static void date_criteria(const struct backup_opts *o, char *buf, size_t size)
+{
+	static const char *const mon[12] = { "Jan", "Feb", "Mar", "Apr",
+					     "May", "Jun", "Jul", "Aug",
+					     "Sep", "Oct", "Nov", "Dec" };
+	size_t n = 0;
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (o->since) {
+		time_t t = (time_t)o->since;
+		gmtime_r(&t, &tm);
+		n += (size_t)snprintf(buf + n, size - n, "SINCE %d-%s-%d",
+				      tm.tm_mday, mon[tm.tm_mon],
+				      tm.tm_year + 1900);
+	}
+	if (o->before && n < size) {
+		time_t t = (time_t)o->before;
+		gmtime_r(&t, &tm);
+		snprintf(buf + n, size - n, "%sBEFORE %d-%s-%d", n ? " " : "",
+			 tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900);
+	}
+}
+
 /* A name that is not valid modified UTF-7 is kept raw; it must not land
  * where another folder's decoded name does ("Entw\xfcrfe" sent as 8-bit
  * beside "Entw&APw-rfe"), or two folders would share one directory. */
@@ -161,9 +208,9 @@ static enum isnap_status plan(struct run *r, const struct imap_mailbox_info *mi,
 
 	if (mi->exists == 0)
 		return ISNAP_OK;
-	if (mi->uidnext && sf->uidnext == mi->uidnext)
+	if (!date_filtered(r) && mi->uidnext && sf->uidnext == mi->uidnext)
 		return ISNAP_OK;
-	st = imap_uid_search_from(r->client, sf->uidnext, todo, err);
+	st = imap_uid_search(r->client, sf->uidnext, r->criteria, todo, err);
 	if (st)
 		return st;
 	for (size_t i = 0; i < sf->saved.n; i++)
@@ -194,6 +241,38 @@ static enum isnap_status new_generation(struct run *r,
 	return ISNAP_OK;
 }
 
+/* --dry-run: what backup_folder would fetch, and nothing written. */
+static enum isnap_status dry_run_folder(struct run *r,
+					const struct store_folder *f,
+					const struct imap_mailbox_info *mi,
+					struct state_folder *sf,
+					struct isnap_error *err)
+{
+	struct state_folder fresh = { .name = sf->name };
+	struct uidset todo = UIDSET_INIT;
+	uint64_t bytes = 0;
+	enum isnap_status st;
+
+	if (sf->uidvalidity && sf->uidvalidity != mi->uidvalidity)
+		notice(r,
+		       "%s: UIDVALIDITY changed from %u to %u; the old copy "
+		       "would be kept aside and the folder fetched again",
+		       f->utf8, sf->uidvalidity, mi->uidvalidity);
+	if (sf->uidvalidity != mi->uidvalidity)
+		sf = &fresh;
+	st = plan(r, mi, sf, &todo, err);
+	if (!st && !uidset_empty(&todo))
+		st = imap_uid_total_size(r->client, &todo, &bytes, err);
+	if (!st) {
+		r->sum->planned += uidset_count(&todo);
+		if (r->ev && r->ev->folder_planned)
+			r->ev->folder_planned(r->ev->ctx, f->utf8,
+					      uidset_count(&todo), bytes);
+	}
+	uidset_free(&todo);
+	return st;
+}
+
 static enum isnap_status backup_folder(struct run *r,
 				       const struct imap_folder *lf,
 				       struct isnap_error *err)
@@ -210,7 +289,7 @@ static enum isnap_status backup_folder(struct run *r,
 	};
 	char *utf8 = NULL;
 	struct state_folder *sf;
-	enum isnap_status st;
+	enum isnap_status st = ISNAP_OK;
 
 	if (mutf7_decode(lf->name, strlen(lf->name), &utf8) < 0) {
 		if (errno == ENOMEM)
@@ -221,6 +300,8 @@ static enum isnap_status backup_folder(struct run *r,
 	r->folder_utf8 = f.utf8;
 	r->min_failed = 0;
 	r->any_message_failed = false;
+	if (!selected(r->o, f.utf8))
+		goto out;
 	if (!utf8 && raw_name_collides(r, lf->name)) {
 		st = isnap_fail(err, ISNAP_EFOLDER,
 				"the name is not valid modified UTF-7 and "
@@ -249,6 +330,10 @@ static enum isnap_status backup_folder(struct run *r,
 	}
 	r->sf = sf;
 	sf->delim = lf->delim;
+	if (r->o->dry_run) {
+		st = dry_run_folder(r, &f, &mi, sf, err);
+		goto out;
+	}
 	if (sf->uidvalidity && sf->uidvalidity != mi.uidvalidity) {
 		st = new_generation(r, &f, sf, err);
 		if (!st)
@@ -299,6 +384,10 @@ static enum isnap_status backup_folder(struct run *r,
 			next = sf->uidnext;
 		if (r->min_failed && r->min_failed < next)
 			next = r->min_failed;
+		/* A date filter left older messages out on purpose; a later
+		 * run without it must still find them. */
+		if (date_filtered(r))
+			next = sf->uidnext;
 		if (deferred_store(r))
 			r->fr->uidnext = next;
 		else
@@ -402,11 +491,22 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	enum isnap_status st, fst;
 
 	memset(sum, 0, sizeof *sum);
+	date_criteria(o, r.criteria, sizeof r.criteria);
+	snprintf(r.state_dir, sizeof r.state_dir, "%s/.imapsnap", o->dest);
+	if (o->dry_run) {
+		/* Read what earlier runs saved, if anything; touch nothing. */
+		st = state_load(r.state_dir, &r.state, err);
+		if (st == ISNAP_EINTEGRITY)
+			st = err->status = ISNAP_ELOCAL;
+		if (!st)
+			st = backup_account(&r, err);
+		imap_client_close(r.client, !is_fatal(st));
+		goto out;
+	}
 	st = store_open(o->format ? o->format : "maildir", o->dest, &r.store,
 			err);
 	if (st)
 		return st;
-	snprintf(r.state_dir, sizeof r.state_dir, "%s/.imapsnap", o->dest);
 	if (mkdir(r.state_dir, 0700) < 0 && errno != EEXIST) {
 		st = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", r.state_dir);
 		goto out;

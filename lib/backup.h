@@ -24,6 +24,23 @@ struct backup_opts {
 	const char *dest;
 	const char *format;      /* "maildir" when NULL */
 	struct fetch_opts fetch; /* zeros: defaults */
+
+	/* Selection.  Folders whose decoded name matches no include glob
+	 * (when any is given) or any exclude glob are left alone; exclude
+	 * wins.  Globs are fnmatch(3) patterns where '*' also matches the
+	 * hierarchy delimiter. */
+	const char *const *include;
+	size_t n_include;
+	const char *const *exclude;
+	size_t n_exclude;
+	/* Only messages whose INTERNALDATE falls on or after the day of
+	 * `since` and before the day of `before` (seconds since the epoch;
+	 * 0 for no limit), as IMAP SEARCH SINCE/BEFORE compare dates. */
+	int64_t since, before;
+
+	/* Connect, list, examine and plan, and report the plan through
+	 * folder_planned; write nothing at all. */
+	bool dry_run;
 };
 
 /* All optional. */
@@ -39,6 +56,9 @@ struct backup_events {
 			       const char *why);
 	void (*message_saved)(void *ctx, const char *folder, uint32_t uid,
 			      uint64_t bytes);
+	/* Dry run: what would be fetched from this folder. */
+	void (*folder_planned)(void *ctx, const char *folder,
+			       uint64_t messages, uint64_t bytes);
 	/* Something the user should know that is not a failure. */
 	void (*notice)(void *ctx, const char *text);
 };

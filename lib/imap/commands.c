@@ -209,15 +209,23 @@ enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
 				       struct uidset *out,
 				       struct isnap_error *err)
 {
-	char cmd[128];
+	return imap_uid_search(c, from, NULL, out, err);
+}
+
+enum isnap_status imap_uid_search(struct imap_client *c, uint32_t from,
+				  const char *criteria, struct uidset *out,
+				  struct isnap_error *err)
+{
+	char cmd[512];
 	struct uidset found = UIDSET_INIT;
 	enum isnap_status st;
 
 	if (from == 0)
 		from = 1;
-	snprintf(cmd, sizeof cmd, "UID SEARCH %sUID %u:*",
+	snprintf(cmd, sizeof cmd, "UID SEARCH %sUID %u:*%s%s",
 		 imap_client_has_cap(c, "ESEARCH") ? "RETURN (ALL) " : "",
-		 from);
+		 from, criteria && *criteria ? " " : "",
+		 criteria ? criteria : "");
 	st = imap_client_simple(c, cmd, search_untagged, &found, err);
 	/* "n:*" always matches the highest UID, even when it is below n. */
 	if (!st && from > 1 && uidset_remove_range(&found, 1, from - 1))
@@ -225,5 +233,57 @@ enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
 	if (!st && uidset_add_set(out, &found))
 		st = oom(err);
 	uidset_free(&found);
+	return st;
+}
+
+static enum isnap_status size_untagged(void *ctx, const struct imap_response *r,
+				       struct isnap_error *err)
+{
+	uint64_t *total = ctx;
+	const struct imap_arg *items;
+
+	(void)err;
+	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
+	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
+		return ISNAP_OK;
+	items = &r->args[0];
+	for (size_t i = 0; i + 1 < items->count; i += 2) {
+		uint64_t v;
+		if (imap_arg_is_atom(&items->list[i], "RFC822.SIZE") &&
+		    imap_arg_uint64(&items->list[i + 1], &v))
+			*total += v;
+	}
+	return ISNAP_OK;
+}
+
+enum isnap_status imap_uid_total_size(struct imap_client *c,
+				      const struct uidset *uids,
+				      uint64_t *total, struct isnap_error *err)
+{
+	struct uidset batch = UIDSET_INIT;
+	uint32_t after = 0;
+	enum isnap_status st = ISNAP_OK;
+	char cmd[8192];
+
+	*total = 0;
+	for (;;) {
+		char *set;
+		long n = uidset_next_batch(uids, &after, 500, &batch);
+		if (n <= 0) {
+			if (n < 0)
+				st = oom(err);
+			break;
+		}
+		if (uidset_format(&batch, &set)) {
+			st = oom(err);
+			break;
+		}
+		snprintf(cmd, sizeof cmd, "UID FETCH %s (RFC822.SIZE)", set);
+		free(set);
+		st = imap_client_simple(c, cmd, size_untagged, total, err);
+		if (st)
+			break;
+	}
+	uidset_free(&batch);
 	return st;
 }

@@ -52,4 +52,16 @@ enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
 				       struct uidset *out,
 				       struct isnap_error *err);
 
+/* Like imap_uid_search_from, with SEARCH criteria appended (e.g.
+ * "SINCE 1-Feb-2024 BEFORE 1-Mar-2024"; NULL or "" for none). */
+enum isnap_status imap_uid_search(struct imap_client *c, uint32_t from,
+				  const char *criteria, struct uidset *out,
+				  struct isnap_error *err);
+
+/* The sum of RFC822.SIZE over `uids` (UID FETCH … (RFC822.SIZE), cut into
+ * commands of bounded length). */
+enum isnap_status imap_uid_total_size(struct imap_client *c,
+				      const struct uidset *uids,
+				      uint64_t *total, struct isnap_error *err);
+
 #endif
