@@ -69,6 +69,9 @@ struct backup_summary {
 	uint64_t planned;        /* messages to fetch */
 	struct fetch_stats fetch;/* totals over all folders */
 	double seconds;
+	/* SHA-256 (hex) of this run's manifest, chained to the previous
+	 * run's (docs/manifest.md); "" when none was written. */
+	char manifest_sha256[65];
 };
 
 /* Run the backup.  Returns ISNAP_OK when every planned message was saved;

@@ -8,6 +8,8 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,12 +92,42 @@ static enum isnap_status curl_failure(CURLcode rc, const char *detail,
 	}
 }
 
+/* Run the token command; the token is its first line of output. */
+static enum isnap_status token_from_command(const char *cmd, char **token,
+					    struct isnap_error *err)
+{
+	char buf[8192] = "";
+	FILE *p = popen(cmd, "r");
+	int status;
+
+	*token = NULL;
+	if (!p)
+		return isnap_fail_errno(err, ISNAP_EAUTH,
+					"cannot run the OAuth2 token command");
+	if (!fgets(buf, sizeof buf, p))
+		buf[0] = '\0';
+	while (fgetc(p) != EOF)
+		;
+	status = pclose(p);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (status != 0 || !buf[0]) {
+		explicit_bzero(buf, sizeof buf);
+		return isnap_fail(err, ISNAP_EAUTH,
+				  "the OAuth2 token command failed or printed "
+				  "nothing");
+	}
+	*token = strdup(buf);
+	explicit_bzero(buf, sizeof buf);
+	return *token ? ISNAP_OK : isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
 enum isnap_status imap_session_open(const struct imap_session_opts *o,
 				    struct imap_session **out,
 				    struct isnap_error *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct imap_session *s;
+	char *token = NULL;
 	CURLcode rc;
 	bool implicit;
 
@@ -132,10 +164,20 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 		curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
 	if (o->password)
 		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
-	if (o->oauth2_token) {
-		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, o->oauth2_token);
-		curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+	if (o->oauth2_token_command) {
+		enum isnap_status st =
+			token_from_command(o->oauth2_token_command, &token, err);
+		if (st) {
+			curl_easy_cleanup(c);
+			free(s);
+			return st;
+		}
 	}
+	if (token || o->oauth2_token)
+		/* libcurl picks OAUTHBEARER or XOAUTH2, whichever the server
+		 * offers. */
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER,
+				 token ? token : o->oauth2_token);
 	if (!implicit)
 		curl_easy_setopt(c, CURLOPT_USE_SSL,
 				 o->tls == IMAP_TLS_NONE ? (long)CURLUSESSL_NONE
@@ -148,6 +190,11 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 	}
 
 	rc = curl_easy_perform(c);
+	if (token) {
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, NULL);
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
 	if (rc == CURLE_OK)
 		rc = curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &s->sock);
 	if (rc == CURLE_OK && s->sock == CURL_SOCKET_BAD)

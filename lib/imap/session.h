@@ -37,6 +37,10 @@ struct imap_session_opts {
 	const char *user;
 	const char *password;      /* may be NULL with oauth2_token */
 	const char *oauth2_token;  /* XOAUTH2/OAUTHBEARER bearer token */
+	/* Or a command (run with /bin/sh) whose first output line is the
+	 * token; it runs again at every imap_session_open, so that runs
+	 * longer than a token's life keep working. */
+	const char *oauth2_token_command;
 	enum imap_tls tls;
 	const char *cacert;        /* CA bundle file, or NULL for the system's */
 	bool insecure;             /* skip certificate verification */
