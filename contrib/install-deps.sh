@@ -1,0 +1,56 @@
+#!/bin/sh
+# install-deps.sh — make sure this machine has what building imapsnap, its
+# tests and the demo need (Debian 12 and its derivatives).
+#
+# Quiet and fast when everything is installed.  Otherwise, as root, runs
+# `apt-get update` and `apt-get install -y` for the missing packages; as any
+# other user, prints the exact command to run and exits 1.
+# On a system without dpkg, checks for the programs and pkg-config modules
+# instead and says what is missing.
+set -eu
+
+# build: compiler, make, pkg-config and the libraries of the Makefile's
+# PKGS (libcurl, libarchive, zlib, libcrypto) and criterion (unit tests);
+# integration tests and demo: Dovecot's IMAP server, openssl (test CA),
+# python3; archive checks: bsdtar, unzip, zstd, xz.
+PACKAGES="gcc make pkg-config libcurl4-openssl-dev libarchive-dev zlib1g-dev
+libssl-dev libcriterion-dev dovecot-imapd openssl python3 ca-certificates
+libarchive-tools unzip zstd xz-utils"
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	missing=
+	for prog in cc make pkg-config dovecot openssl python3 bsdtar unzip \
+		zstd xz; do
+		command -v "$prog" >/dev/null 2>&1 || missing="$missing $prog"
+	done
+	for mod in libcurl libarchive zlib libcrypto criterion; do
+		pkg-config --exists "$mod" 2>/dev/null ||
+			missing="$missing $mod(pkg-config)"
+	done
+	if [ -n "$missing" ]; then
+		echo "install-deps: no dpkg here; install these yourself:$missing" >&2
+		exit 1
+	fi
+	exit 0
+fi
+
+missing=
+for pkg in $PACKAGES; do
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+	case $status in
+	ii*) ;;
+	*) missing="$missing $pkg" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: missing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: as root, run:" >&2
+	echo "  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086 # one word per package
+apt-get install -y --no-install-recommends $missing
