@@ -118,10 +118,16 @@ static void add_stats(struct fetch_stats *to, const struct fetch_stats *s)
 	to->size_mismatch += s->size_mismatch;
 }
 
+/* The run's record for folder `name`, created on first use (a folder
+ * retried after a lost connection keeps its record). */
 static struct folder_run *folder_run(struct run *r, const char *name)
 {
-	struct folder_run *v =
-		realloc(r->runs, (r->nruns + 1) * sizeof *r->runs);
+	struct folder_run *v;
+
+	for (size_t i = 0; i < r->nruns; i++)
+		if (!strcmp(r->runs[i].name, name))
+			return &r->runs[i];
+	v = realloc(r->runs, (r->nruns + 1) * sizeof *r->runs);
 	if (!v)
 		return NULL;
 	r->runs = v;
@@ -217,6 +223,12 @@ static enum isnap_status plan(struct run *r, const struct imap_mailbox_info *mi,
 		if (uidset_remove_range(todo, sf->saved.r[i].first,
 					sf->saved.r[i].last))
 			return oom(err);
+	/* Archives: saved earlier in this run, durable at finish. */
+	if (r->fr)
+		for (size_t i = 0; i < r->fr->deferred.n; i++)
+			if (uidset_remove_range(todo, r->fr->deferred.r[i].first,
+						r->fr->deferred.r[i].last))
+				return oom(err);
 	return ISNAP_OK;
 }
 
@@ -450,6 +462,44 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* backup_folder, reconnecting when the connection is lost: the folder is
+ * examined again and goes on after what was committed. */
+static enum isnap_status backup_folder_retrying(struct run *r,
+						const struct imap_folder *lf,
+						struct isnap_error *err)
+{
+	enum isnap_status st;
+	unsigned attempt = 0;
+	long delay = 250;
+
+	for (;;) {
+		st = backup_folder(r, lf, err);
+		if (st != ISNAP_ECONN)
+			return st;
+		do {
+			if (attempt >= r->o->retries)
+				return ISNAP_ECONN;
+			attempt++;
+			notice(r, "%s; reconnecting (retry %u of %u)", err->msg,
+			       attempt, r->o->retries);
+			imap_client_close(r->client, false);
+			r->client = NULL;
+			sleep_ms(delay);
+			delay *= 4;
+			st = imap_client_open(&r->o->session, &r->client, err);
+		} while (st == ISNAP_ECONN);
+		if (st)
+			return st;
+	}
+}
+
 static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
 {
 	struct imap_folder_list folders = { 0 };
@@ -466,7 +516,7 @@ static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
 		struct isnap_error ferr = { 0 };
 		if (folders.v[i].noselect)
 			continue;
-		st = backup_folder(r, &folders.v[i], &ferr);
+		st = backup_folder_retrying(r, &folders.v[i], &ferr);
 		if (is_fatal(st)) {
 			*err = ferr;
 			goto out;

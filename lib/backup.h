@@ -38,6 +38,12 @@ struct backup_opts {
 	 * 0 for no limit), as IMAP SEARCH SINCE/BEFORE compare dates. */
 	int64_t since, before;
 
+	/* A connection lost after login (reset, EOF, BYE, timeout) is
+	 * reopened up to `retries` times per folder, after 0.25 s, 1 s, 4 s,
+	 * …; the folder is then examined again and continues after what was
+	 * committed.  A failure to connect at all is not retried. */
+	unsigned retries;
+
 	/* Connect, list, examine and plan, and report the plan through
 	 * folder_planned; write nothing at all. */
 	bool dry_run;

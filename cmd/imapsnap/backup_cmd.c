@@ -29,6 +29,8 @@ static const char backup_usage[] =
 	"  --insecure              do not verify the server's certificate\n"
 	"  --format FORMAT         maildir (default)\n"
 	"  --timeout SECONDS       give up on a silent server (default 60)\n"
+	"  --retries N             reconnect up to N times per folder when the\n"
+	"                          connection is lost (default 3)\n"
 	"  -q, --quiet             print only errors\n"
 	"  -v, --verbose           also print folders and the protocol trace\n"
 	"\n"
@@ -37,7 +39,7 @@ static const char backup_usage[] =
 	"6 destination not writable.\n";
 
 enum { OPT_USER = 256, OPT_PWFILE, OPT_PWCMD, OPT_TLS, OPT_CACERT,
-       OPT_INSECURE, OPT_FORMAT, OPT_TIMEOUT };
+       OPT_INSECURE, OPT_FORMAT, OPT_TIMEOUT, OPT_RETRIES };
 
 static const struct option long_opts[] = {
 	{ "user", required_argument, NULL, OPT_USER },
@@ -48,6 +50,7 @@ static const struct option long_opts[] = {
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "retries", required_argument, NULL, OPT_RETRIES },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -157,6 +160,7 @@ int cmd_backup(int argc, char **argv)
 	int c, rc;
 
 	bo.session.timeout_sec = 60;
+	bo.retries = 3;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "qvh", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -185,6 +189,16 @@ int cmd_backup(int argc, char **argv)
 						   "seconds, 1 to 86400",
 						   optarg);
 			bo.session.timeout_sec = t;
+			break;
+		}
+		case OPT_RETRIES: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 0 || n > 100)
+				return usage_error("--retries %s: expected a "
+						   "number, 0 to 100",
+						   optarg);
+			bo.retries = (unsigned)n;
 			break;
 		}
 		case 'q': out.verbosity = 0; break;
