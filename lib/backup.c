@@ -314,6 +314,11 @@ static enum isnap_status backup_folder(struct run *r,
 	r->any_message_failed = false;
 	if (!selected(r->o, f.utf8))
 		goto out;
+	if (lf->invalid) {
+		st = isnap_fail(err, ISNAP_EFOLDER, "%s; not backed up",
+				lf->invalid);
+		goto out;
+	}
 	if (!utf8 && raw_name_collides(r, lf->name)) {
 		st = isnap_fail(err, ISNAP_EFOLDER,
 				"the name is not valid modified UTF-7 and "

@@ -43,21 +43,19 @@ static enum isnap_status list_untagged(void *ctx, const struct imap_response *r,
 		return isnap_fail(err, ISNAP_EPROTO,
 				  "malformed LIST response from the server");
 	if (dlen > 1)
-		return isnap_fail(err, ISNAP_EPROTO,
-				  "the server gave a hierarchy delimiter of "
-				  "%zu characters",
-				  dlen);
+		f.invalid = "the server gave a hierarchy delimiter longer than "
+			    "one character";
 	if (memchr(name, '\0', nlen))
-		return isnap_fail(err, ISNAP_EPROTO,
-				  "the server listed a folder name containing "
-				  "NUL");
+		f.invalid = "the server listed a folder name containing NUL";
 	if (nlen == 5 && !strncasecmp(name, "INBOX", 5))
 		name = "INBOX";
 	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i].name, name) && strlen(name) == nlen)
+		if (!f.invalid && !l->v[i].invalid &&
+		    !strcmp(l->v[i].name, name) &&
+		    strlen(name) == nlen)
 			return ISNAP_OK;
 
-	f.delim = dlen ? delim[0] : '\0';
+	f.delim = dlen == 1 ? delim[0] : '\0';
 	f.noselect = has_flag(&r->args[0], "\\Noselect") ||
 		     has_flag(&r->args[0], "\\NonExistent");
 	for (const char *const *su = special_uses; *su; su++)

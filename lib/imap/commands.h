@@ -19,6 +19,10 @@ struct imap_folder {
 	char delim;        /* '\0' when the server says NIL */
 	bool noselect;     /* \Noselect or \NonExistent: not to be opened */
 	char *special_use; /* "\Sent", "\Trash", ... or NULL */
+	/* Why this folder cannot be backed up (a name with NUL, a delimiter
+	 * longer than one character), or NULL.  One bad LIST entry from a
+	 * hostile server must not cost the other folders. */
+	const char *invalid;
 };
 
 struct imap_folder_list {
