@@ -50,7 +50,7 @@ $(BUILD)/imapsnap: $(CMD_OBJ) $(BUILD)/libimapsnap.a
 # it pulls in only the modules it uses.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libimapsnap.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libimapsnap.a $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libimapsnap.a $(LDLIBS) $(TEST_LIBS)
 
 deps:
 	@sh contrib/install-deps.sh
