@@ -54,7 +54,8 @@ struct state_folder *state_folder(struct state *st, const char *name,
 		st->alloc = alloc;
 	}
 	f = &st->folders[st->n];
-	*f = (struct state_folder){ .saved = UIDSET_INIT };
+	*f = (struct state_folder){ .saved = UIDSET_INIT,
+				    .expunged = UIDSET_INIT };
 	f->name = strdup(name);
 	if (!f->name)
 		return NULL;
@@ -76,6 +77,7 @@ int state_folder_retire(struct state_folder *f)
 	f->uidnext = 0;
 	f->highestmodseq = 0;
 	uidset_free(&f->saved);
+	uidset_free(&f->expunged);
 	return 0;
 }
 
@@ -83,6 +85,7 @@ static void folder_free(struct state_folder *f)
 {
 	free(f->name);
 	uidset_free(&f->saved);
+	uidset_free(&f->expunged);
 	free(f->old_uidvalidity);
 }
 
@@ -199,6 +202,25 @@ static void w_quoted(struct writer *w, const char *s, size_t len)
 	w_str(w, "\"");
 }
 
+/* A UID set as "<keyword>1:5,7" lines of at most SAVED_PER_LINE ranges;
+ * nothing at all for the empty set. */
+static void w_set(struct writer *w, const char *keyword,
+		  const struct uidset *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct uid_range *r = &set->r[i];
+		w_str(w, i % SAVED_PER_LINE ? "," : keyword);
+		w_u64(w, r->first);
+		if (r->last != r->first) {
+			w_str(w, ":");
+			w_u64(w, r->last);
+		}
+		if (i % SAVED_PER_LINE == SAVED_PER_LINE - 1 ||
+		    i + 1 == set->n)
+			w_str(w, "\n");
+	}
+}
+
 static void w_folder(struct writer *w, const struct state_folder *f)
 {
 	w_str(w, "\nfolder ");
@@ -215,18 +237,8 @@ static void w_folder(struct writer *w, const struct state_folder *f)
 	w_str(w, "\nhighestmodseq ");
 	w_u64(w, f->highestmodseq);
 	w_str(w, "\n");
-	for (size_t i = 0; i < f->saved.n; i++) {
-		const struct uid_range *r = &f->saved.r[i];
-		w_str(w, i % SAVED_PER_LINE ? "," : "saved ");
-		w_u64(w, r->first);
-		if (r->last != r->first) {
-			w_str(w, ":");
-			w_u64(w, r->last);
-		}
-		if (i % SAVED_PER_LINE == SAVED_PER_LINE - 1 ||
-		    i + 1 == f->saved.n)
-			w_str(w, "\n");
-	}
+	w_set(w, "saved ", &f->saved);
+	w_set(w, "expunged ", &f->expunged);
 	for (size_t i = 0; i < f->n_old; i++) {
 		w_str(w, "old-uidvalidity ");
 		w_u64(w, f->old_uidvalidity[i]);
@@ -529,6 +541,32 @@ enum {
 
 /* One line inside a folder block (the keyword already read); *done is set
  * by `end`. */
+/* The rest of a "saved" or "expunged" line: one UID set, added to `set`. */
+static enum isnap_status read_set_line(struct reader *r, const char *keyword,
+				       struct uidset *set)
+{
+	struct uidset part = UIDSET_INIT;
+	enum isnap_status rc;
+	const char *tok;
+	size_t tlen = read_token(r, &tok);
+
+	if (tlen == 0)
+		return bad(r, "%s needs a UID set", keyword);
+	if (uidset_parse(&part, tok, tlen) != 0) {
+		int e = errno;
+		uidset_free(&part);
+		if (e == ENOMEM)
+			return isnap_fail(r->err, ISNAP_ENOMEM,
+					  "out of memory");
+		return bad(r, "%s: not a UID set", keyword);
+	}
+	rc = expect_eol(r);
+	if (!rc && uidset_add_set(set, &part) != 0)
+		rc = isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
+	uidset_free(&part);
+	return rc;
+}
+
 static enum isnap_status read_block_line(struct reader *r,
 					 struct state_folder *f,
 					 const char *word, size_t wlen,
@@ -563,26 +601,10 @@ static enum isnap_status read_block_line(struct reader *r,
 			f->uidnext = (uint32_t)v;
 		return ISNAP_OK;
 	}
-	if (word_is(word, wlen, "saved")) {
-		struct uidset part = UIDSET_INIT;
-		const char *tok;
-		size_t tlen = read_token(r, &tok);
-		if (tlen == 0)
-			return bad(r, "saved needs a UID set");
-		if (uidset_parse(&part, tok, tlen) != 0) {
-			int e = errno;
-			uidset_free(&part);
-			if (e == ENOMEM)
-				return isnap_fail(r->err, ISNAP_ENOMEM,
-						  "out of memory");
-			return bad(r, "saved: not a UID set");
-		}
-		rc = expect_eol(r);
-		if (!rc && uidset_add_set(&f->saved, &part) != 0)
-			rc = isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
-		uidset_free(&part);
-		return rc;
-	}
+	if (word_is(word, wlen, "saved"))
+		return read_set_line(r, "saved", &f->saved);
+	if (word_is(word, wlen, "expunged"))
+		return read_set_line(r, "expunged", &f->expunged);
 	if (word_is(word, wlen, "old-uidvalidity")) {
 		uint32_t *old;
 		rc = read_number_line(r, UINT32_MAX, "old-uidvalidity", &v);

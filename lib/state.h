@@ -30,6 +30,8 @@ struct state_folder {
 				 expunged; 0/1: nothing scanned yet */
 	uint64_t highestmodseq; /* 0 when unknown */
 	struct uidset saved;  /* UIDs saved under `uidvalidity` */
+	struct uidset expunged; /* saved UIDs the server no longer has; their
+				   copies are kept */
 	uint32_t *old_uidvalidity; /* generations kept aside, oldest first */
 	size_t n_old;
 };

@@ -472,3 +472,35 @@ Test(state, limits_are_accepted)
 	cr_expect(uidset_contains(&st.folders[0].saved, UINT32_MAX));
 	state_free(&st);
 }
+
+Test(state, expunged_set_round_trips_apart_from_saved)
+{
+	struct state st = STATE_INIT, back = STATE_INIT;
+	struct isnap_error err = { 0 };
+	struct state_folder *f = add_folder(&st, "INBOX", '/', 7);
+	char *text;
+	size_t len;
+
+	f->uidnext = 200;
+	cr_assert_eq(uidset_add_range(&f->saved, 1, 150), 0);
+	cr_assert_eq(uidset_add_range(&f->expunged, 3, 9), 0);
+	cr_assert_eq(uidset_add(&f->expunged, 120), 0);
+	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	text = read_file(&len);
+	cr_assert(strstr(text, "\nexpunged 3:9,120\n"), "%s", text);
+	cr_assert(strstr(text, "\nsaved 1:150\n"), "%s", text);
+	free(text);
+
+	cr_assert_eq(state_load(dir, &back, &err), ISNAP_OK, "%s", err.msg);
+	f = state_folder(&back, "INBOX", 0);
+	cr_assert_not_null(f);
+	cr_assert_eq(uidset_count(&f->expunged), 8);
+	cr_assert(uidset_contains(&f->expunged, 120));
+	cr_assert_not(uidset_contains(&f->expunged, 10));
+	cr_assert_eq(uidset_count(&f->saved), 150);
+
+	cr_assert_eq(state_folder_retire(f), 0);
+	cr_assert(uidset_empty(&f->expunged));
+	state_free(&st);
+	state_free(&back);
+}
