@@ -117,7 +117,8 @@ bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
 	return true;
 }
 
-static void parse_flags(const struct imap_arg *list, struct item_meta *im)
+void fetch_parse_flags(const struct imap_arg *list, unsigned *flags,
+		       char *keywords, size_t size)
 {
 	static const struct {
 		const char *name;
@@ -132,8 +133,9 @@ static void parse_flags(const struct imap_arg *list, struct item_meta *im)
 	};
 	size_t kn = 0;
 
-	im->m.flags = 0;
-	im->keywords[0] = '\0';
+	*flags = 0;
+	if (size)
+		keywords[0] = '\0';
 	for (size_t i = 0; i < list->count; i++) {
 		const struct imap_arg *a = &list->list[i];
 		bool matched = false;
@@ -141,19 +143,19 @@ static void parse_flags(const struct imap_arg *list, struct item_meta *im)
 			continue;
 		for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
 			if (imap_arg_is_atom(a, known[k].name)) {
-				im->m.flags |= known[k].bit;
+				*flags |= known[k].bit;
 				matched = true;
 			}
 		/* \Recent is session state, not a property of the message. */
 		if (matched || imap_arg_is_atom(a, "\\Recent"))
 			continue;
-		if (kn + a->len + 2 > sizeof im->keywords)
+		if (kn + a->len + 2 > size)
 			continue;
 		if (kn)
-			im->keywords[kn++] = ' ';
-		memcpy(im->keywords + kn, a->str, a->len);
+			keywords[kn++] = ' ';
+		memcpy(keywords + kn, a->str, a->len);
 		kn += a->len;
-		im->keywords[kn] = '\0';
+		keywords[kn] = '\0';
 	}
 }
 
@@ -173,7 +175,8 @@ static void parse_items(const struct imap_arg *items, size_t count,
 				      im->uid > 0;
 		} else if (imap_arg_is_atom(name, "FLAGS") &&
 			   val->type == IMAP_ARG_LIST) {
-			parse_flags(val, im);
+			fetch_parse_flags(val, &im->m.flags, im->keywords,
+					  sizeof im->keywords);
 		} else if (imap_arg_is_atom(name, "INTERNALDATE") &&
 			   val->type == IMAP_ARG_STRING) {
 			int64_t t;

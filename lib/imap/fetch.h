@@ -73,4 +73,9 @@ enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
 bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
 			      int *tz_minutes);
 
+/* Map a FLAGS list to STORE_FLAG_* bits; other flags and keywords go to
+ * `keywords` (space-separated, cut to `size`); \Recent is dropped. */
+void fetch_parse_flags(const struct imap_arg *list, unsigned *flags,
+		       char *keywords, size_t size);
+
 #endif
