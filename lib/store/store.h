@@ -136,6 +136,14 @@ struct store_ops {
 	/* Discard the message begun and not ended (call it after write
 	 * fails).  Always safe: does nothing when no message is open. */
 	void (*abort_message)(struct store *s);
+	/* Optional (NULL when the format cannot change what it wrote): the
+	 * server's flags of a message saved in an earlier run, in the open
+	 * folder, changed; `m` has uid, flags, keywords and modseq.  Maildir
+	 * renames the file's ":2," suffix.  ISNAP_EMSG when the UID is not
+	 * in the store. */
+	enum isnap_status (*update_flags)(struct store *s,
+					  const struct store_message *m,
+					  struct isnap_error *err);
 	/* Right after end_message succeeded: where that message lives. */
 	void (*locate)(struct store *s, struct store_location *loc);
 	enum isnap_status (*commit)(struct store *s, struct isnap_error *err);
