@@ -184,6 +184,15 @@ static void date_criteria(const struct backup_opts *o, char *buf, size_t size)
 	}
 }
 
+static int remove_set(struct uidset *from, const struct uidset *what)
+{
+	for (size_t i = 0; i < what->n; i++)
+		if (uidset_remove_range(from, what->r[i].first,
+					what->r[i].last))
+			return -1;
+	return 0;
+}
+
 /* A name that is not valid modified UTF-7 is kept raw; it must not land
  * where another folder's decoded name does ("Entw\xfcrfe" sent as 8-bit
  * beside "Entw&APw-rfe"), or two folders would share one directory. */
@@ -229,6 +238,103 @@ static enum isnap_status plan(struct run *r, const struct imap_mailbox_info *mi,
 			if (uidset_remove_range(todo, r->fr->deferred.r[i].first,
 						r->fr->deferred.r[i].last))
 				return oom(err);
+	return ISNAP_OK;
+}
+
+struct flag_sync {
+	struct run *r;
+	struct state_folder *sf;
+	uint64_t changed;
+};
+
+static enum isnap_status on_flags_changed(void *ctx, uint32_t uid,
+					  const struct imap_arg *flags,
+					  uint64_t modseq,
+					  struct isnap_error *err)
+{
+	struct flag_sync *fs = ctx;
+	struct store *s = fs->r->store;
+	char keywords[4096];
+	struct store_message m = {
+		.uid = uid,
+		.keywords = keywords,
+		.internaldate = STORE_NO_DATE,
+		.rfc822_size = STORE_NO_SIZE,
+		.modseq = modseq,
+	};
+	enum isnap_status st;
+
+	if (!uidset_contains(&fs->sf->saved, uid))
+		return ISNAP_OK; /* not saved yet: the fetch brings it */
+	fetch_parse_flags(flags, &m.flags, keywords, sizeof keywords);
+	fs->changed++;
+	if (!s->ops->update_flags)
+		return ISNAP_OK;
+	st = s->ops->update_flags(s, &m, err);
+	if (st == ISNAP_EMSG) {
+		/* The copy is not where the store expects it; verify reports
+		 * that, and the flags are only a label on it. */
+		notice(fs->r, "%s: UID %u: flags not updated: %s",
+		       fs->r->folder_utf8, uid, err->msg);
+		return ISNAP_OK;
+	}
+	return st;
+}
+
+/* What happened since the last run to messages already saved: new flags
+ * (CONDSTORE CHANGEDSINCE) and expunges (a UID set comparison).  Nothing is
+ * ever removed from the backup; expunges are recorded in the state. */
+static enum isnap_status sync_changes(struct run *r,
+				      const struct imap_mailbox_info *mi,
+				      struct state_folder *sf,
+				      struct isnap_error *err)
+{
+	uint64_t live = uidset_count(&sf->saved) - uidset_count(&sf->expunged);
+	bool condstore = mi->highestmodseq && sf->highestmodseq;
+	bool look_for_expunges;
+	enum isnap_status st;
+
+	if (uidset_empty(&sf->saved))
+		return ISNAP_OK;
+	if (condstore) {
+		struct flag_sync fs = { r, sf, 0 };
+		if (mi->highestmodseq == sf->highestmodseq)
+			return ISNAP_OK;
+		st = imap_uid_changed_flags(r->client, sf->uidnext,
+					    sf->highestmodseq,
+					    on_flags_changed, &fs, err);
+		if (st)
+			return st;
+		r->sum->flags_changed += fs.changed;
+		look_for_expunges = true;
+	} else {
+		/* Without MODSEQs, a message count that does not add up is
+		 * the cheap sign that something was expunged. */
+		look_for_expunges = mi->exists != live ||
+				    mi->uidnext != sf->uidnext;
+	}
+	if (look_for_expunges) {
+		struct uidset on_server = UIDSET_INIT, gone = UIDSET_INIT;
+		uint64_t n;
+		st = imap_uid_search(r->client, 1, NULL, &on_server, err);
+		if (!st && (uidset_add_set(&gone, &sf->saved) ||
+			    remove_set(&gone, &sf->expunged) ||
+			    remove_set(&gone, &on_server) ||
+			    uidset_add_set(&sf->expunged, &gone)))
+			st = oom(err);
+		n = uidset_count(&gone);
+		if (!st && n) {
+			r->sum->expunged += n;
+			notice(r,
+			       "%s: %llu saved messages were expunged on the "
+			       "server; their copies are kept",
+			       r->folder_utf8, (unsigned long long)n);
+		}
+		uidset_free(&on_server);
+		uidset_free(&gone);
+		if (st)
+			return st;
+	}
 	return ISNAP_OK;
 }
 
@@ -359,19 +465,27 @@ static enum isnap_status backup_folder(struct run *r,
 			goto out;
 	}
 	if (sf->uidvalidity == mi.uidvalidity && mi.uidnext &&
-	    sf->uidnext == mi.uidnext) {
+	    sf->uidnext == mi.uidnext &&
+	    (mi.highestmodseq && sf->highestmodseq
+		     ? mi.highestmodseq == sf->highestmodseq
+		     : mi.exists == uidset_count(&sf->saved) -
+					    uidset_count(&sf->expunged))) {
 		/* Nothing new: no store access, no further round trip. */
 		if (r->ev && r->ev->folder_begin)
 			r->ev->folder_begin(r->ev->ctx, f.utf8, 0,
 					    uidset_count(&sf->saved));
 		goto done;
 	}
-	sf->uidvalidity = mi.uidvalidity;
-	sf->highestmodseq = mi.highestmodseq;
-
 	st = r->store->ops->open_folder(r->store, &f, &present, err);
 	if (st)
 		goto out;
+	if (sf->uidvalidity == mi.uidvalidity) {
+		st = sync_changes(r, &mi, sf, err);
+		if (st)
+			goto close;
+	}
+	sf->uidvalidity = mi.uidvalidity;
+	sf->highestmodseq = mi.highestmodseq;
 	/* Messages the store holds but the state does not know of (a crash
 	 * after the store's commit, before the state's) are saved. */
 	if (uidset_add_set(&sf->saved, &present)) {

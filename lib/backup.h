@@ -74,6 +74,8 @@ struct backup_summary {
 	unsigned folders_failed;
 	uint64_t planned;        /* messages to fetch */
 	struct fetch_stats fetch;/* totals over all folders */
+	uint64_t flags_changed;  /* saved messages whose flags changed */
+	uint64_t expunged;       /* saved messages newly gone from the server */
 	double seconds;
 	/* SHA-256 (hex) of this run's manifest, chained to the previous
 	 * run's (docs/manifest.md); "" when none was written. */

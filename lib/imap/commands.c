@@ -285,3 +285,56 @@ enum isnap_status imap_uid_total_size(struct imap_client *c,
 	uidset_free(&batch);
 	return st;
 }
+
+struct changed_ctx {
+	enum isnap_status (*changed)(void *, uint32_t, const struct imap_arg *,
+				     uint64_t, struct isnap_error *);
+	void *ctx;
+};
+
+static enum isnap_status changed_untagged(void *vctx,
+					  const struct imap_response *r,
+					  struct isnap_error *err)
+{
+	struct changed_ctx *cc = vctx;
+	const struct imap_arg *items, *flags = NULL;
+	uint32_t uid = 0;
+	uint64_t modseq = 0;
+
+	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
+	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
+		return ISNAP_OK;
+	items = &r->args[0];
+	for (size_t i = 0; i + 1 < items->count; i += 2) {
+		const struct imap_arg *n = &items->list[i], *v = n + 1;
+		if (imap_arg_is_atom(n, "UID"))
+			imap_arg_uint32(v, &uid);
+		else if (imap_arg_is_atom(n, "FLAGS") &&
+			 v->type == IMAP_ARG_LIST)
+			flags = v;
+		else if (imap_arg_is_atom(n, "MODSEQ") &&
+			 v->type == IMAP_ARG_LIST && v->count == 1)
+			imap_arg_uint64(&v->list[0], &modseq);
+	}
+	if (!uid || !flags)
+		return ISNAP_OK; /* not about a message we can name */
+	return cc->changed(cc->ctx, uid, flags, modseq, err);
+}
+
+enum isnap_status imap_uid_changed_flags(
+	struct imap_client *c, uint32_t below, uint64_t modseq,
+	enum isnap_status (*changed)(void *ctx, uint32_t uid,
+				     const struct imap_arg *flags,
+				     uint64_t modseq, struct isnap_error *err),
+	void *ctx, struct isnap_error *err)
+{
+	struct changed_ctx cc = { changed, ctx };
+	char cmd[128];
+
+	if (below <= 1)
+		return ISNAP_OK;
+	snprintf(cmd, sizeof cmd,
+		 "UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu)", below - 1,
+		 (unsigned long long)modseq);
+	return imap_client_simple(c, cmd, changed_untagged, &cc, err);
+}

@@ -62,6 +62,16 @@ enum isnap_status imap_uid_search(struct imap_client *c, uint32_t from,
 				  const char *criteria, struct uidset *out,
 				  struct isnap_error *err);
 
+/* Flags changed since `modseq` (RFC 7162 CHANGEDSINCE) for the UIDs below
+ * `below`: `changed` is called once per message with its UID, FLAGS list
+ * and MODSEQ.  Needs CONDSTORE. */
+enum isnap_status imap_uid_changed_flags(
+	struct imap_client *c, uint32_t below, uint64_t modseq,
+	enum isnap_status (*changed)(void *ctx, uint32_t uid,
+				     const struct imap_arg *flags,
+				     uint64_t modseq, struct isnap_error *err),
+	void *ctx, struct isnap_error *err);
+
 /* The sum of RFC822.SIZE over `uids` (UID FETCH … (RFC822.SIZE), cut into
  * commands of bounded length). */
 enum isnap_status imap_uid_total_size(struct imap_client *c,
