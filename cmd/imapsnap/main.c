@@ -6,10 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "version.h"
 
-#ifndef IMAPSNAP_VERSION
-#define IMAPSNAP_VERSION "0.1.0"
-#endif
 
 const char *progname = "imapsnap";
 

@@ -1,0 +1,7 @@
+/* version.h — imapsnap's version, for --version and the manifest. */
+#ifndef IMAPSNAP_VERSION_H
+#define IMAPSNAP_VERSION_H
+
+#define IMAPSNAP_VERSION "0.1.0"
+
+#endif
