@@ -62,6 +62,10 @@ struct maildir {
 	/* Ended since the last commit. */
 	struct pending *pending;
 	size_t n_pending, alloc_pending;
+
+	/* The message last ended, for locate. */
+	uint32_t last_uid;
+	uint64_t last_size;
 };
 
 static struct maildir *md_of(struct store *s)
@@ -744,6 +748,8 @@ static enum isnap_status finish_file(struct maildir *md,
 	cur_name(md->pending[md->n_pending].cur, md->uidvalidity, m->uid,
 		 m->flags);
 	md->n_pending++;
+	md->last_uid = m->uid;
+	md->last_size = m->size;
 	return ISNAP_OK;
 }
 
@@ -761,6 +767,19 @@ static enum isnap_status md_end_message(struct store *s,
 	if (rc)
 		md_abort_message(s); /* no-op once the file is closed */
 	return rc;
+}
+
+/* The name without flags: a mail reader may change those, and the file
+ * is found again by "<uidvalidity>_<uid>.imapsnap" alone. */
+static void md_locate(struct store *s, struct store_location *loc)
+{
+	struct maildir *md = md_of(s);
+
+	memset(loc, 0, sizeof *loc);
+	snprintf(loc->location, sizeof loc->location,
+		 "%s/cur/%" PRIu32 "_%" PRIu32 MD_SUFFIX,
+		 md->path ? md->path : "", md->uidvalidity, md->last_uid);
+	loc->stored_size = md->last_size;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -855,6 +874,7 @@ static const struct store_ops maildir_ops = {
 	.write = md_write,
 	.end_message = md_end_message,
 	.abort_message = md_abort_message,
+	.locate = md_locate,
 	.commit = md_commit,
 	.close_folder = md_close_folder,
 	.finish = md_finish,

@@ -171,8 +171,9 @@ struct store {
 };
 
 /* Open (creating if needed) a store of `format` at `dest`.  Formats:
- * "maildir" (more in later stores).  Returns ISNAP_OK, ISNAP_EUSAGE
- * (unknown format) or ISNAP_ELOCAL. */
+ * "maildir", "mbox", "mbox.gz", "tar", "tar.gz", "tar.zst", "tar.xz" and
+ * "zip".  Returns ISNAP_OK, ISNAP_EUSAGE (unknown format, or a
+ * single-file name of another format) or ISNAP_ELOCAL. */
 enum isnap_status store_open(const char *format, const char *dest,
 			     struct store **out, struct isnap_error *err);
 void store_free(struct store *s);
@@ -209,5 +210,29 @@ int store_fsync_dir(int dirfd, const char *relpath);
  * already holds, so that a repeated message never becomes a second file. */
 enum isnap_status store_maildir_new(const char *dest, struct store **out,
 				    struct isnap_error *err);
+/* mbox and mbox.gz (docs/formats.md), with the same refusal of a UID the
+ * folder already holds. */
+enum isnap_status store_mbox_new(const char *dest, struct store **out,
+				 struct isnap_error *err);
+enum isnap_status store_mbox_gz_new(const char *dest, struct store **out,
+				    struct isnap_error *err);
+/* Archives (docs/formats.md): `format` is "tar", "tar.gz", "tar.zst",
+ * "tar.xz" or "zip".  When store_single_file_format(dest) is not NULL it
+ * must name the same format, and the store writes that one file; otherwise
+ * dest is a directory of volumes. */
+enum isnap_status store_archive_new(const char *format, const char *dest,
+				    struct store **out,
+				    struct isnap_error *err);
+
+/* The scanners behind store_scan, one per store file. */
+enum isnap_status store_maildir_scan(const char *dest,
+				     const struct store_scan_cb *cb,
+				     struct isnap_error *err);
+enum isnap_status store_mbox_scan(const char *dest, bool gzip,
+				  const struct store_scan_cb *cb,
+				  struct isnap_error *err);
+enum isnap_status store_archive_scan(const char *format, const char *dest,
+				     const struct store_scan_cb *cb,
+				     struct isnap_error *err);
 
 #endif

@@ -1,0 +1,119 @@
+/*
+ * archive_kind.c — see archive_kind.h.
+ *
+ * Tar volumes use the GNU tar format, not pax: libarchive's pax writer
+ * needs the entry names in the process's locale, and in the C locale (where
+ * imapsnap runs from cron) it either crashes on UTF-8 names given as UTF-8
+ * or marks them "hdrcharset=BINARY", which GNU tar warns about on every
+ * entry.  GNU tar headers carry names as bytes, long names through
+ * ././@LongLink, and sizes past 8 GiB in base-256; GNU tar, bsdtar and
+ * Python's tarfile all read them.  Zip names are flagged UTF-8 (general
+ * purpose bit 11), which is what unzip, Python and Windows expect.
+ */
+#include "store/archive_kind.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <stddef.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct archive_kind kinds[] = {
+	{ "tar", ".tar", false },       { "tar.gz", ".tar.gz", false },
+	{ "tar.zst", ".tar.zst", false }, { "tar.xz", ".tar.xz", false },
+	{ "zip", ".zip", true },
+};
+
+#define N_KINDS (sizeof kinds / sizeof *kinds)
+
+const struct archive_kind *archive_kind_by_format(const char *format)
+{
+	for (size_t i = 0; i < N_KINDS; i++)
+		if (strcmp(format, kinds[i].format) == 0)
+			return &kinds[i];
+	return NULL;
+}
+
+static bool has_suffix(const char *name, const char *suffix)
+{
+	size_t ln = strlen(name), ls = strlen(suffix);
+
+	return ln > ls && strcasecmp(name + ln - ls, suffix) == 0 &&
+	       name[ln - ls - 1] != '/';
+}
+
+const struct archive_kind *archive_kind_by_suffix(const char *name)
+{
+	if (has_suffix(name, ".tgz"))
+		return &kinds[1];
+	/* Longest first: "x.tar.gz" is no plain ".gz" nor ".tar". */
+	for (size_t i = N_KINDS; i-- > 0;)
+		if (strcmp(kinds[i].ext, ".tar") && has_suffix(name, kinds[i].ext))
+			return &kinds[i];
+	return has_suffix(name, ".tar") ? &kinds[0] : NULL;
+}
+
+struct archive *archive_kind_writer(const struct archive_kind *k,
+				    const char **why)
+{
+	struct archive *a = archive_write_new();
+	int rc;
+
+	*why = "out of memory";
+	if (!a)
+		return NULL;
+	if (k->zip) {
+		rc = archive_write_set_format_zip(a);
+		if (rc == ARCHIVE_OK)
+			rc = archive_write_set_options(a, "hdrcharset=UTF-8");
+	} else {
+		rc = archive_write_set_format_gnutar(a);
+		if (rc == ARCHIVE_OK && !strcmp(k->format, "tar.gz"))
+			rc = archive_write_add_filter_gzip(a);
+		else if (rc == ARCHIVE_OK && !strcmp(k->format, "tar.zst"))
+			rc = archive_write_add_filter_zstd(a);
+		else if (rc == ARCHIVE_OK && !strcmp(k->format, "tar.xz"))
+			rc = archive_write_add_filter_xz(a);
+	}
+	/* ARCHIVE_WARN: libarchive would run an external program for the
+	 * compression; we want it built in, or a clear error. */
+	if (rc != ARCHIVE_OK) {
+		*why = "this libarchive cannot write it";
+		archive_write_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+struct archive *archive_kind_reader(const struct archive_kind *k)
+{
+	struct archive *a = archive_read_new();
+
+	if (!a)
+		return NULL;
+	if (k->zip) {
+		archive_read_support_format_zip(a);
+	} else {
+		archive_read_support_format_tar(a);
+		archive_read_support_format_gnutar(a);
+	}
+	archive_read_support_filter_all(a);
+	return a;
+}
+
+void archive_kind_set_path(const struct archive_kind *k,
+			   struct archive_entry *e, const char *path)
+{
+	if (k->zip)
+		archive_entry_set_pathname_utf8(e, path);
+	else
+		archive_entry_set_pathname(e, path);
+}
+
+const char *archive_kind_get_path(const struct archive_kind *k,
+				  struct archive_entry *e)
+{
+	const char *p = k->zip ? archive_entry_pathname_utf8(e) : NULL;
+
+	return p ? p : archive_entry_pathname(e);
+}

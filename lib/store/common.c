@@ -1,0 +1,285 @@
+/* common.c — see common.h. */
+#include "store/common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsname.h"
+
+enum isnap_status store_oom(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
+const char *store_space_hint(int errnum)
+{
+	if (errnum == ENOSPC)
+		return "the destination is full: ";
+	if (errnum == EDQUOT)
+		return "over the disk quota: ";
+	return "";
+}
+
+enum isnap_status store_path_status(int errnum)
+{
+	switch (errnum) {
+	case ENAMETOOLONG:
+	case ENOTDIR:
+	case ELOOP:
+	case EINVAL:
+	case EEXIST:
+		return ISNAP_EFOLDER;
+	default:
+		return ISNAP_ELOCAL;
+	}
+}
+
+const char *store_printable(const char *name, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (const char *p = name; *p && o + 1 < size; p++)
+		buf[o++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* fsname never produces an absolute path or a "." or ".." component; refuse
+ * one anyway, since a mistake there would write outside the destination. */
+static bool path_is_safe(const char *path)
+{
+	const char *p = path;
+
+	if (*p == '\0' || *p == '/')
+		return false;
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		if (len == 0 || (len == 2 && p[0] == '.' && p[1] == '.') ||
+		    (len == 1 && p[0] == '.'))
+			return false;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return true;
+}
+
+enum isnap_status store_folder_path(const struct store_folder *f, char **path,
+				    struct isnap_error *err)
+{
+	const char *name = f->utf8 ? f->utf8 : f->name;
+	char shown[128];
+
+	*path = NULL;
+	if (fsname_folder_path(name, f->delim, path))
+		return errno == ENOMEM
+			       ? store_oom(err)
+			       : isnap_fail_errno(err, ISNAP_EFOLDER,
+						  "no path for folder \"%s\"",
+						  store_printable(name, shown,
+								  sizeof shown));
+	if (!path_is_safe(*path)) {
+		free(*path);
+		*path = NULL;
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "refusing an unsafe path for folder \"%s\"",
+				  store_printable(name, shown, sizeof shown));
+	}
+	return ISNAP_OK;
+}
+
+static int cmp_dirent(const void *a, const void *b)
+{
+	const struct store_dirent *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+void store_dirents_free(struct store_dirent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+static unsigned char entry_type(int dirfd, const struct dirent *de)
+{
+	struct stat sb;
+
+	switch (de->d_type) {
+	case DT_REG:
+	case DT_DIR:
+	case DT_LNK:
+		return de->d_type;
+	case DT_UNKNOWN:
+		break;
+	default:
+		return DT_UNKNOWN;
+	}
+	/* Some filesystems do not fill d_type. */
+	if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+		return DT_UNKNOWN;
+	if (S_ISREG(sb.st_mode))
+		return DT_REG;
+	if (S_ISDIR(sb.st_mode))
+		return DT_DIR;
+	if (S_ISLNK(sb.st_mode))
+		return DT_LNK;
+	return DT_UNKNOWN;
+}
+
+int store_list_dir(int at, const char *rel, struct store_dirent **out,
+		   size_t *n)
+{
+	int fd = openat(at, *rel ? rel : ".",
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct store_dirent *v = NULL;
+	size_t count = 0, alloc = 0;
+	struct dirent *de;
+	DIR *d;
+	int saved;
+
+	*out = NULL;
+	*n = 0;
+	if (fd < 0)
+		return -1;
+	d = fdopendir(fd);
+	if (!d) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (count == alloc) {
+			size_t na = alloc ? 2 * alloc : 64;
+			struct store_dirent *nv = realloc(v, na * sizeof *nv);
+			if (!nv) {
+				errno = ENOMEM;
+				break;
+			}
+			v = nv;
+			alloc = na;
+		}
+		v[count].name = strdup(de->d_name);
+		if (!v[count].name) {
+			errno = ENOMEM;
+			break;
+		}
+		v[count].type = entry_type(dirfd(d), de);
+		count++;
+	}
+	saved = errno;
+	closedir(d);
+	if (saved) {
+		store_dirents_free(v, count);
+		errno = saved;
+		return -1;
+	}
+	if (count)
+		qsort(v, count, sizeof *v, cmp_dirent);
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+char *store_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 2);
+
+	if (!s)
+		return NULL;
+	if (la) {
+		memcpy(s, a, la);
+		s[la++] = '/';
+	}
+	memcpy(s + la, b, lb + 1);
+	return s;
+}
+
+int store_open_regular(int dirfd, const char *rel)
+{
+	int fd = openat(dirfd, rel,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat sb;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		int saved = errno;
+		if (fstat(fd, &sb) == 0)
+			saved = EINVAL; /* it exists, but is no file */
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+enum isnap_status store_feed_file(int fd, const char *what,
+				  const struct store_scan_cb *cb,
+				  struct isnap_error *err)
+{
+	char *buf = malloc(STORE_CHUNK);
+	enum isnap_status rc = ISNAP_OK;
+
+	if (!buf)
+		return store_oom(err);
+	for (;;) {
+		ssize_t n = read(fd, buf, STORE_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
+					      what);
+			break;
+		}
+		if (n == 0)
+			break;
+		rc = cb->data(cb->ctx, buf, (size_t)n, err);
+		if (rc)
+			break;
+	}
+	free(buf);
+	return rc;
+}
+
+/* A decimal number without leading zero that fits in 32 bits, at *p. */
+static bool parse_u32(const char **p, uint32_t *out)
+{
+	const char *q = *p;
+	uint64_t v = 0;
+
+	if (*q < '1' || *q > '9')
+		return false;
+	while (*q >= '0' && *q <= '9') {
+		v = v * 10 + (uint64_t)(*q++ - '0');
+		if (v > UINT32_MAX)
+			return false;
+	}
+	*p = q;
+	*out = (uint32_t)v;
+	return true;
+}
+
+bool store_parse_message_name(const char *name, uint32_t *uidvalidity,
+			      uint32_t *uid, const char **rest)
+{
+	static const char suffix[] = ".imapsnap";
+	const char *p = name;
+
+	if (!parse_u32(&p, uidvalidity) || *p++ != '_' || !parse_u32(&p, uid))
+		return false;
+	if (strncmp(p, suffix, sizeof suffix - 1) != 0)
+		return false;
+	*rest = p + sizeof suffix - 1;
+	return true;
+}

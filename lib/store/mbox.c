@@ -1,0 +1,1081 @@
+/*
+ * mbox.c — the mbox and mbox.gz stores (docs/formats.md).  One file per
+ * folder, mboxrd (mboxrd.h), LF line ends, RFC 4155 From lines:
+ *
+ *   DEST/<folder path>.mbox             (--format mbox)
+ *   DEST/<folder path>.mbox.gz          (--format mbox.gz, mbox_out.h)
+ *   DEST/.imapsnap/mbox/<that file>.idx what is committed (mbox_index.h)
+ *   old generations: DEST/<dir>/.<name>.uidvalidity-<N>.mbox[.gz], and
+ *   their index beside the others under .imapsnap/mbox/
+ *
+ * Each message is "From <sender> <date>\n", the message in mboxrd form
+ * (ending in LF), and one blank line.  Messages are appended; commit()
+ * makes the file durable (fdatasync; for gzip, after ending the member)
+ * and only then appends one index line per message and fsyncs the index.
+ * When a folder is opened, the file is cut back to where the index says
+ * the last commit ended: whatever a killed run left after it was never
+ * committed, and is fetched again.  The UIDs the index lists are the
+ * folder's `present` set, so a re-run never writes a message twice.
+ *
+ * The From line needs the sender and INTERNALDATE before the message's
+ * first byte is written.  The sender comes from the Return-Path header:
+ * the store holds back the message's start, up to the end of its header
+ * section or MBOX_HEADER_MAX bytes, whichever comes first, looks for the
+ * header there, and falls back to MAILER-DAEMON.  INTERNALDATE normally
+ * comes with the metadata given to begin_message; when it does not, the
+ * store holds back up to MBOX_HEADER_MAX bytes hoping for end_message's,
+ * and past that writes the epoch (1970) as the From line's date.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/common.h"
+#include "store/mbox_index.h"
+#include "store/mbox_out.h"
+#include "store/mboxrd.h"
+
+/* Most of a message the store holds back to find Return-Path (and wait
+ * for the date); the header section of real mail is far smaller. */
+#define MBOX_HEADER_MAX (64 * 1024)
+#define MBOX_SENDER_MAX 254 /* RFC 5321's path limit, less the brackets */
+#define INDEX_DIR ".imapsnap/mbox"
+#define ASIDE_INFIX ".uidvalidity-"
+
+struct mbox {
+	struct store base;
+	bool gzip;
+	const char *ext; /* ".mbox" or ".mbox.gz" */
+	char *hdr;       /* MBOX_HEADER_MAX bytes */
+	EVP_MD_CTX *sha;
+
+	/* The open folder; file is NULL when there is none. */
+	char *file;      /* "<folder path><ext>", relative to dest */
+	char *idx;       /* INDEX_DIR "/<file>.idx" */
+	int idx_fd;
+	uint64_t idx_len;
+	struct mbox_out *out;
+	uint32_t uidvalidity;
+	struct uidset have;        /* committed, or ended since */
+	uint64_t data_end;         /* uncompressed bytes, ended messages in */
+	uint64_t committed_end;    /* file size at the last commit */
+	bool broken;               /* the file's tail is unknown: stop */
+
+	/* The message being written. */
+	bool in_msg;
+	uint32_t uid;
+	uint64_t size, written;
+	int64_t date;
+	uint64_t msg_start;        /* uncompressed offset of its From line */
+	uint64_t from_len;
+	size_t hdr_len;
+	bool from_written;
+	struct mboxrd q;
+	uint64_t stored;
+
+	/* The message last ended, for locate. */
+	uint64_t last_offset, last_stored;
+	unsigned char last_sha[32];
+
+	/* Ended since the last commit. */
+	struct mbox_index_entry *pending;
+	size_t n_pending, alloc_pending;
+};
+
+static struct mbox *mb_of(struct store *s)
+{
+	return (struct mbox *)s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Names                                                                   */
+
+static char *concat(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	char *s = malloc(la + lb + lc + 1);
+
+	if (s) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb);
+		memcpy(s + la + lb, c, lc + 1);
+	}
+	return s;
+}
+
+/* "<dir>/.<name>.uidvalidity-<old><ext>" for the folder at `path`: the
+ * leading dot keeps it apart from every folder's file, since fsname
+ * escapes a leading dot in folder names. */
+static char *aside_name(const char *path, uint32_t old, const char *ext)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+	char tail[64];
+	char *s;
+
+	snprintf(tail, sizeof tail, ASIDE_INFIX "%" PRIu32 "%s", old, ext);
+	s = malloc(strlen(path) + strlen(tail) + 2);
+	if (s)
+		sprintf(s, "%.*s.%s%s", (int)dir_len, path, path + dir_len,
+			tail);
+	return s;
+}
+
+static char *index_name(const char *file)
+{
+	return concat(INDEX_DIR "/", file, ".idx");
+}
+
+/* mkdir -p of the directory part of `rel`. */
+static int mkdirs_for(int dirfd, const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+	char *dir;
+	int rc;
+
+	if (!slash)
+		return 0;
+	dir = strndup(rel, (size_t)(slash - rel));
+	if (!dir) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = store_mkdirs(dirfd, dir);
+	free(dir);
+	return rc;
+}
+
+/* fsync the directory holding `rel`. */
+static int fsync_dir_of(int dirfd, const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+	char *dir;
+	int rc;
+
+	if (!slash)
+		return store_fsync_dir(dirfd, "");
+	dir = strndup(rel, (size_t)(slash - rel));
+	if (!dir) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = store_fsync_dir(dirfd, dir);
+	free(dir);
+	return rc;
+}
+
+static int exists_at(int dirfd, const char *rel, bool *yes)
+{
+	struct stat sb;
+
+	if (fstatat(dirfd, rel, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		*yes = true;
+		return 0;
+	}
+	*yes = false;
+	return errno == ENOENT ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The From line                                                           */
+
+/* asctime(3) of `t` in UTC, without the C library's locale or its limits:
+ * "Thu Jan  1 00:00:00 1970".  Dates that gmtime cannot place, or whose
+ * year has not four digits, become the epoch. */
+static void from_date(int64_t t, char buf[32])
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed",
+					 "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr",
+					     "May", "Jun", "Jul", "Aug",
+					     "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t == STORE_NO_DATE || (int64_t)tt != t || !gmtime_r(&tt, &tm) ||
+	    tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999) {
+		tt = 0;
+		gmtime_r(&tt, &tm);
+	}
+	snprintf(buf, 32, "%s %s %2d %02d:%02d:%02d %04d", days[tm.tm_wday],
+		 months[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec, tm.tm_year + 1900);
+}
+
+/* Where the header section in hdr[0..len) ends (just past its blank
+ * line), or 0 if it does not end there. */
+static size_t header_end(const char *hdr, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (hdr[i] != '\n')
+			continue;
+		if (i + 1 < len && hdr[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && hdr[i + 1] == '\r' && hdr[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* The address in the first Return-Path header of hdr[0..len), into
+ * `sender`; false when there is none or it is not fit for a From line
+ * (empty, as in "<>", too long, or with spaces or control bytes). */
+static bool return_path(const char *hdr, size_t len, char *sender)
+{
+	static const char name[] = "Return-Path:";
+	const size_t nl = sizeof name - 1;
+	size_t end = header_end(hdr, len);
+	size_t i = 0;
+
+	if (end)
+		len = end;
+	while (i < len) {
+		const char *lf = memchr(hdr + i, '\n', len - i);
+		size_t line_end = lf ? (size_t)(lf - hdr) : len;
+		if (line_end - i >= nl && !strncasecmp(hdr + i, name, nl)) {
+			const char *p = hdr + i + nl, *e = hdr + line_end;
+			const char *lt, *gt;
+			size_t n;
+			while (p < e && (*p == ' ' || *p == '\t'))
+				p++;
+			while (e > p && (e[-1] == '\r' || e[-1] == ' ' ||
+					 e[-1] == '\t'))
+				e--;
+			lt = memchr(p, '<', (size_t)(e - p));
+			if (lt) {
+				gt = memchr(lt, '>', (size_t)(e - lt));
+				if (!gt)
+					return false;
+				p = lt + 1;
+				e = gt;
+			}
+			n = (size_t)(e - p);
+			if (n == 0 || n > MBOX_SENDER_MAX)
+				return false;
+			for (size_t k = 0; k < n; k++)
+				if (p[k] <= 0x20 || p[k] >= 0x7f || p[k] == '<')
+					return false;
+			memcpy(sender, p, n);
+			sender[n] = '\0';
+			return true;
+		}
+		i = line_end + 1;
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Writing                                                                 */
+
+static enum isnap_status write_failed(struct mbox *mb, struct isnap_error *err)
+{
+	return isnap_fail_errno(err, ISNAP_ELOCAL, "%swriting %s/%s",
+				store_space_hint(errno), mb->base.dest,
+				mb->file);
+}
+
+/* The mboxrd encoder's output: the message as stored. */
+static int body_sink(void *ctx, const char *data, size_t len)
+{
+	struct mbox *mb = ctx;
+
+	if (EVP_DigestUpdate(mb->sha, data, len) != 1) {
+		errno = EIO;
+		return -1;
+	}
+	mb->stored += len;
+	return mbox_out_write(mb->out, data, len);
+}
+
+/* Write the From line, then what was held back. */
+static enum isnap_status start_body(struct mbox *mb, int64_t date,
+				    struct isnap_error *err)
+{
+	char sender[MBOX_SENDER_MAX + 1], when[32], line[MBOX_SENDER_MAX + 64];
+	int n;
+
+	if (!return_path(mb->hdr, mb->hdr_len, sender))
+		strcpy(sender, "MAILER-DAEMON");
+	from_date(date, when);
+	n = snprintf(line, sizeof line, "From %s %s\n", sender, when);
+	mb->from_written = true;
+	mb->from_len = (uint64_t)n;
+	if (mbox_out_write(mb->out, line, (size_t)n) ||
+	    mboxrd_feed(&mb->q, mb->hdr, mb->hdr_len))
+		return write_failed(mb, err);
+	return ISNAP_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Folders                                                                 */
+
+struct uid_list {
+	uint32_t *v;
+	size_t n, alloc;
+};
+
+static int collect_uid(void *ctx, const struct mbox_index_entry *e)
+{
+	struct uid_list *l = ctx;
+
+	if (l->n == l->alloc) {
+		size_t alloc = l->alloc ? 2 * l->alloc : 1024;
+		uint32_t *v = realloc(l->v, alloc * sizeof *v);
+		if (!v) {
+			errno = ENOMEM;
+			return -1;
+		}
+		l->v = v;
+		l->alloc = alloc;
+	}
+	l->v[l->n++] = e->uid;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void mb_abort_message(struct store *s)
+{
+	struct mbox *mb = mb_of(s);
+
+	if (!mb->in_msg)
+		return;
+	mb->in_msg = false;
+	mboxrd_init(&mb->q, body_sink, mb);
+	if (mbox_out_rewind(mb->out) != 0)
+		mb->broken = true; /* part of it may still be in the file */
+	mb->data_end = mb->msg_start;
+}
+
+static void release_folder(struct mbox *mb)
+{
+	bool cut = mb->n_pending > 0 || mb->in_msg || mb->broken;
+
+	mb_abort_message(&mb->base);
+	mbox_out_free(mb->out);
+	mb->out = NULL;
+	/* Not committed: take it out again, as the next open would. */
+	if (cut && mb->file) {
+		int fd = openat(mb->base.dest_fd, mb->file,
+				O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			if (ftruncate(fd, (off_t)mb->committed_end) != 0) {
+				/* the next open cuts it */
+			}
+			close(fd);
+		}
+	}
+	if (mb->idx_fd >= 0)
+		close(mb->idx_fd);
+	mb->idx_fd = -1;
+	free(mb->file);
+	free(mb->idx);
+	mb->file = mb->idx = NULL;
+	mb->n_pending = 0;
+	mb->broken = false;
+	uidset_free(&mb->have);
+}
+
+/* Read the index of `file` (which need not exist).  *fd is -1 when there
+ * is none. */
+static enum isnap_status read_index(struct mbox *mb, const char *idx,
+				    int *fd, struct mbox_index_info *info,
+				    struct uid_list *uids,
+				    struct isnap_error *err)
+{
+	*fd = openat(mb->base.dest_fd, idx, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	memset(info, 0, sizeof *info);
+	if (*fd < 0)
+		return errno == ENOENT
+			       ? ISNAP_OK
+			       : isnap_fail_errno(err,
+						  store_path_status(errno),
+						  "%s/%s", mb->base.dest, idx);
+	if (mbox_index_read(*fd, info, uids ? collect_uid : NULL, uids)) {
+		enum isnap_status rc =
+			errno == ENOMEM
+				? store_oom(err)
+				: isnap_fail_errno(err, ISNAP_ELOCAL,
+						   "reading %s/%s",
+						   mb->base.dest, idx);
+		close(*fd);
+		*fd = -1;
+		return rc;
+	}
+	return ISNAP_OK;
+}
+
+/* Move generation `old` of the folder at `path` aside (see the top of the
+ * file); nothing to do when the index holds no message of it. */
+static enum isnap_status retire(struct mbox *mb, const char *path,
+				uint32_t old, struct isnap_error *err)
+{
+	const char *dest = mb->base.dest;
+	int dfd = mb->base.dest_fd, fd = -1;
+	char *file = concat(path, mb->ext, ""), *aside = aside_name(path, old,
+								  mb->ext);
+	char *idx = file ? index_name(file) : NULL;
+	char *idx_aside = aside ? index_name(aside) : NULL;
+	struct mbox_index_info info;
+	bool file_there, aside_there, idx_aside_there;
+	enum isnap_status rc;
+
+	if (!file || !aside || !idx || !idx_aside) {
+		rc = store_oom(err);
+		goto out;
+	}
+	rc = read_index(mb, idx, &fd, &info, NULL, err);
+	if (rc || fd < 0 || info.n == 0 || info.uidvalidity != old)
+		goto out; /* nothing of generation `old` is kept here */
+	if (exists_at(dfd, file, &file_there) ||
+	    exists_at(dfd, aside, &aside_there) ||
+	    exists_at(dfd, idx_aside, &idx_aside_there)) {
+		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s", dest, file);
+		goto out;
+	}
+	if (idx_aside_there || (file_there && aside_there)) {
+		rc = isnap_fail(err, ISNAP_EFOLDER,
+				"%s: both %s and %s hold messages of "
+				"UIDVALIDITY %" PRIu32 "; refusing to merge "
+				"them, please move one aside by hand",
+				dest, file, aside, old);
+		goto out;
+	}
+	if (file_there) {
+		/* Cut the uncommitted tail a killed run may have left, so
+		 * that the copy kept holds only complete messages. */
+		int mfd = openat(dfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat sb;
+		if (mfd < 0 || fstat(mfd, &sb) != 0 ||
+		    ((uint64_t)sb.st_size > info.file_end &&
+		     (ftruncate(mfd, (off_t)info.file_end) != 0 ||
+		      fsync(mfd) != 0))) {
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s", dest,
+					      file);
+			if (mfd >= 0)
+				close(mfd);
+			goto out;
+		}
+		close(mfd);
+		if (renameat(dfd, file, dfd, aside) != 0 ||
+		    fsync_dir_of(dfd, file) != 0) {
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
+					      "moving %s/%s to %s", dest, file,
+					      aside);
+			goto out;
+		}
+	}
+	/* The file first, then its index: an index left behind still names
+	 * generation `old`, so a later call finishes the move. */
+	if (renameat(dfd, idx, dfd, idx_aside) != 0 ||
+	    fsync_dir_of(dfd, idx) != 0)
+		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "moving %s/%s to %s",
+				      dest, idx, idx_aside);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(file);
+	free(aside);
+	free(idx);
+	free(idx_aside);
+	return rc;
+}
+
+/* Create the index (and make its name durable); refuses when the file
+ * exists with content but its index does not: cutting it back to "nothing
+ * committed" would destroy mail. */
+static enum isnap_status create_index(struct mbox *mb, int *fd,
+				      struct isnap_error *err)
+{
+	const char *dest = mb->base.dest;
+	struct stat sb;
+
+	if (fstatat(mb->base.dest_fd, mb->file, &sb, AT_SYMLINK_NOFOLLOW) ==
+		    0 &&
+	    (!S_ISREG(sb.st_mode) || sb.st_size > 0))
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "%s/%s exists, but imapsnap's index of it "
+				  "(%s/%s) does not: it was not written by "
+				  "imapsnap, or the index was removed; move "
+				  "the file away to start afresh",
+				  dest, mb->file, dest, mb->idx);
+	if (mkdirs_for(mb->base.dest_fd, mb->idx) != 0)
+		return isnap_fail_errno(err, store_path_status(errno),
+					"%s%s/%s", store_space_hint(errno),
+					dest, mb->idx);
+	*fd = openat(mb->base.dest_fd, mb->idx,
+		     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (*fd < 0 || fsync_dir_of(mb->base.dest_fd, mb->idx) != 0)
+		return isnap_fail_errno(err, store_path_status(errno),
+					"%screating %s/%s",
+					store_space_hint(errno), dest, mb->idx);
+	return ISNAP_OK;
+}
+
+/* Open the mbox file, cut back to the last commit. */
+static enum isnap_status open_file(struct mbox *mb,
+				   const struct mbox_index_info *info,
+				   struct isnap_error *err)
+{
+	const char *dest = mb->base.dest;
+	struct stat sb;
+	int fd;
+
+	if (!mb->gzip && info->file_end != info->data_end)
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "%s/%s: the index does not fit a plain mbox "
+				  "file (was it written for mbox.gz?)",
+				  dest, mb->idx);
+	if (mkdirs_for(mb->base.dest_fd, mb->file) != 0)
+		return isnap_fail_errno(err, store_path_status(errno),
+					"%s%s/%s", store_space_hint(errno),
+					dest, mb->file);
+	fd = openat(mb->base.dest_fd, mb->file,
+		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		/* A new file must survive a crash with its name. */
+		if (fsync_dir_of(mb->base.dest_fd, mb->file) != 0) {
+			close(fd);
+			return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
+						dest, mb->file);
+		}
+	} else if (errno == EEXIST) {
+		fd = openat(mb->base.dest_fd, mb->file,
+			    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return isnap_fail_errno(err, store_path_status(errno),
+					"%s%s/%s", store_space_hint(errno),
+					dest, mb->file);
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		errno = errno ? errno : EINVAL;
+		return isnap_fail(err, ISNAP_EFOLDER, "%s/%s is not a file",
+				  dest, mb->file);
+	}
+	if ((uint64_t)sb.st_size < info->file_end) {
+		close(fd);
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "%s/%s is shorter than its index says "
+				  "(%" PRIu64 " bytes, %" PRIu64
+				  " committed): it was changed outside "
+				  "imapsnap; move it away, with %s/%s, to "
+				  "start afresh",
+				  dest, mb->file, (uint64_t)sb.st_size,
+				  info->file_end, dest, mb->idx);
+	}
+	if ((uint64_t)sb.st_size > info->file_end &&
+	    ftruncate(fd, (off_t)info->file_end) != 0) {
+		close(fd);
+		return isnap_fail_errno(err, ISNAP_ELOCAL,
+					"cutting %s/%s back to its last commit",
+					dest, mb->file);
+	}
+	if (mbox_out_new(fd, mb->gzip, &mb->out) != 0)
+		return errno == ENOMEM ? store_oom(err)
+				       : isnap_fail_errno(err, ISNAP_ELOCAL,
+							  "%s/%s", dest,
+							  mb->file);
+	mb->committed_end = info->file_end;
+	mb->data_end = info->data_end;
+	return ISNAP_OK;
+}
+
+/* Open (creating) the index, moving another generation aside first, and
+ * collect the UIDs it lists. */
+static enum isnap_status open_index(struct mbox *mb, const char *path,
+				    struct mbox_index_info *info,
+				    struct uid_list *uids,
+				    struct isnap_error *err)
+{
+	enum isnap_status rc;
+	int fd;
+
+	rc = read_index(mb, mb->idx, &fd, info, uids, err);
+	if (rc)
+		return rc;
+	if (fd >= 0 && info->n && info->uidvalidity != mb->uidvalidity) {
+		/* A generation nobody retired (the state was lost, or a
+		 * retirement was interrupted): keep it, never mix. */
+		close(fd);
+		uids->n = 0;
+		rc = retire(mb, path, info->uidvalidity, err);
+		if (!rc)
+			rc = read_index(mb, mb->idx, &fd, info, uids, err);
+		if (rc)
+			return rc;
+		if (fd >= 0 && info->n)
+			return isnap_fail(err, ISNAP_EFOLDER,
+					  "%s/%s: could not move UIDVALIDITY "
+					  "%" PRIu32 " aside",
+					  mb->base.dest, mb->idx,
+					  info->uidvalidity);
+	}
+	if (fd < 0) {
+		rc = create_index(mb, &fd, err);
+		if (rc)
+			return rc;
+		memset(info, 0, sizeof *info);
+	}
+	mb->idx_fd = fd;
+	/* Lines after the valid part were never committed. */
+	if (ftruncate(fd, (off_t)info->valid_len) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
+					mb->base.dest, mb->idx);
+	mb->idx_len = info->valid_len;
+	return ISNAP_OK;
+}
+
+static enum isnap_status mb_open_folder(struct store *s,
+					const struct store_folder *f,
+					struct uidset *present,
+					struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+	struct mbox_index_info info;
+	struct uid_list uids = { 0 };
+	char *path = NULL;
+	enum isnap_status rc;
+
+	if (mb->file)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "open_folder: folder %s is still open",
+				  mb->file);
+	if (f->uidvalidity == 0) {
+		char shown[128];
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "open_folder: no UIDVALIDITY for \"%s\"",
+				  store_printable(f->utf8 ? f->utf8 : f->name,
+						  shown, sizeof shown));
+	}
+	rc = store_folder_path(f, &path, err);
+	if (rc)
+		return rc;
+	mb->uidvalidity = f->uidvalidity;
+	mb->file = concat(path, mb->ext, "");
+	mb->idx = mb->file ? index_name(mb->file) : NULL;
+	if (!mb->file || !mb->idx) {
+		rc = store_oom(err);
+		goto out;
+	}
+	rc = open_index(mb, path, &info, &uids, err);
+	if (!rc)
+		rc = open_file(mb, &info, err);
+	if (rc)
+		goto out;
+	if (uids.n)
+		qsort(uids.v, uids.n, sizeof *uids.v, cmp_u32);
+	for (size_t i = 0; i < uids.n; i++)
+		if (uidset_add(present, uids.v[i]) ||
+		    uidset_add(&mb->have, uids.v[i])) {
+			rc = store_oom(err);
+			goto out;
+		}
+out:
+	if (rc) {
+		mb->n_pending = 0;
+		release_folder(mb);
+	}
+	free(uids.v);
+	free(path);
+	return rc;
+}
+
+static enum isnap_status mb_retire_generation(struct store *s,
+					      const struct store_folder *f,
+					      uint32_t old,
+					      struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+	char *path = NULL, *file;
+	enum isnap_status rc;
+
+	if (old == 0)
+		return ISNAP_OK; /* never examined: nothing to keep */
+	rc = store_folder_path(f, &path, err);
+	if (rc)
+		return rc;
+	file = concat(path, mb->ext, "");
+	if (!file)
+		rc = store_oom(err);
+	else if (mb->file && strcmp(mb->file, file) == 0)
+		rc = isnap_fail(err, ISNAP_EUSAGE,
+				"retire_generation: folder %s is open", file);
+	else
+		rc = retire(mb, path, old, err);
+	free(file);
+	free(path);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Messages                                                                */
+
+static enum isnap_status mb_begin_message(struct store *s,
+					  const struct store_message *m,
+					  struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+
+	if (!mb->file)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "begin_message: no folder is open");
+	if (mb->in_msg)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "begin_message: UID %" PRIu32
+				  " is still being written",
+				  mb->uid);
+	if (mb->broken)
+		return isnap_fail(err, ISNAP_ELOCAL,
+				  "%s/%s: an earlier write failed",
+				  s->dest, mb->file);
+	if (m->uid == 0)
+		return isnap_fail(err, ISNAP_EMSG, "UID 0 is not a valid UID");
+	/* One copy per message, whatever the server repeats. */
+	if (uidset_contains(&mb->have, m->uid))
+		return isnap_fail(err, ISNAP_EMSG,
+				  "UID %" PRIu32 " is already saved in %s",
+				  m->uid, mb->file);
+	if (mbox_out_mark(mb->out) != 0)
+		return write_failed(mb, err);
+	if (EVP_DigestInit_ex(mb->sha, EVP_sha256(), NULL) != 1)
+		return isnap_fail(err, ISNAP_ENOMEM, "SHA-256 unavailable");
+	mb->in_msg = true;
+	mb->uid = m->uid;
+	mb->size = m->size;
+	mb->written = 0;
+	mb->date = m->internaldate;
+	mb->msg_start = mb->data_end;
+	mb->hdr_len = 0;
+	mb->from_written = false;
+	mb->stored = 0;
+	mboxrd_init(&mb->q, body_sink, mb);
+	return ISNAP_OK;
+}
+
+static enum isnap_status mb_write(struct store *s, const void *data,
+				  size_t len, struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+	const char *p = data;
+
+	if (!mb->in_msg)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "write: no message is being written");
+	if (len > mb->size - mb->written)
+		return isnap_fail(err, ISNAP_EMSG,
+				  "UID %" PRIu32 ": more than the %" PRIu64
+				  " bytes announced",
+				  mb->uid, mb->size);
+	mb->written += len;
+	if (!mb->from_written) {
+		size_t old = mb->hdr_len, k = MBOX_HEADER_MAX - old;
+		if (k > len)
+			k = len;
+		memcpy(mb->hdr + old, p, k);
+		mb->hdr_len += k;
+		p += k;
+		len -= k;
+		/* Without a date, wait for end_message's as long as the
+		 * buffer allows. */
+		if (mb->hdr_len == MBOX_HEADER_MAX ||
+		    (mb->date != STORE_NO_DATE &&
+		     header_end(mb->hdr + (old > 2 ? old - 2 : 0),
+				mb->hdr_len - (old > 2 ? old - 2 : 0)))) {
+			enum isnap_status rc = start_body(mb, mb->date, err);
+			if (rc)
+				return rc;
+		}
+	}
+	if (len && mboxrd_feed(&mb->q, p, len) != 0)
+		return write_failed(mb, err);
+	return ISNAP_OK;
+}
+
+static int reserve_pending(struct mbox *mb)
+{
+	if (mb->n_pending == mb->alloc_pending) {
+		size_t alloc = mb->alloc_pending ? 2 * mb->alloc_pending : 256;
+		struct mbox_index_entry *p =
+			realloc(mb->pending, alloc * sizeof *p);
+		if (!p)
+			return -1;
+		mb->pending = p;
+		mb->alloc_pending = alloc;
+	}
+	return 0;
+}
+
+/* end_message's work; on failure the caller discards the message. */
+static enum isnap_status finish_message(struct mbox *mb,
+					const struct store_message *m,
+					struct isnap_error *err)
+{
+	struct mbox_index_entry *e;
+	unsigned int md_len = 0;
+	enum isnap_status rc;
+
+	if (m->uid != mb->uid)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "end_message: UID %" PRIu32
+				  " for a message begun as UID %" PRIu32,
+				  m->uid, mb->uid);
+	if (mb->written != m->size || m->size != mb->size)
+		return isnap_fail(err, ISNAP_EMSG,
+				  "UID %" PRIu32 ": %" PRIu64
+				  " bytes received, %" PRIu64 " expected",
+				  m->uid, mb->written, m->size);
+	if (!mb->from_written) {
+		rc = start_body(mb, mb->date != STORE_NO_DATE
+					    ? mb->date
+					    : m->internaldate,
+				err);
+		if (rc)
+			return rc;
+	}
+	if (mboxrd_finish(&mb->q) != 0 || mbox_out_write(mb->out, "\n", 1))
+		return write_failed(mb, err);
+	if (EVP_DigestFinal_ex(mb->sha, mb->last_sha, &md_len) != 1 ||
+	    md_len != sizeof mb->last_sha)
+		return isnap_fail(err, ISNAP_ENOMEM, "SHA-256 failed");
+	if (reserve_pending(mb) != 0 || uidset_add(&mb->have, m->uid) != 0)
+		return store_oom(err);
+	e = &mb->pending[mb->n_pending++];
+	e->uidvalidity = mb->uidvalidity;
+	e->uid = m->uid;
+	e->offset = mb->msg_start;
+	e->length = mb->from_len + mb->stored + 1;
+	e->file_end = 0; /* known at commit */
+	mb->last_offset = mb->msg_start;
+	mb->last_stored = mb->stored;
+	mb->data_end = e->offset + e->length;
+	mb->in_msg = false;
+	return ISNAP_OK;
+}
+
+static enum isnap_status mb_end_message(struct store *s,
+					const struct store_message *m,
+					struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+	enum isnap_status rc;
+
+	if (!mb->in_msg)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "end_message: no message is being written");
+	rc = finish_message(mb, m, err);
+	if (rc)
+		mb_abort_message(s);
+	return rc;
+}
+
+static void mb_locate(struct store *s, struct store_location *loc)
+{
+	struct mbox *mb = mb_of(s);
+
+	memset(loc, 0, sizeof *loc);
+	snprintf(loc->location, sizeof loc->location, "%s@%" PRIu64,
+		 mb->file ? mb->file : "", mb->last_offset);
+	loc->stored_size = mb->last_stored;
+	loc->has_stored_sha256 = true;
+	memcpy(loc->stored_sha256, mb->last_sha, sizeof loc->stored_sha256);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Commit                                                                  */
+
+static enum isnap_status write_index(struct mbox *mb, uint64_t file_end,
+				     struct isnap_error *err)
+{
+	size_t cap = mb->n_pending * MBOX_INDEX_LINE_MAX, len = 0;
+	char *buf = malloc(cap ? cap : 1);
+	const char *p;
+
+	if (!buf)
+		return store_oom(err);
+	for (size_t i = 0; i < mb->n_pending; i++) {
+		mb->pending[i].file_end = file_end;
+		len += mbox_index_format(&mb->pending[i], buf + len);
+	}
+	p = buf;
+	for (size_t left = len; left;) {
+		ssize_t n = pwrite(mb->idx_fd, p, left,
+				   (off_t)(mb->idx_len + (uint64_t)(p - buf)));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto fail;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	if (fdatasync(mb->idx_fd) != 0)
+		goto fail;
+	free(buf);
+	mb->idx_len += len;
+	return ISNAP_OK;
+fail:
+	isnap_fail_errno(err, ISNAP_ELOCAL, "%swriting %s/%s",
+			 store_space_hint(errno), mb->base.dest, mb->idx);
+	free(buf);
+	/* A torn line would end the index's valid part for good. */
+	if (ftruncate(mb->idx_fd, (off_t)mb->idx_len) != 0)
+		mb->broken = true;
+	return ISNAP_ELOCAL;
+}
+
+static enum isnap_status mb_commit(struct store *s, struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+	uint64_t file_end;
+	enum isnap_status rc;
+
+	if (!mb->file || mb->n_pending == 0)
+		return ISNAP_OK;
+	if (mb->in_msg)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "commit: UID %" PRIu32
+				  " is still being written",
+				  mb->uid);
+	if (mb->broken)
+		return isnap_fail(err, ISNAP_ELOCAL,
+				  "%s/%s: an earlier write failed", s->dest,
+				  mb->file);
+	/* The messages first, then the index lines that name them. */
+	if (mbox_out_commit(mb->out, &file_end) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%ssyncing %s/%s",
+					store_space_hint(errno), s->dest,
+					mb->file);
+	rc = write_index(mb, file_end, err);
+	if (rc)
+		return rc;
+	mb->committed_end = file_end;
+	mb->n_pending = 0;
+	return ISNAP_OK;
+}
+
+static enum isnap_status mb_close_folder(struct store *s,
+					 struct isnap_error *err)
+{
+	struct mbox *mb = mb_of(s);
+	enum isnap_status rc;
+
+	if (!mb->file)
+		return ISNAP_OK;
+	mb_abort_message(s);
+	rc = mb_commit(s, err);
+	release_folder(mb);
+	return rc;
+}
+
+static enum isnap_status mb_finish(struct store *s, struct isnap_error *err)
+{
+	mb_abort_message(s);
+	return mb_commit(s, err);
+}
+
+static void mb_destroy(struct store *s)
+{
+	struct mbox *mb = mb_of(s);
+
+	release_folder(mb);
+	EVP_MD_CTX_free(mb->sha);
+	free(mb->hdr);
+	free(mb->pending);
+	free(mb);
+}
+
+static const struct store_ops mbox_ops = {
+	.format = "mbox",
+	.durable_at_finish = false,
+	.open_folder = mb_open_folder,
+	.retire_generation = mb_retire_generation,
+	.begin_message = mb_begin_message,
+	.write = mb_write,
+	.end_message = mb_end_message,
+	.abort_message = mb_abort_message,
+	.locate = mb_locate,
+	.commit = mb_commit,
+	.close_folder = mb_close_folder,
+	.finish = mb_finish,
+	.destroy = mb_destroy,
+};
+
+static const struct store_ops mbox_gz_ops = {
+	.format = "mbox.gz",
+	.durable_at_finish = false,
+	.open_folder = mb_open_folder,
+	.retire_generation = mb_retire_generation,
+	.begin_message = mb_begin_message,
+	.write = mb_write,
+	.end_message = mb_end_message,
+	.abort_message = mb_abort_message,
+	.locate = mb_locate,
+	.commit = mb_commit,
+	.close_folder = mb_close_folder,
+	.finish = mb_finish,
+	.destroy = mb_destroy,
+};
+
+static enum isnap_status create(const char *dest, bool gzip,
+				struct store **out, struct isnap_error *err)
+{
+	struct mbox *mb;
+
+	*out = NULL;
+	if (store_mkdirs(AT_FDCWD, dest) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s%s",
+					store_space_hint(errno), dest);
+	mb = calloc(1, sizeof *mb);
+	if (!mb)
+		return store_oom(err);
+	mb->base.ops = gzip ? &mbox_gz_ops : &mbox_ops;
+	mb->base.dest = strdup(dest);
+	mb->base.dest_fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	mb->gzip = gzip;
+	mb->ext = gzip ? ".mbox.gz" : ".mbox";
+	mb->idx_fd = -1;
+	mb->have = (struct uidset)UIDSET_INIT;
+	mb->hdr = malloc(MBOX_HEADER_MAX);
+	mb->sha = EVP_MD_CTX_new();
+	if (!mb->base.dest || !mb->hdr || !mb->sha || mb->base.dest_fd < 0) {
+		enum isnap_status rc =
+			mb->base.dest_fd >= 0 || !mb->base.dest
+				? store_oom(err)
+				: isnap_fail_errno(err, ISNAP_ELOCAL, "%s",
+						   dest);
+		store_free(&mb->base);
+		return rc;
+	}
+	*out = &mb->base;
+	return ISNAP_OK;
+}
+
+enum isnap_status store_mbox_new(const char *dest, struct store **out,
+				 struct isnap_error *err)
+{
+	return create(dest, false, out, err);
+}
+
+enum isnap_status store_mbox_gz_new(const char *dest, struct store **out,
+				    struct isnap_error *err)
+{
+	return create(dest, true, out, err);
+}
