@@ -31,6 +31,7 @@ struct run {
 	struct store *store;
 	struct state state;
 	char state_dir[4096];
+	bool single_file; /* one complete export; no state kept */
 	struct folder_run *runs;
 	size_t nruns;
 	const struct imap_folder_list *folders;
@@ -71,6 +72,8 @@ static bool deferred_store(const struct run *r)
 
 static enum isnap_status save_state(struct run *r, struct isnap_error *err)
 {
+	if (r->single_file)
+		return ISNAP_OK;
 	return state_save(r->state_dir, &r->state, err);
 }
 
@@ -672,10 +675,27 @@ enum isnap_status backup_run(const struct backup_opts *o,
 		imap_client_close(r.client, !is_fatal(st));
 		goto out;
 	}
-	st = store_open(o->format ? o->format : "maildir", o->dest, &r.store,
-			err);
-	if (st)
-		return st;
+	{
+		const char *single = store_single_file_format(o->dest);
+		const char *format = o->format ? o->format : "maildir";
+		if (single) {
+			if (o->format && strcmp(o->format, single))
+				return isnap_fail(err, ISNAP_EUSAGE,
+						  "%s: the name says %s, but "
+						  "--format says %s",
+						  o->dest, single, o->format);
+			format = single;
+			r.single_file = true;
+		}
+		st = store_open(format, o->dest, &r.store, err);
+		if (st)
+			return st;
+	}
+	if (r.single_file) {
+		/* A complete export every time: nothing to remember. */
+		st = backup_account(&r, err);
+		goto finish;
+	}
 	if (mkdir(r.state_dir, 0700) < 0 && errno != EEXIST) {
 		st = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", r.state_dir);
 		goto out;
@@ -689,6 +709,7 @@ enum isnap_status backup_run(const struct backup_opts *o,
 		goto out;
 
 	st = backup_account(&r, err);
+finish:
 	imap_client_close(r.client, !is_fatal(st));
 	r.client = NULL;
 	/* Even after a fatal error, finish what is complete; the first
