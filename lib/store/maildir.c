@@ -66,6 +66,16 @@ struct maildir {
 	/* The message last ended, for locate. */
 	uint32_t last_uid;
 	uint64_t last_size;
+
+	/* cur/ by UID, read on the first flag update of the open folder. */
+	struct cur_entry *cur_names;
+	size_t n_cur_names;
+	bool cur_renamed; /* cur/ needs an fsync for flag renames */
+};
+
+struct cur_entry {
+	uint32_t uid;
+	char name[MD_NAME_MAX];
 };
 
 static struct maildir *md_of(struct store *s)
@@ -385,6 +395,10 @@ static void release_folder(struct maildir *md)
 	free(md->path);
 	md->path = NULL;
 	uidset_free(&md->have);
+	free(md->cur_names);
+	md->cur_names = NULL;
+	md->n_cur_names = 0;
+	md->cur_renamed = false;
 }
 
 /* Create the folder's directories and open them. */
@@ -802,6 +816,13 @@ static enum isnap_status md_commit(struct store *s, struct isnap_error *err)
 	struct maildir *md = md_of(s);
 	size_t i;
 
+	if (md->n_pending == 0 && md->cur_renamed) {
+		md->cur_renamed = false;
+		if (store_fsync_dir(md->cur_fd, "") != 0)
+			return isnap_fail_errno(err, ISNAP_ELOCAL,
+						"syncing %s/%s/cur", s->dest,
+						md->path);
+	}
 	if (md->n_pending == 0)
 		return ISNAP_OK;
 	/* One sync for the whole batch instead of one fsync per message
@@ -828,6 +849,7 @@ static enum isnap_status md_commit(struct store *s, struct isnap_error *err)
 		}
 	}
 	md->n_pending = 0;
+	md->cur_renamed = false;
 	if (store_fsync_dir(md->cur_fd, "") != 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "syncing %s/%s/cur",
 					s->dest, md->path);
@@ -865,6 +887,87 @@ static void md_destroy(struct store *s)
 	free(md);
 }
 
+static int cmp_cur_entry(const void *a, const void *b)
+{
+	uint32_t x = ((const struct cur_entry *)a)->uid;
+	uint32_t y = ((const struct cur_entry *)b)->uid;
+	return x < y ? -1 : x > y;
+}
+
+/* Read cur/ once into a table by UID, so that a run that learns of many
+ * flag changes does not read the directory for each. */
+static int load_cur_names(struct maildir *md)
+{
+	int fd = dup(md->cur_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	size_t alloc = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		uint32_t uidvalidity, uid;
+		if (!is_message_name(de->d_name, &uidvalidity, &uid) ||
+		    uidvalidity != md->uidvalidity ||
+		    strlen(de->d_name) >= MD_NAME_MAX)
+			continue;
+		if (md->n_cur_names == alloc) {
+			size_t na = alloc ? 2 * alloc : 256;
+			struct cur_entry *v =
+				realloc(md->cur_names, na * sizeof *v);
+			if (!v) {
+				closedir(d);
+				return -1;
+			}
+			md->cur_names = v;
+			alloc = na;
+		}
+		md->cur_names[md->n_cur_names].uid = uid;
+		strcpy(md->cur_names[md->n_cur_names].name, de->d_name);
+		md->n_cur_names++;
+	}
+	closedir(d);
+	qsort(md->cur_names, md->n_cur_names, sizeof *md->cur_names,
+	      cmp_cur_entry);
+	return 0;
+}
+
+/* The server's flags changed: rename the file's ":2," suffix to match.
+ * The directory is synced at the next commit; a crash before that leaves
+ * the old flags, which the next run's CHANGEDSINCE brings back anyway. */
+static enum isnap_status md_update_flags(struct store *s,
+					 const struct store_message *m,
+					 struct isnap_error *err)
+{
+	struct maildir *md = md_of(s);
+	struct cur_entry key = { .uid = m->uid }, *e;
+	char name[MD_NAME_MAX];
+
+	if (md->dir_fd < 0)
+		return isnap_fail(err, ISNAP_EUSAGE, "no folder is open");
+	if (!md->cur_names && load_cur_names(md) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s/cur",
+					s->dest, md->path);
+	e = bsearch(&key, md->cur_names, md->n_cur_names, sizeof key,
+		    cmp_cur_entry);
+	if (!e)
+		return isnap_fail(err, ISNAP_EMSG, "no copy in %s/%s/cur",
+				  s->dest, md->path);
+	cur_name(name, md->uidvalidity, m->uid, m->flags);
+	if (!strcmp(name, e->name))
+		return ISNAP_OK;
+	if (renameat(md->cur_fd, e->name, md->cur_fd, name) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "renaming %s/%s/cur/%s",
+					s->dest, md->path, e->name);
+	strcpy(e->name, name);
+	md->cur_renamed = true;
+	return ISNAP_OK;
+}
+
 static const struct store_ops maildir_ops = {
 	.format = "maildir",
 	.durable_at_finish = false,
@@ -875,6 +978,7 @@ static const struct store_ops maildir_ops = {
 	.end_message = md_end_message,
 	.abort_message = md_abort_message,
 	.locate = md_locate,
+	.update_flags = md_update_flags,
 	.commit = md_commit,
 	.close_folder = md_close_folder,
 	.finish = md_finish,

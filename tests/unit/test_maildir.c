@@ -903,3 +903,41 @@ Test(maildir, retire_of_the_open_folder_is_refused)
 	uidset_free(&present);
 	store_free(s);
 }
+
+Test(maildir, update_flags_renames_a_message_saved_earlier)
+{
+	struct store_folder f = folder("INBOX", '/', 42);
+	struct uidset present = UIDSET_INIT;
+	struct isnap_error err = { 0 };
+	struct store *s = open_store();
+	struct store_message m;
+	size_t len;
+	char *text;
+
+	open_folder(s, &f, &present);
+	save(s, 5, STORE_FLAG_SEEN, 1000, body, strlen(body), 7);
+	save(s, 6, 0, 1000, body, strlen(body), 7);
+	close_folder(s);
+	store_free(s);
+
+	s = open_store();
+	open_folder(s, &f, &present);
+	m = msg(5, STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED,
+		STORE_NO_DATE, 0);
+	cr_assert_eq(s->ops->update_flags(s, &m, &err), ISNAP_OK, "%s",
+		     err.msg);
+	m = msg(9, STORE_FLAG_SEEN, STORE_NO_DATE, 0);
+	cr_assert_eq(s->ops->update_flags(s, &m, &err), ISNAP_EMSG,
+		     "a UID the store does not hold must be reported");
+	close_folder(s);
+	store_free(s);
+	uidset_free(&present);
+
+	cr_assert_not(exists("INBOX/cur/42_5.imapsnap:2,S"));
+	text = slurp("INBOX/cur/42_5.imapsnap:2,FRS", &len);
+	cr_assert_eq(len, strlen(body));
+	cr_assert_eq(memcmp(text, body, len), 0);
+	free(text);
+	cr_assert(exists("INBOX/cur/42_6.imapsnap:2,"));
+	cr_assert_eq(count_entries("INBOX/cur"), 2);
+}
