@@ -162,7 +162,11 @@ static enum isnap_status header(struct arch *ar, const char *path,
 	archive_entry_set_mtime(e, mtime, 0);
 	if (type == AE_IFREG)
 		archive_entry_set_size(e, (la_int64_t)size);
-	rc = archive_write_header(ar->a, e);
+	{
+		locale_t saved = archive_kind_utf8_begin();
+		rc = archive_write_header(ar->a, e);
+		archive_kind_utf8_end(saved);
+	}
 	if (rc == ARCHIVE_FATAL)
 		return lost(ar, err);
 	/* ARCHIVE_FAILED: this entry could not be written, and is not in
@@ -630,7 +634,9 @@ static enum isnap_status ar_finish(struct store *s, struct isnap_error *err)
 		return rc;
 	}
 	if (ar->n_aborted) {
+		locale_t saved = archive_kind_utf8_begin();
 		rc = rebuild(ar, err);
+		archive_kind_utf8_end(saved);
 		if (rc) {
 			unlinkat(s->dest_fd, ar->tmp, 0);
 			return rc;

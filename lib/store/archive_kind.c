@@ -1,14 +1,13 @@
 /*
  * archive_kind.c — see archive_kind.h.
  *
- * Tar volumes use the GNU tar format, not pax: libarchive's pax writer
- * needs the entry names in the process's locale, and in the C locale (where
- * imapsnap runs from cron) it either crashes on UTF-8 names given as UTF-8
- * or marks them "hdrcharset=BINARY", which GNU tar warns about on every
- * entry.  GNU tar headers carry names as bytes, long names through
- * ././@LongLink, and sizes past 8 GiB in base-256; GNU tar, bsdtar and
- * Python's tarfile all read them.  Zip names are flagged UTF-8 (general
- * purpose bit 11), which is what unzip, Python and Windows expect.
+ * Tar volumes use the GNU tar format: names as bytes (ours are UTF-8, since
+ * fsname escapes anything else), long names through ././@LongLink, sizes
+ * past 8 GiB in base-256; GNU tar, bsdtar and Python's tarfile read it
+ * without a warning.  (pax would mark names that do not convert in the
+ * reader's locale "hdrcharset=BINARY", which GNU tar warns about on every
+ * entry.)  Zip names are flagged UTF-8 (general purpose bit 11), which is
+ * what unzip, Python and Windows expect.
  */
 #include "store/archive_kind.h"
 
@@ -57,11 +56,15 @@ struct archive *archive_kind_writer(const struct archive_kind *k,
 				    const char **why)
 {
 	struct archive *a = archive_write_new();
+	locale_t saved;
 	int rc;
 
 	*why = "out of memory";
 	if (!a)
 		return NULL;
+	/* The name conversion is set up here: in the locale of the
+	 * headers to come. */
+	saved = archive_kind_utf8_begin();
 	if (k->zip) {
 		rc = archive_write_set_format_zip(a);
 		if (rc == ARCHIVE_OK)
@@ -75,6 +78,7 @@ struct archive *archive_kind_writer(const struct archive_kind *k,
 		else if (rc == ARCHIVE_OK && !strcmp(k->format, "tar.xz"))
 			rc = archive_write_add_filter_xz(a);
 	}
+	archive_kind_utf8_end(saved);
 	/* ARCHIVE_WARN: libarchive would run an external program for the
 	 * compression; we want it built in, or a clear error. */
 	if (rc != ARCHIVE_OK) {
@@ -108,6 +112,21 @@ void archive_kind_set_path(const struct archive_kind *k,
 		archive_entry_set_pathname_utf8(e, path);
 	else
 		archive_entry_set_pathname(e, path);
+}
+
+locale_t archive_kind_utf8_begin(void)
+{
+	static locale_t utf8 = (locale_t)0;
+
+	if (!utf8)
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	return utf8 ? uselocale(utf8) : (locale_t)0;
+}
+
+void archive_kind_utf8_end(locale_t saved)
+{
+	if (saved)
+		uselocale(saved);
 }
 
 const char *archive_kind_get_path(const struct archive_kind *k,

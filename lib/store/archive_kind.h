@@ -7,6 +7,7 @@
 #ifndef IMAPSNAP_STORE_ARCHIVE_KIND_H
 #define IMAPSNAP_STORE_ARCHIVE_KIND_H
 
+#include <locale.h>
 #include <stdbool.h>
 
 struct archive;
@@ -44,5 +45,13 @@ void archive_kind_set_path(const struct archive_kind *k,
  * cannot be had. */
 const char *archive_kind_get_path(const struct archive_kind *k,
 				  struct archive_entry *e);
+
+/* libarchive converts entry names through the calling thread's locale,
+ * and in the C locale it cannot read UTF-8 zip names at all (no name is
+ * returned).  Bracket libarchive calls that handle names with these: they
+ * switch this thread, and only it, to C.UTF-8 (when the system has it) and
+ * back.  The process's locale is never changed. */
+locale_t archive_kind_utf8_begin(void);
+void archive_kind_utf8_end(locale_t saved);
 
 #endif

@@ -87,6 +87,7 @@ static enum isnap_status scan_volume(const struct archive_kind *k, int dfd,
 	struct archive_entry *e;
 	enum isnap_status rc = ISNAP_OK;
 	int fd = store_open_regular(dfd, rel), arc;
+	locale_t saved;
 
 	if (!r) {
 		if (fd >= 0)
@@ -98,6 +99,7 @@ static enum isnap_status scan_volume(const struct archive_kind *k, int dfd,
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s: %s",
 					dest, volume);
 	}
+	saved = archive_kind_utf8_begin();
 	if (archive_read_open_fd(r, fd, 10240) != ARCHIVE_OK) {
 		rc = broken(r, dest, volume, err);
 		goto out;
@@ -125,6 +127,7 @@ static enum isnap_status scan_volume(const struct archive_kind *k, int dfd,
 	}
 out:
 	archive_read_free(r);
+	archive_kind_utf8_end(saved);
 	close(fd);
 	return rc;
 }

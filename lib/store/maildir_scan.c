@@ -87,8 +87,10 @@ static enum isnap_status scan_messages(int dfd, const char *dest,
 		}
 		fd = store_open_regular(dfd, path);
 		if (fd < 0) {
-			rc = isnap_fail_errno(err, errno == EINVAL
-							   ? ISNAP_EINTEGRITY
+			/* A symlink or device under our name is no message
+			 * of ours: say so, do not follow it. */
+			bool foreign = errno == EINVAL || errno == ELOOP;
+			rc = isnap_fail_errno(err, foreign ? ISNAP_EINTEGRITY
 							   : ISNAP_ELOCAL,
 					      "reading %s/%s", dest, path);
 		} else {
