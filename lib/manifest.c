@@ -1,0 +1,1433 @@
+/*
+ * manifest.c — the run record and the store decorator that writes it.
+ * The format is docs/manifest.md (JSON Lines, RFC 8259 + jsonlines.org);
+ * SHA-256 is FIPS 180-4 through OpenSSL's EVP interface.
+ *
+ * Lines are appended to the run file through a small buffer and made
+ * durable (fdatasync) before the real store commits; a "commit" line,
+ * also synced, follows once the store's commit (or, for stores durable
+ * only at finish, its finish) succeeded.  The chain file is rewritten
+ * whole (temporary file, fsync, rename, fsync of the directory), so that a
+ * crash leaves either the old chain or the new one.
+ */
+#include "manifest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#define MANIFEST_VERSION 1
+/* The buffer is written out once it holds this much. */
+#define OUT_FLUSH (64 * 1024)
+/* "20240501T020000.123456Z.jsonl" */
+#define RUN_NAME_MAX 48
+#define CHAIN_TMP "chain.tmp"
+/* A chain file is one short line per run; anything near this is not ours. */
+#define CHAIN_MAX (64u << 20)
+
+struct mstore;
+
+struct manifest {
+	int fd;        /* the run file, O_APPEND */
+	int dir_fd;    /* state_dir/manifest, or -1 for single-file exports */
+	char *path;    /* the run file, NULL when it is an unlinked temp */
+	char name[RUN_NAME_MAX];
+
+	char *out;     /* lines not written to fd yet */
+	size_t out_len, out_cap;
+
+	/* The first failure to record; it sticks (manifest.h). */
+	enum isnap_status failed;
+	struct isnap_error fail_err;
+
+	char *chain;   /* the chain file's bytes, and what we append */
+	size_t chain_len;
+	char sha256[65];
+	bool finished;
+
+	struct mstore *store;
+	struct {
+		char *name, *utf8;
+		uint32_t uidvalidity;
+		bool open;
+	} folder;
+	char *examined;                /* raw name of the last "folder" line */
+	uint32_t examined_uidvalidity;
+
+	EVP_MD_CTX *md;
+	bool in_msg;
+	uint64_t received;
+
+	uint64_t batch;     /* message lines since the last commit line */
+	uint64_t recorded, recorded_bytes, skipped;
+	bool have_summary;
+	struct manifest_summary sum;
+	struct timespec ended;
+};
+
+struct mstore {
+	struct store base;
+	struct store_ops ops; /* the inner store's, with ours in place */
+	struct store *inner;
+	struct manifest *m;   /* NULL once the manifest is freed */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers                                                           */
+
+static void hex(const unsigned char *bin, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[bin[i] >> 4];
+		out[2 * i + 1] = digits[bin[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static bool is_hex64(const char *s)
+{
+	for (int i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Record the first failure; later ones are consequences of it. */
+static void stick(struct manifest *m, const struct isnap_error *e)
+{
+	if (m->failed)
+		return;
+	m->failed = e->status ? e->status : ISNAP_ELOCAL;
+	m->fail_err = *e;
+	m->fail_err.status = m->failed;
+}
+
+static void stick_oom(struct manifest *m)
+{
+	struct isnap_error e;
+
+	isnap_fail(&e, ISNAP_ENOMEM, "manifest: out of memory");
+	stick(m, &e);
+}
+
+static enum isnap_status failed(const struct manifest *m,
+				struct isnap_error *err)
+{
+	if (err)
+		*err = m->fail_err;
+	return m->failed;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static const char *where(const struct manifest *m)
+{
+	return m->path ? m->path : "the manifest (temporary file)";
+}
+
+static void out_flush(struct manifest *m)
+{
+	struct isnap_error e;
+
+	if (m->failed || !m->out_len)
+		return;
+	if (write_all(m->fd, m->out, m->out_len) != 0) {
+		isnap_fail_errno(&e, ISNAP_ELOCAL, "writing %s", where(m));
+		stick(m, &e);
+		return;
+	}
+	m->out_len = 0;
+}
+
+/* Everything recorded so far is on disk when this returns without a
+ * sticky failure. */
+static void out_sync(struct manifest *m)
+{
+	struct isnap_error e;
+
+	out_flush(m);
+	if (!m->failed && fdatasync(m->fd) != 0 && errno != EINVAL) {
+		isnap_fail_errno(&e, ISNAP_ELOCAL, "syncing %s", where(m));
+		stick(m, &e);
+	}
+}
+
+/* Append `o` as one line, and release it. */
+static void emit(struct manifest *m, json_t *o)
+{
+	char *s;
+	size_t n;
+
+	if (!o) {
+		stick_oom(m);
+		return;
+	}
+	s = m->failed ? NULL : json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (m->failed)
+		return;
+	if (!s) {
+		stick_oom(m);
+		return;
+	}
+	n = strlen(s);
+	if (m->out_len + n + 1 > m->out_cap) {
+		size_t cap = m->out_cap ? m->out_cap : OUT_FLUSH * 2;
+		char *p;
+		while (cap < m->out_len + n + 1)
+			cap *= 2;
+		p = realloc(m->out, cap);
+		if (!p) {
+			free(s);
+			stick_oom(m);
+			return;
+		}
+		m->out = p;
+		m->out_cap = cap;
+	}
+	memcpy(m->out + m->out_len, s, n);
+	m->out[m->out_len + n] = '\n';
+	m->out_len += n + 1;
+	free(s);
+	if (m->out_len >= OUT_FLUSH)
+		out_flush(m);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Building lines.  Each setter returns 0 or -1 (out of memory); callers
+ * add the results up and treat any failure as out of memory.            */
+
+/* JSON strings are Unicode; a server can send any bytes.  A value that is
+ * not valid UTF-8 is written as "<key>_hex" instead, so nothing is lost
+ * and the line stays valid JSON. */
+static int set_str(json_t *o, const char *key, const char *s)
+{
+	char hkey[64];
+	char *h;
+	size_t n;
+	int rc;
+
+	if (!s)
+		return 0;
+	json_t *v = json_string(s);
+	if (v)
+		return json_object_set_new(o, key, v);
+	n = strlen(s);
+	h = malloc(2 * n + 1);
+	if (!h)
+		return -1;
+	hex((const unsigned char *)s, n, h);
+	snprintf(hkey, sizeof hkey, "%s_hex", key);
+	rc = json_object_set_new(o, hkey, json_string(h));
+	free(h);
+	return rc;
+}
+
+/* Numbers beyond JSON's safe integers are written as text. */
+static int set_u64(json_t *o, const char *key, uint64_t v)
+{
+	char buf[24];
+
+	if (v <= (uint64_t)INT64_MAX)
+		return json_object_set_new(o, key, json_integer((json_int_t)v));
+	snprintf(buf, sizeof buf, "%" PRIu64, v);
+	return json_object_set_new(o, key, json_string(buf));
+}
+
+static int set_bool(json_t *o, const char *key, bool v)
+{
+	return json_object_set_new(o, key, json_boolean(v));
+}
+
+static json_t *line(const char *type)
+{
+	json_t *o = json_object();
+
+	if (o && json_object_set_new(o, "type", json_string(type))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Emit `o` unless building it failed. */
+static void emit_built(struct manifest *m, json_t *o, int bad)
+{
+	if (bad) {
+		json_decref(o);
+		stick_oom(m);
+		return;
+	}
+	emit(m, o);
+}
+
+static void iso_utc(const struct timespec *ts, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t t = ts->tv_sec;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%06uZ",
+		 (unsigned)(ts->tv_nsec / 1000) % 1000000u);
+}
+
+/* INTERNALDATE in ISO 8601 with the zone the server gave it in. */
+static bool iso_zoned(int64_t epoch, int tz_minutes, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t t;
+	unsigned off = (unsigned)(tz_minutes < 0 ? -tz_minutes : tz_minutes);
+	size_t n;
+
+	/* Far outside any date a mail server keeps: not worth a line. */
+	if (epoch < -((int64_t)1 << 40) || epoch > (int64_t)1 << 40 ||
+	    off > 24 * 60)
+		return false;
+	t = (time_t)(epoch + (int64_t)tz_minutes * 60);
+	if (!gmtime_r(&t, &tm))
+		return false;
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!n)
+		return false;
+	snprintf(buf + n, size - n, "%c%02u:%02u", tz_minutes < 0 ? '-' : '+',
+		 off / 60 % 100, off % 60);
+	return true;
+}
+
+static int set_folder(json_t *o, const char *raw, const char *utf8,
+		      uint32_t uidvalidity)
+{
+	int bad = 0;
+
+	bad |= set_str(o, "folder", utf8 ? utf8 : raw);
+	bad |= set_str(o, "folder_raw", raw);
+	if (uidvalidity)
+		bad |= set_u64(o, "uidvalidity", uidvalidity);
+	return bad;
+}
+
+/* The IMAP names of the flags, then the keywords as the server spelled
+ * them. */
+static int set_flags(json_t *o, unsigned flags, const char *keywords)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {
+		{ STORE_FLAG_SEEN, "\\Seen" },
+		{ STORE_FLAG_ANSWERED, "\\Answered" },
+		{ STORE_FLAG_FLAGGED, "\\Flagged" },
+		{ STORE_FLAG_DELETED, "\\Deleted" },
+		{ STORE_FLAG_DRAFT, "\\Draft" },
+		{ STORE_FLAG_FORWARDED, "$Forwarded" },
+	};
+	json_t *a = json_array();
+	int bad = !a;
+
+	for (size_t i = 0; a && i < sizeof names / sizeof *names; i++)
+		if (flags & names[i].bit)
+			bad |= json_array_append_new(a, json_string(names[i].name));
+	for (const char *p = keywords; a && p && *p;) {
+		size_t n = strcspn(p, " ");
+		if (n) {
+			json_t *v = json_stringn(p, n);
+			if (!v) { /* not UTF-8: keep the bytes */
+				char *h = malloc(2 * n + 1);
+				if (!h) {
+					bad = 1;
+					break;
+				}
+				hex((const unsigned char *)p, n, h);
+				v = json_pack("{ss}", "hex", h);
+				free(h);
+			}
+			bad |= json_array_append_new(a, v);
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return bad | json_object_set_new(o, "flags", a);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Files                                                                   */
+
+/* SHA-256 of the whole file open at `fd`, read with pread so that the
+ * offset (and O_APPEND writers) are not disturbed. */
+static int hash_fd(int fd, char out[65])
+{
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	off_t off = 0;
+	int rc = -1;
+
+	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+		errno = ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof buf, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		if (!EVP_DigestUpdate(c, buf, (size_t)n)) {
+			errno = ENOMEM;
+			goto out;
+		}
+		off += n;
+	}
+	if (!EVP_DigestFinal_ex(c, md, &mdlen)) {
+		errno = ENOMEM;
+		goto out;
+	}
+	hex(md, mdlen, out);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
+/* "20240501T020000.123456Z.jsonl": a run file's name, which sorts in
+ * time order. */
+static bool is_run_name(const char *s)
+{
+	static const char pat[] = "ddddddddTdddddd.ddddddZ.jsonl";
+	size_t i;
+
+	for (i = 0; pat[i]; i++)
+		if (pat[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pat[i])
+			return false;
+	return s[i] == '\0';
+}
+
+static void run_name(const struct timespec *ts, char *buf)
+{
+	struct tm tm;
+	time_t t = ts->tv_sec;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, RUN_NAME_MAX, "%Y%m%dT%H%M%S", &tm);
+	snprintf(buf + n, RUN_NAME_MAX - n, ".%06uZ.jsonl",
+		 (unsigned)(ts->tv_nsec / 1000) % 1000000u);
+}
+
+static enum isnap_status read_chain(struct manifest *m,
+				    struct isnap_error *err)
+{
+	int fd = openat(m->dir_fd, MANIFEST_CHAIN, O_RDONLY | O_CLOEXEC);
+	struct stat sb = { 0 };
+	size_t got = 0;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return ISNAP_OK;
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s",
+					MANIFEST_DIR, MANIFEST_CHAIN);
+	}
+	if (fstat(fd, &sb) != 0)
+		goto fail;
+	if (sb.st_size > (off_t)CHAIN_MAX) {
+		errno = EFBIG;
+		goto fail;
+	}
+	/* Room for a newline we may have to add, and for this run's line. */
+	m->chain = malloc((size_t)sb.st_size + 1 + 2 * (64 + 2 + RUN_NAME_MAX));
+	if (!m->chain) {
+		close(fd);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, m->chain + got, (size_t)sb.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* Never write back less than was there. */
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto fail;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	m->chain_len = got;
+	/* Never rewrite what is there (it is evidence), only complete it. */
+	if (got && m->chain[got - 1] != '\n')
+		m->chain[m->chain_len++] = '\n';
+	return ISNAP_OK;
+fail:
+	isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s", MANIFEST_DIR,
+			 MANIFEST_CHAIN);
+	close(fd);
+	return ISNAP_ELOCAL;
+}
+
+/* Is `name` listed in the chain? */
+static bool chained(const struct manifest *m, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (size_t i = 0; i < m->chain_len;) {
+		const char *l = m->chain + i;
+		const char *e = memchr(l, '\n', m->chain_len - i);
+		size_t len = e ? (size_t)(e - l) : m->chain_len - i;
+		if (len == 66 + nlen && memcmp(l + 66, name, nlen) == 0)
+			return true;
+		i += len + 1;
+	}
+	return false;
+}
+
+/* The last well-formed chain line: "<sha256>  <name>". */
+static bool chain_head(const struct manifest *m, char sha[65],
+		       char name[RUN_NAME_MAX])
+{
+	size_t end = m->chain_len;
+
+	while (end) {
+		size_t start = end - 1; /* end - 1 is the '\n' */
+		while (start && m->chain[start - 1] != '\n')
+			start--;
+		size_t len = end - 1 - start;
+		const char *l = m->chain + start;
+		if (len > 66 && len - 66 < RUN_NAME_MAX && is_hex64(l) &&
+		    l[64] == ' ' && l[65] == ' ') {
+			memcpy(sha, l, 64);
+			sha[64] = '\0';
+			memcpy(name, l + 66, len - 66);
+			name[len - 66] = '\0';
+			return true;
+		}
+		if (len)
+			return false; /* a malformed last line: verify says so */
+		end = start;
+	}
+	return false;
+}
+
+static enum isnap_status chain_append(struct manifest *m, const char *sha,
+				      const char *name,
+				      struct isnap_error *err)
+{
+	size_t need = m->chain_len + 64 + 2 + strlen(name) + 1;
+	char *p = realloc(m->chain, need + 1);
+
+	if (!p)
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	m->chain = p;
+	m->chain_len += (size_t)sprintf(p + m->chain_len, "%s  %s\n", sha,
+					name);
+	return ISNAP_OK;
+}
+
+static enum isnap_status write_chain(struct manifest *m,
+				     struct isnap_error *err)
+{
+	int fd = openat(m->dir_fd, CHAIN_TMP,
+			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			0600);
+
+	if (fd < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "creating %s/%s",
+					MANIFEST_DIR, CHAIN_TMP);
+	if (write_all(fd, m->chain, m->chain_len) != 0 || fsync(fd) != 0) {
+		isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s/%s",
+				 MANIFEST_DIR, CHAIN_TMP);
+		close(fd);
+		unlinkat(m->dir_fd, CHAIN_TMP, 0);
+		return ISNAP_ELOCAL;
+	}
+	if (close(fd) != 0 ||
+	    renameat(m->dir_fd, CHAIN_TMP, m->dir_fd, MANIFEST_CHAIN) != 0 ||
+	    store_fsync_dir(m->dir_fd, "") != 0) {
+		isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s/%s",
+				 MANIFEST_DIR, MANIFEST_CHAIN);
+		unlinkat(m->dir_fd, CHAIN_TMP, 0);
+		return ISNAP_ELOCAL;
+	}
+	return ISNAP_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Run files no chain line names belong to runs that stopped before their
+ * end (a crash, a kill): chain them as they are, in time order, so that
+ * from now on an edit of them shows. */
+static enum isnap_status chain_orphans(struct manifest *m,
+				       struct isnap_error *err)
+{
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, alloc = 0;
+	enum isnap_status rc = ISNAP_OK;
+	int dfd = openat(m->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
+					MANIFEST_DIR);
+	}
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
+		if (!is_run_name(de->d_name) || chained(m, de->d_name))
+			continue;
+		if (n == alloc) {
+			size_t a = alloc ? 2 * alloc : 8;
+			char **v = realloc(names, a * sizeof *v);
+			if (!v)
+				break;
+			names = v;
+			alloc = a;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			break;
+		n++;
+	}
+	if (errno) {
+		rc = errno == ENOMEM ? isnap_fail(err, ISNAP_ENOMEM,
+						  "out of memory")
+				     : isnap_fail_errno(err, ISNAP_ELOCAL,
+							"reading %s",
+							MANIFEST_DIR);
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; !rc && i < n; i++) {
+		char sha[65];
+		int fd = openat(m->dir_fd, names[i],
+				O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || hash_fd(fd, sha) != 0)
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
+					      "reading %s/%s", MANIFEST_DIR,
+					      names[i]);
+		if (fd >= 0)
+			close(fd);
+		if (!rc)
+			rc = chain_append(m, sha, names[i], err);
+	}
+	if (!rc && n)
+		rc = write_chain(m, err);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+/* Create the run file under a fresh name (two runs within a microsecond
+ * get different names). */
+static enum isnap_status create_run_file(struct manifest *m,
+					 const char *state_dir,
+					 struct timespec ts,
+					 struct isnap_error *err)
+{
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		run_name(&ts, m->name);
+		m->fd = openat(m->dir_fd, m->name,
+			       O_RDWR | O_CREAT | O_EXCL | O_APPEND |
+				       O_CLOEXEC | O_NOFOLLOW,
+			       0600);
+		if (m->fd >= 0)
+			break;
+		if (errno != EEXIST)
+			return isnap_fail_errno(err, ISNAP_ELOCAL,
+						"creating %s/%s/%s", state_dir,
+						MANIFEST_DIR, m->name);
+		ts.tv_nsec += 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	}
+	if (m->fd < 0)
+		return isnap_fail(err, ISNAP_ELOCAL,
+				  "creating a run file in %s/%s: every name "
+				  "is taken",
+				  state_dir, MANIFEST_DIR);
+	if (asprintf(&m->path, "%s/%s/%s", state_dir, MANIFEST_DIR,
+		     m->name) < 0) {
+		m->path = NULL;
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	/* The new name is durable before anything refers to it. */
+	if (store_fsync_dir(m->dir_fd, "") != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "syncing %s/%s",
+					state_dir, MANIFEST_DIR);
+	return ISNAP_OK;
+}
+
+/* Single-file exports: an unlinked file in $TMPDIR, which vanishes with
+ * the process; finish copies it into the archive. */
+static enum isnap_status create_temp_file(struct manifest *m,
+					  struct isnap_error *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char *tmpl = NULL;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	m->fd = open(dir, O_TMPFILE | O_RDWR | O_APPEND | O_CLOEXEC, 0600);
+	if (m->fd >= 0)
+		return ISNAP_OK;
+	/* No O_TMPFILE there (older kernels, some filesystems). */
+	if (asprintf(&tmpl, "%s/imapsnap-manifest.XXXXXX", dir) < 0)
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	m->fd = mkostemp(tmpl, O_APPEND | O_CLOEXEC);
+	if (m->fd >= 0)
+		unlink(tmpl);
+	else
+		isnap_fail_errno(err, ISNAP_ELOCAL, "creating a temporary "
+				 "file in %s", dir);
+	free(tmpl);
+	return m->fd >= 0 ? ISNAP_OK : ISNAP_ELOCAL;
+}
+
+static void emit_header(struct manifest *m, const struct manifest_run_info *in,
+			const struct timespec *started, bool prev,
+			const char *prev_sha, const char *prev_name)
+{
+	char when[40];
+	json_t *o = line("run");
+	int bad = !o;
+
+	iso_utc(started, when, sizeof when);
+	if (o) {
+		bad |= set_u64(o, "manifest", MANIFEST_VERSION);
+		bad |= set_str(o, "tool", "imapsnap");
+		bad |= set_str(o, "version", in->tool_version);
+		bad |= set_str(o, "format", in->format);
+		bad |= set_str(o, "dest", in->dest);
+		bad |= set_str(o, "host", in->host);
+		bad |= set_str(o, "user", in->user);
+		bad |= set_str(o, "started", when);
+		if (m->dir_fd >= 0)
+			bad |= set_str(o, "file", m->name);
+		bad |= json_object_set_new(
+			o, "prev",
+			prev ? json_pack("{ssss}", "file", prev_name, "sha256",
+					 prev_sha)
+			     : json_null());
+	}
+	emit_built(m, o, bad);
+}
+
+enum isnap_status manifest_open(const char *state_dir,
+				const struct manifest_run_info *info,
+				struct manifest **out, struct isnap_error *err)
+{
+	static const struct manifest_run_info none = { 0 };
+	struct manifest *m;
+	struct timespec now;
+	char prev_sha[65], prev_name[RUN_NAME_MAX];
+	bool have_prev = false;
+	enum isnap_status rc;
+
+	*out = NULL;
+	if (!info)
+		info = &none;
+	m = calloc(1, sizeof *m);
+	if (!m || !(m->md = EVP_MD_CTX_new())) {
+		free(m);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	m->fd = m->dir_fd = -1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (state_dir) {
+		int sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sfd < 0 || store_mkdirs(sfd, MANIFEST_DIR) != 0 ||
+		    (m->dir_fd = openat(sfd, MANIFEST_DIR,
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+			    0) {
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
+					      state_dir, MANIFEST_DIR);
+			if (sfd >= 0)
+				close(sfd);
+			goto fail;
+		}
+		close(sfd);
+		rc = read_chain(m, err);
+		if (!rc)
+			rc = chain_orphans(m, err);
+		if (!rc)
+			rc = create_run_file(m, state_dir, now, err);
+		if (rc)
+			goto fail;
+		have_prev = chain_head(m, prev_sha, prev_name);
+	} else {
+		rc = create_temp_file(m, err);
+		if (rc)
+			goto fail;
+	}
+	emit_header(m, info, &now, have_prev, prev_sha, prev_name);
+	out_sync(m);
+	if (m->failed) {
+		rc = failed(m, err);
+		goto fail;
+	}
+	*out = m;
+	return ISNAP_OK;
+fail:
+	manifest_free(m);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The lines the caller adds                                               */
+
+void manifest_server(struct manifest *m, const char *greeting,
+		     const char *capabilities)
+{
+	json_t *o = line("server"), *caps = json_array();
+	int bad = !o || !caps;
+
+	if (!m) {
+		json_decref(o);
+		json_decref(caps);
+		return;
+	}
+	if (o)
+		bad |= set_str(o, "greeting", greeting);
+	for (const char *p = capabilities; caps && p && *p;) {
+		size_t n = strcspn(p, " ");
+		if (n)
+			bad |= json_array_append_new(caps, json_stringn(p, n));
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	if (o)
+		bad |= json_object_set_new(o, "capabilities", caps);
+	else
+		json_decref(caps);
+	emit_built(m, o, bad);
+}
+
+static void remember_examined(struct manifest *m, const char *name,
+			      uint32_t uidvalidity)
+{
+	char *copy = strdup(name);
+
+	if (!copy) {
+		stick_oom(m);
+		return;
+	}
+	free(m->examined);
+	m->examined = copy;
+	m->examined_uidvalidity = uidvalidity;
+}
+
+void manifest_examined(struct manifest *m, const struct store_folder *f)
+{
+	json_t *o = line("folder");
+	int bad = !o;
+
+	if (!m || !f || !f->name) {
+		json_decref(o);
+		return;
+	}
+	if (o) {
+		char delim[2] = { f->delim, '\0' };
+		bad |= set_folder(o, f->name, f->utf8, f->uidvalidity);
+		bad |= f->delim ? set_str(o, "delim", delim)
+				: json_object_set_new(o, "delim", json_null());
+		bad |= set_u64(o, "uidnext", f->uidnext);
+		bad |= set_u64(o, "exists", f->exists);
+		bad |= set_u64(o, "highestmodseq", f->highestmodseq);
+	}
+	emit_built(m, o, bad);
+	remember_examined(m, f->name, f->uidvalidity);
+}
+
+void manifest_skipped(struct manifest *m, const struct store_folder *f,
+		      uint32_t uid, const char *why)
+{
+	json_t *o = line("skipped");
+	int bad = !o;
+
+	if (!m) {
+		json_decref(o);
+		return;
+	}
+	if (o) {
+		if (f)
+			bad |= set_folder(o, f->name, f->utf8, f->uidvalidity);
+		else if (m->folder.open)
+			bad |= set_folder(o, m->folder.name, m->folder.utf8,
+					  m->folder.uidvalidity);
+		if (uid)
+			bad |= set_u64(o, "uid", uid);
+		bad |= set_str(o, "reason", why ? why : "");
+	}
+	emit_built(m, o, bad);
+	m->skipped++;
+}
+
+void manifest_end(struct manifest *m, const struct manifest_summary *sum)
+{
+	if (!m || !sum)
+		return;
+	m->sum = *sum;
+	m->have_summary = true;
+	clock_gettime(CLOCK_REALTIME, &m->ended);
+}
+
+const char *manifest_sha256(const struct manifest *m)
+{
+	return m && m->sha256[0] ? m->sha256 : NULL;
+}
+
+const char *manifest_path(const struct manifest *m)
+{
+	return m ? m->path : NULL;
+}
+
+uint64_t manifest_recorded(const struct manifest *m)
+{
+	return m ? m->recorded : 0;
+}
+
+uint64_t manifest_skipped_count(const struct manifest *m)
+{
+	return m ? m->skipped : 0;
+}
+
+void manifest_free(struct manifest *m)
+{
+	if (!m)
+		return;
+	if (m->store)
+		m->store->m = NULL;
+	/* An unfinished run keeps what it recorded; no sync is needed for a
+	 * record the next run only chains as it finds it. */
+	out_flush(m);
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->dir_fd >= 0)
+		close(m->dir_fd);
+	EVP_MD_CTX_free(m->md);
+	free(m->path);
+	free(m->out);
+	free(m->chain);
+	free(m->folder.name);
+	free(m->folder.utf8);
+	free(m->examined);
+	free(m);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The decorator                                                           */
+
+static struct mstore *ms_of(struct store *s)
+{
+	return (struct mstore *)s;
+}
+
+static enum isnap_status detached(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_EUSAGE,
+			  "the store's manifest was freed before the store");
+}
+
+static void close_folder_record(struct manifest *m)
+{
+	free(m->folder.name);
+	free(m->folder.utf8);
+	m->folder.name = m->folder.utf8 = NULL;
+	m->folder.open = false;
+}
+
+static enum isnap_status ms_open_folder(struct store *s,
+					const struct store_folder *f,
+					struct uidset *present,
+					struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+
+	if (!m)
+		return detached(err);
+	if (m->failed)
+		return failed(m, err);
+	rc = ms->inner->ops->open_folder(ms->inner, f, present, err);
+	if (rc)
+		return rc;
+	close_folder_record(m);
+	m->folder.name = strdup(f->name);
+	m->folder.utf8 = strdup(f->utf8 ? f->utf8 : f->name);
+	m->folder.uidvalidity = f->uidvalidity;
+	m->folder.open = true;
+	if (!m->folder.name || !m->folder.utf8)
+		stick_oom(m);
+	else if (!m->examined || strcmp(m->examined, f->name) != 0 ||
+		 m->examined_uidvalidity != f->uidvalidity)
+		manifest_examined(m, f);
+	return m->failed ? failed(m, err) : ISNAP_OK;
+}
+
+static enum isnap_status ms_retire_generation(struct store *s,
+					      const struct store_folder *f,
+					      uint32_t old,
+					      struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+	json_t *o;
+	int bad;
+
+	if (!m)
+		return detached(err);
+	if (m->failed)
+		return failed(m, err);
+	rc = ms->inner->ops->retire_generation(ms->inner, f, old, err);
+	if (rc)
+		return rc;
+	o = line("retire");
+	bad = !o;
+	if (o) {
+		bad |= set_folder(o, f->name, f->utf8, 0);
+		bad |= set_u64(o, "uidvalidity_old", old);
+		bad |= set_u64(o, "uidvalidity", f->uidvalidity);
+	}
+	emit_built(m, o, bad);
+	return m->failed ? failed(m, err) : ISNAP_OK;
+}
+
+static enum isnap_status ms_begin_message(struct store *s,
+					  const struct store_message *msg,
+					  struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+
+	if (!m)
+		return detached(err);
+	if (m->failed)
+		return failed(m, err);
+	rc = ms->inner->ops->begin_message(ms->inner, msg, err);
+	if (rc)
+		return rc;
+	if (!EVP_DigestInit_ex(m->md, EVP_sha256(), NULL)) {
+		ms->inner->ops->abort_message(ms->inner);
+		stick_oom(m);
+		return failed(m, err);
+	}
+	m->in_msg = true;
+	m->received = 0;
+	return ISNAP_OK;
+}
+
+static enum isnap_status ms_write(struct store *s, const void *data,
+				  size_t len, struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+
+	if (!m)
+		return detached(err);
+	rc = ms->inner->ops->write(ms->inner, data, len, err);
+	if (rc || !m->in_msg)
+		return rc;
+	/* Hash only what the store took, so the hash is of the bytes it
+	 * holds. */
+	if (!EVP_DigestUpdate(m->md, data, len)) {
+		stick_oom(m);
+		return failed(m, err);
+	}
+	m->received += len;
+	return ISNAP_OK;
+}
+
+static void record_message(struct manifest *m, const struct store_message *msg,
+			   const unsigned char *sha, unsigned shalen,
+			   const struct store_location *loc)
+{
+	char digest[65], when[40];
+	json_t *o = line("message");
+	int bad = !o;
+
+	if (o) {
+		hex(sha, shalen, digest);
+		bad |= set_folder(o, m->folder.name, m->folder.utf8,
+				  m->folder.uidvalidity);
+		bad |= set_u64(o, "uid", msg->uid);
+		if (msg->internaldate != STORE_NO_DATE &&
+		    iso_zoned(msg->internaldate, msg->tz_minutes, when,
+			      sizeof when))
+			bad |= set_str(o, "internaldate", when);
+		if (msg->rfc822_size != STORE_NO_SIZE)
+			bad |= set_u64(o, "rfc822_size", msg->rfc822_size);
+		bad |= set_u64(o, "received", m->received);
+		bad |= set_str(o, "sha256", digest);
+		bad |= set_flags(o, msg->flags, msg->keywords);
+		if (msg->modseq)
+			bad |= set_u64(o, "modseq", msg->modseq);
+		if (loc && loc->location[0])
+			bad |= set_str(o, "location", loc->location);
+		if (loc && loc->has_stored_sha256) {
+			hex(loc->stored_sha256, 32, digest);
+			bad |= set_u64(o, "stored_size", loc->stored_size);
+			bad |= set_str(o, "stored_sha256", digest);
+		}
+		if (msg->rfc822_size != STORE_NO_SIZE &&
+		    msg->rfc822_size != m->received)
+			bad |= set_bool(o, "size_mismatch", true);
+	}
+	emit_built(m, o, bad);
+	m->recorded++;
+	m->recorded_bytes += m->received;
+	m->batch++;
+}
+
+static enum isnap_status ms_end_message(struct store *s,
+					const struct store_message *msg,
+					struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	struct store_location loc;
+	unsigned char sha[EVP_MAX_MD_SIZE];
+	unsigned int shalen = 0;
+	enum isnap_status rc;
+	bool in_msg;
+
+	if (!m)
+		return detached(err);
+	in_msg = m->in_msg;
+	m->in_msg = false;
+	rc = ms->inner->ops->end_message(ms->inner, msg, err);
+	if (rc || !in_msg)
+		return rc;
+	if (!EVP_DigestFinal_ex(m->md, sha, &shalen)) {
+		/* Ended in the store and unrecordable: the sticky failure
+		 * keeps it from ever being committed. */
+		stick_oom(m);
+		return failed(m, err);
+	}
+	memset(&loc, 0, sizeof loc);
+	if (ms->inner->ops->locate)
+		ms->inner->ops->locate(ms->inner, &loc);
+	record_message(m, msg, sha, shalen, &loc);
+	return m->failed ? failed(m, err) : ISNAP_OK;
+}
+
+static void ms_abort_message(struct store *s)
+{
+	struct mstore *ms = ms_of(s);
+
+	if (ms->m)
+		ms->m->in_msg = false;
+	ms->inner->ops->abort_message(ms->inner);
+}
+
+/* A message saved earlier changed its flags on the server; the store
+ * updated its copy (for Maildir, the name's suffix, never the bytes). */
+static enum isnap_status ms_update_flags(struct store *s,
+					 const struct store_message *msg,
+					 struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+	json_t *o;
+	int bad;
+
+	if (!m)
+		return detached(err);
+	if (m->failed)
+		return failed(m, err);
+	rc = ms->inner->ops->update_flags(ms->inner, msg, err);
+	if (rc)
+		return rc;
+	o = line("flags");
+	bad = !o;
+	if (o) {
+		bad |= set_folder(o, m->folder.name, m->folder.utf8,
+				  m->folder.uidvalidity);
+		bad |= set_u64(o, "uid", msg->uid);
+		bad |= set_flags(o, msg->flags, msg->keywords);
+		if (msg->modseq)
+			bad |= set_u64(o, "modseq", msg->modseq);
+	}
+	emit_built(m, o, bad);
+	return m->failed ? failed(m, err) : ISNAP_OK;
+}
+
+static void ms_locate(struct store *s, struct store_location *loc)
+{
+	struct mstore *ms = ms_of(s);
+
+	ms->inner->ops->locate(ms->inner, loc);
+}
+
+/* After the real store's commit (or finish): confirm the lines of the
+ * batch, or say that they are not confirmed. */
+static void confirm(struct manifest *m, enum isnap_status rc,
+		    const struct isnap_error *err)
+{
+	json_t *o;
+	int bad;
+
+	if (!m->batch && !rc)
+		return;
+	o = line(rc ? "commit_failed" : "commit");
+	bad = !o;
+	if (o) {
+		bad |= set_u64(o, "messages", m->batch);
+		if (rc)
+			bad |= set_str(o, "error", err ? err->msg : "");
+	}
+	emit_built(m, o, bad);
+	m->batch = 0;
+	out_sync(m);
+}
+
+/* commit, close_folder: lines first, then the store, then the word that
+ * the store holds them. */
+static enum isnap_status write_ahead(struct store *s,
+				     enum isnap_status (*op)(struct store *,
+							     struct isnap_error *),
+				     struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+
+	if (!m)
+		return detached(err);
+	out_sync(m);
+	if (m->failed)
+		return failed(m, err);
+	rc = op(ms->inner, err);
+	if (!ms->ops.durable_at_finish)
+		confirm(m, rc, err);
+	if (!rc && m->failed)
+		return failed(m, err);
+	return rc;
+}
+
+static enum isnap_status ms_commit(struct store *s, struct isnap_error *err)
+{
+	return write_ahead(s, ms_of(s)->inner->ops->commit, err);
+}
+
+static enum isnap_status ms_close_folder(struct store *s,
+					 struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	enum isnap_status rc;
+
+	if (ms->m)
+		ms->m->in_msg = false; /* close aborts a message still open */
+	rc = write_ahead(s, ms->inner->ops->close_folder, err);
+	if (ms->m && !ms->m->failed)
+		close_folder_record(ms->m);
+	return rc;
+}
+
+static enum isnap_status ms_add_meta_file(struct store *s, const char *name,
+					  int fd, struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+
+	return ms->inner->ops->add_meta_file(ms->inner, name, fd, err);
+}
+
+static void emit_end(struct manifest *m)
+{
+	const struct manifest_summary *u = &m->sum;
+	char when[40];
+	json_t *o = line("end");
+	int bad = !o;
+
+	if (!m->have_summary)
+		clock_gettime(CLOCK_REALTIME, &m->ended);
+	iso_utc(&m->ended, when, sizeof when);
+	if (o) {
+		bad |= set_str(o, "ended", when);
+		bad |= set_u64(o, "recorded", m->recorded);
+		bad |= set_u64(o, "recorded_bytes", m->recorded_bytes);
+		bad |= set_u64(o, "skipped", m->skipped);
+	}
+	if (o && m->have_summary) {
+		bad |= set_str(o, "status", u->status
+						    ? isnap_status_name(u->status)
+						    : "ok");
+		bad |= set_u64(o, "listed", u->listed);
+		bad |= set_u64(o, "saved", u->saved);
+		bad |= set_u64(o, "failed", u->failed);
+		bad |= set_u64(o, "vanished", u->vanished);
+		bad |= set_u64(o, "unexpected", u->unexpected);
+		bad |= set_u64(o, "size_mismatch", u->size_mismatch);
+		bad |= set_u64(o, "folders", u->folders);
+		bad |= set_u64(o, "folders_failed", u->folders_failed);
+		bad |= set_bool(o, "accounted",
+				u->listed == u->saved + u->failed +
+						     u->vanished &&
+					u->saved == m->recorded);
+	}
+	emit_built(m, o, bad);
+}
+
+/* The run file is complete: hash it and add it to the chain. */
+static enum isnap_status seal(struct manifest *m, struct isnap_error *err)
+{
+	if (hash_fd(m->fd, m->sha256) != 0) {
+		m->sha256[0] = '\0';
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
+					where(m));
+	}
+	if (m->dir_fd < 0)
+		return ISNAP_OK;
+	enum isnap_status rc = chain_append(m, m->sha256, m->name, err);
+	if (!rc)
+		rc = write_chain(m, err);
+	if (rc)
+		isnap_error_prefix(err, "manifest chain");
+	return rc;
+}
+
+static enum isnap_status ms_finish(struct store *s, struct isnap_error *err)
+{
+	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
+	struct store *in = ms->inner;
+	struct isnap_error scratch = { 0 };
+	enum isnap_status rc, src;
+
+	if (!m)
+		return detached(err);
+	if (m->finished)
+		return isnap_fail(err, ISNAP_EUSAGE, "finish: called twice");
+	if (m->failed)
+		return failed(m, err);
+	m->in_msg = false; /* finish aborts a message still open */
+	emit_end(m);
+	out_sync(m);
+	if (m->failed)
+		return failed(m, err);
+	/* The volume must carry its manifest: without it, it could not be
+	 * verified on its own, so a failure here fails the volume. */
+	rc = in->ops->add_meta_file
+		     ? in->ops->add_meta_file(in, MANIFEST_META_NAME, m->fd,
+					      err)
+		     : ISNAP_OK;
+	if (!rc)
+		rc = in->ops->finish(in, err);
+	m->finished = true;
+	if (m->dir_fd < 0) {
+		/* Single-file export: the archive holds the record; no
+		 * chain, and nothing to seal if there is no archive. */
+		if (!rc)
+			rc = seal(m, err);
+		return rc;
+	}
+	confirm(m, rc, err);
+	if (m->failed)
+		return rc ? rc : failed(m, err);
+	src = seal(m, rc ? &scratch : err);
+	return rc ? rc : src;
+}
+
+static void ms_destroy(struct store *s)
+{
+	struct mstore *ms = ms_of(s);
+
+	if (ms->m)
+		ms->m->store = NULL;
+	store_free(ms->inner);
+	free(ms);
+}
+
+enum isnap_status manifest_wrap(struct manifest *m, struct store *inner,
+				struct store **out, struct isnap_error *err)
+{
+	struct mstore *ms;
+
+	*out = NULL;
+	if (m->store)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "manifest_wrap: the manifest already has a "
+				  "store");
+	ms = calloc(1, sizeof *ms);
+	if (!ms)
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	ms->base.dest = inner->dest ? strdup(inner->dest) : NULL;
+	ms->base.dest_fd = inner->dest_fd >= 0
+				   ? fcntl(inner->dest_fd, F_DUPFD_CLOEXEC, 0)
+				   : -1;
+	if ((inner->dest && !ms->base.dest) ||
+	    (inner->dest_fd >= 0 && ms->base.dest_fd < 0)) {
+		free(ms->base.dest);
+		free(ms);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	/* Op by op, never a copy of the inner table: an op added to store.h
+	 * later must not reach the inner store with our `s`. */
+	ms->ops.format = inner->ops->format;
+	ms->ops.durable_at_finish = inner->ops->durable_at_finish;
+	ms->ops.open_folder = ms_open_folder;
+	ms->ops.retire_generation = ms_retire_generation;
+	ms->ops.begin_message = ms_begin_message;
+	ms->ops.write = ms_write;
+	ms->ops.end_message = ms_end_message;
+	ms->ops.abort_message = ms_abort_message;
+	ms->ops.update_flags = inner->ops->update_flags ? ms_update_flags
+							: NULL;
+	ms->ops.locate = inner->ops->locate ? ms_locate : NULL;
+	ms->ops.commit = ms_commit;
+	ms->ops.close_folder = ms_close_folder;
+	ms->ops.add_meta_file = inner->ops->add_meta_file ? ms_add_meta_file
+							  : NULL;
+	ms->ops.finish = ms_finish;
+	ms->ops.destroy = ms_destroy;
+	ms->base.ops = &ms->ops;
+	ms->inner = inner;
+	ms->m = m;
+	m->store = ms;
+	*out = &ms->base;
+	return ISNAP_OK;
+}
