@@ -564,7 +564,6 @@ static enum isnap_status open_file(struct mbox *mb,
 					dest, mb->file);
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		errno = errno ? errno : EINVAL;
 		return isnap_fail(err, ISNAP_EFOLDER, "%s/%s is not a file",
 				  dest, mb->file);
 	}
