@@ -1,7 +1,6 @@
 /*
- * common.h — helpers the store files share (mbox.c, archive.c and the
- * scanners); not part of the store interface.  Maildir keeps its own copies
- * of the first few, which predate this file.
+ * common.h — helpers the store files share (maildir.c, mbox.c, archive.c
+ * and the scanners); not part of the store interface.
  */
 #ifndef IMAPSNAP_STORE_COMMON_H
 #define IMAPSNAP_STORE_COMMON_H

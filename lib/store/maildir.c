@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "fsname.h"
+#include "store/common.h"
 
 /* Longest file name we build: "4294967295_4294967295.imapsnap:2,DFPRST"
  * and "4294967295_4294967295.imapsnap.<pid>" are both under 48 bytes. */
@@ -83,37 +84,6 @@ static struct maildir *md_of(struct store *s)
 	return (struct maildir *)s;
 }
 
-static enum isnap_status oom(struct isnap_error *err)
-{
-	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
-}
-
-/* Errors that concern this one path rather than the whole destination. */
-static enum isnap_status path_status(int errnum)
-{
-	switch (errnum) {
-	case ENAMETOOLONG:
-	case ENOTDIR:
-	case ELOOP:
-	case EINVAL:
-	case EEXIST:
-		return ISNAP_EFOLDER;
-	default:
-		return ISNAP_ELOCAL;
-	}
-}
-
-/* Say "the destination is full" plainly: it is the one failure the user
- * can act on at once, and strerror's wording varies. */
-static const char *space_hint(int errnum)
-{
-	if (errnum == ENOSPC)
-		return "the destination is full: ";
-	if (errnum == EDQUOT)
-		return "over the disk quota: ";
-	return "";
-}
-
 /* ---------------------------------------------------------------------- */
 /* Names                                                                   */
 
@@ -151,21 +121,6 @@ static bool parse_u32(const char **p, uint32_t *out)
 	return true;
 }
 
-/* Split "<uidvalidity>_<uid>.imapsnap<rest>"; false if `name` is not one
- * of ours. */
-static bool parse_name(const char *name, uint32_t *uidvalidity,
-		       uint32_t *uid, const char **rest)
-{
-	const char *p = name;
-
-	if (!parse_u32(&p, uidvalidity) || *p++ != '_' || !parse_u32(&p, uid))
-		return false;
-	if (strncmp(p, MD_SUFFIX, strlen(MD_SUFFIX)) != 0)
-		return false;
-	*rest = p + strlen(MD_SUFFIX);
-	return true;
-}
-
 /* A message file in cur/ or new/: what follows ".imapsnap" is nothing, or
  * the info (":2,FS"), or a size field another program added (",S=123"). */
 static bool is_message_name(const char *name, uint32_t *uidvalidity,
@@ -173,7 +128,7 @@ static bool is_message_name(const char *name, uint32_t *uidvalidity,
 {
 	const char *rest;
 
-	return parse_name(name, uidvalidity, uid, &rest) &&
+	return store_parse_message_name(name, uidvalidity, uid, &rest) &&
 	       (*rest == '\0' || *rest == ':' || *rest == ',');
 }
 
@@ -183,63 +138,8 @@ static bool is_tmp_name(const char *name)
 	uint32_t uidvalidity, uid, pid;
 	const char *rest;
 
-	return parse_name(name, &uidvalidity, &uid, &rest) &&
+	return store_parse_message_name(name, &uidvalidity, &uid, &rest) &&
 	       *rest++ == '.' && parse_u32(&rest, &pid) && *rest == '\0';
-}
-
-/* fsname never produces an absolute path or a ".." component; refuse one
- * anyway, since a mistake there would write outside the destination. */
-static bool path_is_safe(const char *path)
-{
-	const char *p = path;
-
-	if (*p == '\0' || *p == '/')
-		return false;
-	while (*p) {
-		size_t len = strcspn(p, "/");
-		if (len == 0 || (len == 2 && p[0] == '.' && p[1] == '.') ||
-		    (len == 1 && p[0] == '.'))
-			return false;
-		p += len;
-		if (*p == '/')
-			p++;
-	}
-	return true;
-}
-
-/* A folder name fit for an error message: a server chooses its bytes, and
- * the message may end up on a terminal. */
-static const char *printable(const char *name, char *buf, size_t size)
-{
-	size_t o = 0;
-
-	for (const char *p = name; *p && o + 1 < size; p++)
-		buf[o++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
-	buf[o] = '\0';
-	return buf;
-}
-
-static enum isnap_status folder_path(const struct store_folder *f,
-				     char **path, struct isnap_error *err)
-{
-	const char *name = f->utf8 ? f->utf8 : f->name;
-	char shown[128];
-
-	if (fsname_folder_path(name, f->delim, path))
-		return errno == ENOMEM
-			       ? oom(err)
-			       : isnap_fail_errno(err, ISNAP_EFOLDER,
-						  "no path for folder \"%s\"",
-						  printable(name, shown,
-							    sizeof shown));
-	if (!path_is_safe(*path)) {
-		free(*path);
-		*path = NULL;
-		return isnap_fail(err, ISNAP_EFOLDER,
-				  "refusing an unsafe path for folder \"%s\"",
-				  printable(name, shown, sizeof shown));
-	}
-	return ISNAP_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -407,18 +307,18 @@ static enum isnap_status open_dirs(struct maildir *md, struct isnap_error *err)
 	static const char *const subs[] = { "cur", "new", "tmp" };
 
 	if (store_mkdirs(md->base.dest_fd, md->path) != 0)
-		return isnap_fail_errno(err, path_status(errno), "%s%s/%s",
-					space_hint(errno), md->base.dest,
+		return isnap_fail_errno(err, store_path_status(errno), "%s%s/%s",
+					store_space_hint(errno), md->base.dest,
 					md->path);
 	md->dir_fd = openat(md->base.dest_fd, md->path,
 			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (md->dir_fd < 0)
-		return isnap_fail_errno(err, path_status(errno), "%s/%s",
+		return isnap_fail_errno(err, store_path_status(errno), "%s/%s",
 					md->base.dest, md->path);
 	for (size_t i = 0; i < 3; i++)
 		if (store_mkdirs(md->dir_fd, subs[i]) != 0)
-			return isnap_fail_errno(err, path_status(errno),
-						"%s%s/%s/%s", space_hint(errno),
+			return isnap_fail_errno(err, store_path_status(errno),
+						"%s%s/%s/%s", store_space_hint(errno),
 						md->base.dest, md->path,
 						subs[i]);
 	md->cur_fd = openat(md->dir_fd, "cur",
@@ -443,7 +343,7 @@ static enum isnap_status scan_present(struct maildir *md,
 
 	if (scan_dir(md->dir_fd, "cur", md->uidvalidity, &l) != 0 ||
 	    scan_dir(md->dir_fd, "new", md->uidvalidity, &l) != 0) {
-		rc = errno == ENOMEM ? oom(err)
+		rc = errno == ENOMEM ? store_oom(err)
 				     : isnap_fail_errno(err, ISNAP_ELOCAL,
 							"reading %s/%s",
 							md->base.dest,
@@ -455,7 +355,7 @@ static enum isnap_status scan_present(struct maildir *md,
 	for (size_t i = 0; i < l.n; i++) {
 		if (uidset_add(present, l.v[i]) ||
 		    uidset_add(&md->have, l.v[i])) {
-			rc = oom(err);
+			rc = store_oom(err);
 			goto out;
 		}
 	}
@@ -480,10 +380,10 @@ static enum isnap_status md_open_folder(struct store *s,
 		char shown[128];
 		return isnap_fail(err, ISNAP_EUSAGE,
 				  "open_folder: no UIDVALIDITY for \"%s\"",
-				  printable(f->utf8 ? f->utf8 : f->name, shown,
-					    sizeof shown));
+				  store_printable(f->utf8 ? f->utf8 : f->name,
+						  shown, sizeof shown));
 	}
-	rc = folder_path(f, &md->path, err);
+	rc = store_folder_path(f, &md->path, err);
 	if (rc)
 		return rc;
 	md->uidvalidity = f->uidvalidity;
@@ -551,7 +451,7 @@ static enum isnap_status md_retire_generation(struct store *s,
 
 	if (old == 0)
 		return ISNAP_OK; /* never examined: nothing to keep */
-	rc = folder_path(f, &path, err);
+	rc = store_folder_path(f, &path, err);
 	if (rc)
 		return rc;
 	if (md->path && strcmp(md->path, path) == 0) {
@@ -562,7 +462,7 @@ static enum isnap_status md_retire_generation(struct store *s,
 	dir_fd = openat(s->dest_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd < 0) {
 		if (errno != ENOENT)
-			rc = isnap_fail_errno(err, path_status(errno), "%s/%s",
+			rc = isnap_fail_errno(err, store_path_status(errno), "%s/%s",
 					      s->dest, path);
 		goto out; /* never saved anything: nothing to keep */
 	}
@@ -581,8 +481,8 @@ static enum isnap_status md_retire_generation(struct store *s,
 	if (store_mkdirs(dir_fd, aside) != 0 ||
 	    (aside_fd = openat(dir_fd, aside,
 			       O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		rc = isnap_fail_errno(err, path_status(errno), "%s%s/%s/%s",
-				      space_hint(errno), s->dest, path, aside);
+		rc = isnap_fail_errno(err, store_path_status(errno), "%s%s/%s/%s",
+				      store_space_hint(errno), s->dest, path, aside);
 		goto out;
 	}
 	for (size_t i = 0; i < 3; i++) {
@@ -651,7 +551,7 @@ static enum isnap_status md_begin_message(struct store *s,
 			continue;
 		return isnap_fail_errno(err, ISNAP_ELOCAL,
 					"%screating %s/%s/tmp/%s",
-					space_hint(errno), s->dest, md->path,
+					store_space_hint(errno), s->dest, md->path,
 					md->msg_tmp);
 	}
 	md->msg_uid = m->uid;
@@ -685,7 +585,7 @@ static enum isnap_status md_write(struct store *s, const void *data,
 			 * problem; anything else is the destination's. */
 			return isnap_fail_errno(
 				err, errno == EFBIG ? ISNAP_EMSG : ISNAP_ELOCAL,
-				"%swriting %s/%s/tmp/%s", space_hint(errno),
+				"%swriting %s/%s/tmp/%s", store_space_hint(errno),
 				s->dest, md->path, md->msg_tmp);
 		}
 		p += n;
@@ -741,7 +641,7 @@ static enum isnap_status finish_file(struct maildir *md,
 				md->path, md->msg_tmp);
 	}
 	if (reserve_pending(md) != 0)
-		return oom(err);
+		return store_oom(err);
 	fd = md->msg_fd;
 	md->msg_fd = -1;
 	/* A deferred write error (NFS, quotas) may only show here. */
@@ -751,12 +651,12 @@ static enum isnap_status finish_file(struct maildir *md,
 		errno = e;
 		return isnap_fail_errno(err, ISNAP_ELOCAL,
 					"%swriting %s/%s/tmp/%s",
-					space_hint(errno), dest, md->path,
+					store_space_hint(errno), dest, md->path,
 					md->msg_tmp);
 	}
 	if (uidset_add(&md->have, m->uid) != 0) {
 		unlinkat(md->tmp_fd, md->msg_tmp, 0);
-		return oom(err);
+		return store_oom(err);
 	}
 	memcpy(md->pending[md->n_pending].tmp, md->msg_tmp, MD_NAME_MAX);
 	cur_name(md->pending[md->n_pending].cur, md->uidvalidity, m->uid,
@@ -807,7 +707,7 @@ static void forget_uid(struct maildir *md, const char *name)
 
 	/* Removing one UID can need memory to split a range; without it the
 	 * UID merely stays refused until the folder is opened again. */
-	if (parse_name(name, &uidvalidity, &uid, &rest))
+	if (store_parse_message_name(name, &uidvalidity, &uid, &rest))
 		uidset_remove_range(&md->have, uid, uid);
 }
 
@@ -993,10 +893,10 @@ enum isnap_status store_maildir_new(const char *dest, struct store **out,
 	*out = NULL;
 	if (store_mkdirs(AT_FDCWD, dest) != 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s%s",
-					space_hint(errno), dest);
+					store_space_hint(errno), dest);
 	md = calloc(1, sizeof *md);
 	if (!md)
-		return oom(err);
+		return store_oom(err);
 	md->base.ops = &maildir_ops;
 	md->base.dest = strdup(dest);
 	md->base.dest_fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1005,7 +905,7 @@ enum isnap_status store_maildir_new(const char *dest, struct store **out,
 	md->have = (struct uidset)UIDSET_INIT;
 	if (!md->base.dest || md->base.dest_fd < 0) {
 		enum isnap_status rc =
-			!md->base.dest ? oom(err)
+			!md->base.dest ? store_oom(err)
 				       : isnap_fail_errno(err, ISNAP_ELOCAL,
 							  "%s", dest);
 		store_free(&md->base);
