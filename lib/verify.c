@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "manifest.h"
+#include "store/archive_kind.h"
 #include "store/store.h"
 
 /* Longer lines are not ours (a message line is a few hundred bytes; a
@@ -1152,25 +1153,51 @@ static bool is_meta_entry(const char *name)
 	return strcmp(name, MANIFEST_META_NAME) == 0;
 }
 
+/* The manifest entry, at the archive's current entry. */
+static void read_meta_entry(struct verifier *v, struct archive *a,
+			    char sha[65])
+{
+	char buf[65536];
+	la_ssize_t n;
+
+	if (add_run(v, MANIFEST_META_NAME) != 0) {
+		oom(v);
+		return;
+	}
+	reader_start(v, v->runs[v->nruns - 1]);
+	/* The copy inside an archive stops at the end line: the archive
+	 * exists only because its run finished it. */
+	v->rd.end_confirms = true;
+	while ((n = archive_read_data(a, buf, sizeof buf)) > 0 && !v->fatal)
+		reader_feed(v, buf, (size_t)n);
+	if (n < 0)
+		report(v, VERIFY_UNREADABLE, NULL, NULL, MANIFEST_META_NAME,
+		       "reading the manifest: %s", archive_error_string(a));
+	reader_end(v, sha);
+	set_head(v, MANIFEST_META_NAME, sha);
+}
+
 static enum isnap_status read_manifest_archive(struct verifier *v,
 					       const struct verify_opts *o)
 {
-	struct archive *a = archive_read_new();
+	const struct archive_kind *k = archive_kind_by_suffix(v->dest);
+	struct archive *a;
 	struct archive_entry *ent;
 	enum isnap_status rc = ISNAP_OK;
 	bool found = false;
 	char sha[65];
-	int r, fd = -1;
+	int r, fd;
+	locale_t saved;
 
-	if (!a)
-		return oom(v);
-	archive_read_support_filter_all(a);
-	archive_read_support_format_all(a);
 	fd = open(v->dest, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s", v->dest);
-		goto out;
+	if (fd < 0)
+		return isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s", v->dest);
+	if (!k || !(a = archive_kind_reader(k))) {
+		close(fd);
+		return oom(v);
 	}
+	/* Names as the scanner reads them (archive_kind.h). */
+	saved = archive_kind_utf8_begin();
 	/* The file is there and readable: from here on, what fails is the
 	 * backup, not the access to it. */
 	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
@@ -1178,42 +1205,27 @@ static enum isnap_status read_manifest_archive(struct verifier *v,
 		       v->dest, archive_error_string(a));
 		goto out;
 	}
-	while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(ent);
-		char buf[65536];
-		la_ssize_t n;
-		if (!name || !is_meta_entry(name))
+	while ((r = archive_read_next_header(a, &ent)) != ARCHIVE_EOF &&
+	       !v->fatal) {
+		const char *name;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+			report(v, VERIFY_UNREADABLE, NULL, NULL, NULL,
+			       "reading %s: %s", v->dest,
+			       archive_error_string(a));
+			break;
+		}
+		name = archive_kind_get_path(k, ent);
+		if (archive_entry_filetype(ent) != AE_IFREG || !name ||
+		    !is_meta_entry(name))
 			continue;
-		if (found) {
+		if (found)
 			report(v, VERIFY_MANIFEST, NULL, NULL,
 			       MANIFEST_META_NAME,
 			       "the archive holds two manifests");
-			continue;
-		}
+		else
+			read_meta_entry(v, a, sha);
 		found = true;
-		if (add_run(v, MANIFEST_META_NAME) != 0) {
-			rc = oom(v);
-			goto out;
-		}
-		reader_start(v, v->runs[v->nruns - 1]);
-		/* The copy inside an archive stops at the end line: the
-		 * archive exists only because its run finished it. */
-		v->rd.end_confirms = true;
-		while ((n = archive_read_data(a, buf, sizeof buf)) > 0 &&
-		       !v->fatal)
-			reader_feed(v, buf, (size_t)n);
-		if (n < 0)
-			report(v, VERIFY_UNREADABLE, NULL, NULL,
-			       MANIFEST_META_NAME, "reading the manifest: %s",
-			       archive_error_string(a));
-		reader_end(v, sha);
-		if (v->fatal)
-			goto out;
-		set_head(v, MANIFEST_META_NAME, sha);
 	}
-	if (r != ARCHIVE_EOF)
-		report(v, VERIFY_UNREADABLE, NULL, NULL, NULL,
-		       "reading %s: %s", v->dest, archive_error_string(a));
 	if (!found)
 		report(v, VERIFY_MANIFEST, NULL, NULL, NULL,
 		       "%s holds no manifest (%s)", v->dest,
@@ -1224,8 +1236,8 @@ static enum isnap_status read_manifest_archive(struct verifier *v,
 		       o->expect_sha256);
 out:
 	archive_read_free(a);
-	if (fd >= 0)
-		close(fd);
+	archive_kind_utf8_end(saved);
+	close(fd);
 	return v->fatal ? v->fatal : rc;
 }
 
