@@ -27,14 +27,11 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "manifest_chain.h"
+
 #define MANIFEST_VERSION 1
 /* The buffer is written out once it holds this much. */
 #define OUT_FLUSH (64 * 1024)
-/* "20240501T020000.123456Z.jsonl" */
-#define RUN_NAME_MAX 48
-#define CHAIN_TMP "chain.tmp"
-/* A chain file is one short line per run; anything near this is not ours. */
-#define CHAIN_MAX (64u << 20)
 
 struct mstore;
 
@@ -42,7 +39,7 @@ struct manifest {
 	int fd;        /* the run file, O_APPEND */
 	int dir_fd;    /* state_dir/manifest, or -1 for single-file exports */
 	char *path;    /* the run file, NULL when it is an unlinked temp */
-	char name[RUN_NAME_MAX];
+	char name[MANIFEST_RUN_NAME_MAX];
 
 	char *out;     /* lines not written to fd yet */
 	size_t out_len, out_cap;
@@ -95,15 +92,6 @@ static void hex(const unsigned char *bin, size_t n, char *out)
 		out[2 * i + 1] = digits[bin[i] & 15];
 	}
 	out[2 * n] = '\0';
-}
-
-static bool is_hex64(const char *s)
-{
-	for (int i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
 }
 
 /* Record the first failure; later ones are consequences of it. */
@@ -384,203 +372,93 @@ static int set_flags(json_t *o, unsigned flags, const char *keywords)
 /* ---------------------------------------------------------------------- */
 /* Files                                                                   */
 
-/* SHA-256 of the whole file open at `fd`, read with pread so that the
- * offset (and O_APPEND writers) are not disturbed. */
-static int hash_fd(int fd, char out[65])
+static enum isnap_status chain_add(struct manifest *m, const char *text,
+				   struct isnap_error *err)
 {
-	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	off_t off = 0;
-	int rc = -1;
+	size_t n = strlen(text);
+	char *p = realloc(m->chain, m->chain_len + n + 1);
 
-	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-		errno = ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof buf, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto out;
-		if (n == 0)
-			break;
-		if (!EVP_DigestUpdate(c, buf, (size_t)n)) {
-			errno = ENOMEM;
-			goto out;
-		}
-		off += n;
-	}
-	if (!EVP_DigestFinal_ex(c, md, &mdlen)) {
-		errno = ENOMEM;
-		goto out;
-	}
-	hex(md, mdlen, out);
-	rc = 0;
-out:
-	EVP_MD_CTX_free(c);
-	return rc;
-}
-
-/* "20240501T020000.123456Z.jsonl": a run file's name, which sorts in
- * time order. */
-static bool is_run_name(const char *s)
-{
-	static const char pat[] = "ddddddddTdddddd.ddddddZ.jsonl";
-	size_t i;
-
-	for (i = 0; pat[i]; i++)
-		if (pat[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pat[i])
-			return false;
-	return s[i] == '\0';
-}
-
-static void run_name(const struct timespec *ts, char *buf)
-{
-	struct tm tm;
-	time_t t = ts->tv_sec;
-	size_t n;
-
-	gmtime_r(&t, &tm);
-	n = strftime(buf, RUN_NAME_MAX, "%Y%m%dT%H%M%S", &tm);
-	snprintf(buf + n, RUN_NAME_MAX - n, ".%06uZ.jsonl",
-		 (unsigned)(ts->tv_nsec / 1000) % 1000000u);
-}
-
-static enum isnap_status read_chain(struct manifest *m,
-				    struct isnap_error *err)
-{
-	int fd = openat(m->dir_fd, MANIFEST_CHAIN, O_RDONLY | O_CLOEXEC);
-	struct stat sb = { 0 };
-	size_t got = 0;
-
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return ISNAP_OK;
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s",
-					MANIFEST_DIR, MANIFEST_CHAIN);
-	}
-	if (fstat(fd, &sb) != 0)
-		goto fail;
-	if (sb.st_size > (off_t)CHAIN_MAX) {
-		errno = EFBIG;
-		goto fail;
-	}
-	/* Room for a newline we may have to add, and for this run's line. */
-	m->chain = malloc((size_t)sb.st_size + 1 + 2 * (64 + 2 + RUN_NAME_MAX));
-	if (!m->chain) {
-		close(fd);
+	if (!p)
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = read(fd, m->chain + got, (size_t)sb.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* Never write back less than was there. */
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			goto fail;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	m->chain_len = got;
-	/* Never rewrite what is there (it is evidence), only complete it. */
-	if (got && m->chain[got - 1] != '\n')
-		m->chain[m->chain_len++] = '\n';
+	memcpy(p + m->chain_len, text, n + 1);
+	m->chain = p;
+	m->chain_len += n;
 	return ISNAP_OK;
-fail:
-	isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s", MANIFEST_DIR,
-			 MANIFEST_CHAIN);
-	close(fd);
-	return ISNAP_ELOCAL;
-}
-
-/* Is `name` listed in the chain? */
-static bool chained(const struct manifest *m, const char *name)
-{
-	size_t nlen = strlen(name);
-
-	for (size_t i = 0; i < m->chain_len;) {
-		const char *l = m->chain + i;
-		const char *e = memchr(l, '\n', m->chain_len - i);
-		size_t len = e ? (size_t)(e - l) : m->chain_len - i;
-		if (len == 66 + nlen && memcmp(l + 66, name, nlen) == 0)
-			return true;
-		i += len + 1;
-	}
-	return false;
-}
-
-/* The last well-formed chain line: "<sha256>  <name>". */
-static bool chain_head(const struct manifest *m, char sha[65],
-		       char name[RUN_NAME_MAX])
-{
-	size_t end = m->chain_len;
-
-	while (end) {
-		size_t start = end - 1; /* end - 1 is the '\n' */
-		while (start && m->chain[start - 1] != '\n')
-			start--;
-		size_t len = end - 1 - start;
-		const char *l = m->chain + start;
-		if (len > 66 && len - 66 < RUN_NAME_MAX && is_hex64(l) &&
-		    l[64] == ' ' && l[65] == ' ') {
-			memcpy(sha, l, 64);
-			sha[64] = '\0';
-			memcpy(name, l + 66, len - 66);
-			name[len - 66] = '\0';
-			return true;
-		}
-		if (len)
-			return false; /* a malformed last line: verify says so */
-		end = start;
-	}
-	return false;
 }
 
 static enum isnap_status chain_append(struct manifest *m, const char *sha,
 				      const char *name,
 				      struct isnap_error *err)
 {
-	size_t need = m->chain_len + 64 + 2 + strlen(name) + 1;
-	char *p = realloc(m->chain, need + 1);
+	char line[64 + 2 + MANIFEST_RUN_NAME_MAX + 2];
 
-	if (!p)
-		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
-	m->chain = p;
-	m->chain_len += (size_t)sprintf(p + m->chain_len, "%s  %s\n", sha,
-					name);
+	snprintf(line, sizeof line, "%s  %s\n", sha, name);
+	return chain_add(m, line, err);
+}
+
+static enum isnap_status load_chain(struct manifest *m,
+				    struct isnap_error *err)
+{
+	bool exists;
+
+	if (manifest_chain_read(m->dir_fd, &m->chain, &m->chain_len,
+				&exists) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s",
+					MANIFEST_DIR, MANIFEST_CHAIN);
+	/* Never rewrite what is there (it is evidence), only complete it;
+	 * a NUL byte someone put there stays too. */
+	if (m->chain_len && m->chain[m->chain_len - 1] != '\n')
+		return chain_add(m, "\n", err);
 	return ISNAP_OK;
+}
+
+/* Calls `fn` with each line of the chain that parses, in order, until it
+ * returns true. */
+static bool chain_each(const struct manifest *m,
+		       bool (*fn)(void *ctx, const char *sha,
+				  const char *name),
+		       void *ctx)
+{
+	for (size_t i = 0; i < m->chain_len;) {
+		const char *l = m->chain + i;
+		const char *e = memchr(l, '\n', m->chain_len - i);
+		size_t len = e ? (size_t)(e - l) : m->chain_len - i;
+		char sha[65], name[MANIFEST_RUN_NAME_MAX];
+		if (manifest_chain_parse(l, len, sha, name) &&
+		    fn(ctx, sha, name))
+			return true;
+		i += len + 1;
+	}
+	return false;
+}
+
+static bool same_name(void *ctx, const char *sha, const char *name)
+{
+	(void)sha;
+	return strcmp(ctx, name) == 0;
+}
+
+struct head {
+	char sha[65], name[MANIFEST_RUN_NAME_MAX];
+	bool found;
+};
+
+static bool keep_last(void *ctx, const char *sha, const char *name)
+{
+	struct head *h = ctx;
+
+	memcpy(h->sha, sha, sizeof h->sha);
+	snprintf(h->name, sizeof h->name, "%s", name);
+	h->found = true;
+	return false;
 }
 
 static enum isnap_status write_chain(struct manifest *m,
 				     struct isnap_error *err)
 {
-	int fd = openat(m->dir_fd, CHAIN_TMP,
-			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-			0600);
-
-	if (fd < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "creating %s/%s",
-					MANIFEST_DIR, CHAIN_TMP);
-	if (write_all(fd, m->chain, m->chain_len) != 0 || fsync(fd) != 0) {
-		isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s/%s",
-				 MANIFEST_DIR, CHAIN_TMP);
-		close(fd);
-		unlinkat(m->dir_fd, CHAIN_TMP, 0);
-		return ISNAP_ELOCAL;
-	}
-	if (close(fd) != 0 ||
-	    renameat(m->dir_fd, CHAIN_TMP, m->dir_fd, MANIFEST_CHAIN) != 0 ||
-	    store_fsync_dir(m->dir_fd, "") != 0) {
-		isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s/%s",
-				 MANIFEST_DIR, MANIFEST_CHAIN);
-		unlinkat(m->dir_fd, CHAIN_TMP, 0);
-		return ISNAP_ELOCAL;
-	}
+	if (manifest_chain_write(m->dir_fd, m->chain, m->chain_len) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s/%s",
+					MANIFEST_DIR, MANIFEST_CHAIN);
 	return ISNAP_OK;
 }
 
@@ -609,7 +487,8 @@ static enum isnap_status chain_orphans(struct manifest *m,
 					MANIFEST_DIR);
 	}
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
-		if (!is_run_name(de->d_name) || chained(m, de->d_name))
+		if (!manifest_is_run_name(de->d_name) ||
+		    chain_each(m, same_name, de->d_name))
 			continue;
 		if (n == alloc) {
 			size_t a = alloc ? 2 * alloc : 8;
@@ -637,7 +516,7 @@ static enum isnap_status chain_orphans(struct manifest *m,
 		char sha[65];
 		int fd = openat(m->dir_fd, names[i],
 				O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || hash_fd(fd, sha) != 0)
+		if (fd < 0 || manifest_sha256_fd(fd, sha) != 0)
 			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
 					      "reading %s/%s", MANIFEST_DIR,
 					      names[i]);
@@ -662,7 +541,7 @@ static enum isnap_status create_run_file(struct manifest *m,
 					 struct isnap_error *err)
 {
 	for (int attempt = 0; attempt < 1000; attempt++) {
-		run_name(&ts, m->name);
+		manifest_run_name(&ts, m->name);
 		m->fd = openat(m->dir_fd, m->name,
 			       O_RDWR | O_CREAT | O_EXCL | O_APPEND |
 				       O_CLOEXEC | O_NOFOLLOW,
@@ -723,8 +602,7 @@ static enum isnap_status create_temp_file(struct manifest *m,
 }
 
 static void emit_header(struct manifest *m, const struct manifest_run_info *in,
-			const struct timespec *started, bool prev,
-			const char *prev_sha, const char *prev_name)
+			const struct timespec *started, const struct head *prev)
 {
 	char when[40];
 	json_t *o = line("run");
@@ -744,8 +622,8 @@ static void emit_header(struct manifest *m, const struct manifest_run_info *in,
 			bad |= set_str(o, "file", m->name);
 		bad |= json_object_set_new(
 			o, "prev",
-			prev ? json_pack("{ssss}", "file", prev_name, "sha256",
-					 prev_sha)
+			prev ? json_pack("{ssss}", "file", prev->name, "sha256",
+					 prev->sha)
 			     : json_null());
 	}
 	emit_built(m, o, bad);
@@ -758,8 +636,7 @@ enum isnap_status manifest_open(const char *state_dir,
 	static const struct manifest_run_info none = { 0 };
 	struct manifest *m;
 	struct timespec now;
-	char prev_sha[65], prev_name[RUN_NAME_MAX];
-	bool have_prev = false;
+	struct head prev = { .found = false };
 	enum isnap_status rc;
 
 	*out = NULL;
@@ -785,20 +662,20 @@ enum isnap_status manifest_open(const char *state_dir,
 			goto fail;
 		}
 		close(sfd);
-		rc = read_chain(m, err);
+		rc = load_chain(m, err);
 		if (!rc)
 			rc = chain_orphans(m, err);
 		if (!rc)
 			rc = create_run_file(m, state_dir, now, err);
 		if (rc)
 			goto fail;
-		have_prev = chain_head(m, prev_sha, prev_name);
+		chain_each(m, keep_last, &prev);
 	} else {
 		rc = create_temp_file(m, err);
 		if (rc)
 			goto fail;
 	}
-	emit_header(m, info, &now, have_prev, prev_sha, prev_name);
+	emit_header(m, info, &now, prev.found ? &prev : NULL);
 	out_sync(m);
 	if (m->failed) {
 		rc = failed(m, err);
@@ -1315,7 +1192,7 @@ static void emit_end(struct manifest *m)
 /* The run file is complete: hash it and add it to the chain. */
 static enum isnap_status seal(struct manifest *m, struct isnap_error *err)
 {
-	if (hash_fd(m->fd, m->sha256) != 0) {
+	if (manifest_sha256_fd(m->fd, m->sha256) != 0) {
 		m->sha256[0] = '\0';
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
 					where(m));

@@ -76,11 +76,10 @@ struct manifest_summary {
 	enum isnap_status status; /* the run's outcome before finish */
 };
 
-/* Name of the manifest inside an archive volume or single-file export. */
+/* Name of the manifest inside an archive volume or single-file export;
+ * in a directory, the run files are in DEST/.imapsnap/manifest/
+ * (manifest_chain.h). */
 #define MANIFEST_META_NAME ".imapsnap/manifest.jsonl"
-/* Below the state directory: the run files and the chain. */
-#define MANIFEST_DIR "manifest"
-#define MANIFEST_CHAIN "chain"
 
 /* Start the record of a run.  With `state_dir` (DEST/.imapsnap, which the
  * caller has locked), the run file is state_dir/manifest/<UTC time>.jsonl;

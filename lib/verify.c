@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "manifest.h"
+#include "manifest_chain.h"
 #include "store/archive_kind.h"
 #include "store/store.h"
 
@@ -41,9 +42,7 @@
 #define LINE_LIMIT (1u << 20)
 #define ARENA_CHUNK (64 * 1024)
 #define MAX_FORMATS 16
-#define CHAIN_LIMIT (64u << 20)
 #define NO_INDEX UINT32_MAX
-#define RUN_NAME_LEN 64
 
 /* ---------------------------------------------------------------------- */
 /* An arena for the strings that live as long as the verification         */
@@ -222,7 +221,7 @@ struct reader {
 				 only if its run reached the end line */
 	int fmt;              /* -1 until the header names it */
 	bool prev_null, prev_set;
-	char prev_name[RUN_NAME_LEN], prev_sha[65];
+	char prev_name[MANIFEST_RUN_NAME_MAX], prev_sha[65];
 	uint32_t *batch;      /* records since the last commit line */
 	size_t nbatch, abatch;
 	char *line;           /* a line being assembled */
@@ -376,18 +375,6 @@ static bool is_sha_text(const char *s)
 	unsigned char tmp[32];
 
 	return parse_sha(s, tmp);
-}
-
-/* "20240501T020000.123456Z.jsonl" (manifest.c makes them). */
-static bool is_run_name(const char *s)
-{
-	static const char pat[] = "ddddddddTdddddd.ddddddZ.jsonl";
-	size_t i;
-
-	for (i = 0; pat[i]; i++)
-		if (pat[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pat[i])
-			return false;
-	return s[i] == '\0';
 }
 
 /* An unsigned JSON number (or the text manifest.c writes for one beyond
@@ -872,7 +859,7 @@ static enum isnap_status read_run_file(struct verifier *v, int dirfd,
 
 struct chain_entry {
 	char sha[65];
-	char name[RUN_NAME_LEN];
+	char name[MANIFEST_RUN_NAME_MAX];
 };
 
 static int cmp_name(const void *a, const void *b)
@@ -882,50 +869,21 @@ static int cmp_name(const void *a, const void *b)
 
 /* Parse the chain file; malformed lines are reported and left out. */
 static enum isnap_status read_chain(struct verifier *v, int dirfd,
-				    struct chain_entry **out, size_t *n,
-				    bool *exists)
+				    struct chain_entry **out, size_t *n)
 {
-	int fd = openat(dirfd, MANIFEST_CHAIN, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct chain_entry *e = NULL;
-	size_t ne = 0, ae = 0, len = 0, line_no = 0;
-	char *text = NULL;
-	struct stat sb = { 0 };
+	size_t ne = 0, ae = 0, len, line_no = 0;
+	char *text;
+	bool exists;
 
 	*out = NULL;
 	*n = 0;
-	*exists = fd >= 0;
-	if (fd < 0)
-		return errno == ENOENT ? ISNAP_OK
+	if (manifest_chain_read(dirfd, &text, &len, &exists) != 0)
+		return errno == ENOMEM ? oom(v)
 				       : isnap_fail_errno(v->err, ISNAP_ELOCAL,
 							  "%s/.imapsnap/%s/%s",
 							  v->dest, MANIFEST_DIR,
 							  MANIFEST_CHAIN);
-	if (fstat(fd, &sb) != 0 || sb.st_size > (off_t)CHAIN_LIMIT) {
-		if (sb.st_size > (off_t)CHAIN_LIMIT)
-			errno = EFBIG;
-		isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s/.imapsnap/%s/%s",
-				 v->dest, MANIFEST_DIR, MANIFEST_CHAIN);
-		close(fd);
-		return ISNAP_ELOCAL;
-	}
-	if (!(text = malloc((size_t)sb.st_size + 1))) {
-		close(fd);
-		return oom(v);
-	}
-	while (len < (size_t)sb.st_size) {
-		ssize_t r = read(fd, text + len, (size_t)sb.st_size - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (r < 0)
-				report(v, VERIFY_UNREADABLE, NULL, NULL,
-				       MANIFEST_CHAIN, "%s", strerror(errno));
-			break;
-		}
-		len += (size_t)r;
-	}
-	close(fd);
-	text[len] = '\0';
 	if (strlen(text) != len)
 		report(v, VERIFY_CHAIN, NULL, NULL, MANIFEST_CHAIN,
 		       "holds a NUL byte; what follows it is not read");
@@ -933,36 +891,23 @@ static enum isnap_status read_chain(struct verifier *v, int dirfd,
 		char *nl = strchr(p, '\n');
 		size_t l = nl ? (size_t)(nl - p) : strlen(p);
 		line_no++;
-		if (!nl || l < 67 || l - 66 >= RUN_NAME_LEN ||
-		    p[64] != ' ' || p[65] != ' ') {
+		if (ne == ae) {
+			size_t a = ae ? 2 * ae : 64;
+			struct chain_entry *x = realloc(e, a * sizeof *x);
+			if (!x) {
+				free(e);
+				free(text);
+				return oom(v);
+			}
+			e = x;
+			ae = a;
+		}
+		if (nl && manifest_chain_parse(p, l, e[ne].sha, e[ne].name))
+			ne++;
+		else
 			report(v, VERIFY_CHAIN, NULL, NULL, MANIFEST_CHAIN,
 			       "line %zu is not \"<sha256>  <run file>\"%s",
 			       line_no, nl ? "" : " (no newline)");
-		} else {
-			if (ne == ae) {
-				size_t a = ae ? 2 * ae : 64;
-				struct chain_entry *x = realloc(e, a * sizeof *x);
-				if (!x) {
-					free(e);
-					free(text);
-					return oom(v);
-				}
-				e = x;
-				ae = a;
-			}
-			memcpy(e[ne].sha, p, 64);
-			e[ne].sha[64] = '\0';
-			memcpy(e[ne].name, p + 66, l - 66);
-			e[ne].name[l - 66] = '\0';
-			if (!is_sha_text(e[ne].sha) || !is_run_name(e[ne].name))
-				report(v, VERIFY_CHAIN, NULL, NULL,
-				       MANIFEST_CHAIN,
-				       "line %zu is not \"<sha256>  <run "
-				       "file>\"",
-				       line_no);
-			else
-				ne++;
-		}
 		p += l + (nl ? 1 : 0);
 	}
 	free(text);
@@ -1025,7 +970,7 @@ static enum isnap_status unchained_files(struct verifier *v, int dirfd,
 					MANIFEST_DIR);
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (!is_run_name(de->d_name) || in_chain(e, n, de->d_name))
+		if (!manifest_is_run_name(de->d_name) || in_chain(e, n, de->d_name))
 			continue;
 		if (nn == an) {
 			size_t a = an ? 2 * an : 8;
@@ -1065,10 +1010,11 @@ static enum isnap_status read_manifest_dir(struct verifier *v, int mdir,
 	struct chain_entry *e = NULL;
 	size_t n = 0, nun = 0;
 	char **un = NULL;
-	bool chain_exists, expected = false;
+	bool expected = false, have_last = false;
+	struct chain_entry last;
 	enum isnap_status rc;
 
-	rc = read_chain(v, mdir, &e, &n, &chain_exists);
+	rc = read_chain(v, mdir, &e, &n);
 	if (!rc)
 		rc = unchained_files(v, mdir, e, n, &un, &nun);
 	if (rc)
@@ -1108,26 +1054,24 @@ static enum isnap_status read_manifest_dir(struct verifier *v, int mdir,
 			expected = true;
 		check_prev(v, i ? &e[i - 1] : NULL);
 		set_head(v, e[i].name, e[i].sha);
+		last = e[i];
+		have_last = true;
 	}
 	for (size_t i = 0; i < nun && !v->fatal; i++) {
-		char sha[65];
+		struct chain_entry here;
 		bool present;
-		struct chain_entry last;
-		rc = read_run_file(v, mdir, un[i], sha, &present);
+		rc = read_run_file(v, mdir, un[i], here.sha, &present);
 		if (rc == ISNAP_ENOMEM)
 			goto out;
 		rc = ISNAP_OK;
 		report(v, VERIFY_CHAIN, NULL, NULL, un[i],
 		       "not in the chain: a run that was interrupted (the "
 		       "next backup chains it) or a file added later");
-		if (v->res->head_run[0]) {
-			snprintf(last.name, sizeof last.name, "%s",
-				 v->res->head_run);
-			snprintf(last.sha, sizeof last.sha, "%s",
-				 v->res->head_sha256);
-		}
-		check_prev(v, v->res->head_run[0] ? &last : NULL);
-		set_head(v, un[i], sha);
+		check_prev(v, have_last ? &last : NULL);
+		snprintf(here.name, sizeof here.name, "%s", un[i]);
+		set_head(v, here.name, here.sha);
+		last = here;
+		have_last = true;
 	}
 	if (o && o->expect_sha256 && !expected)
 		report(v, VERIFY_CHAIN, NULL, NULL, NULL,

@@ -558,6 +558,32 @@ Test(verify, an_added_run_file_is_reported)
 	cr_assert_eq(res.chain_errors, 2);
 }
 
+Test(verify, a_malformed_chain_line_is_reported_by_number)
+{
+	struct run r1 = { 0 }, r2 = { 0 };
+	struct verify_result res;
+	char chain[512];
+	FILE *f;
+
+	two_runs(&r1, &r2);
+	snprintf(chain, sizeof chain, "%s/chain", mdir);
+	f = fopen(chain, "a");
+	fputs("not a hash  ../../etc/passwd\n", f);
+	fclose(f);
+	cr_assert_eq(check(NULL, &res), ISNAP_EINTEGRITY);
+	cr_assert_eq(only_failure()->kind, VERIFY_CHAIN);
+	cr_assert(strstr(only_failure()->detail, "line 3 "), "%s",
+		  only_failure()->detail);
+	/* A later backup keeps the line (it is evidence) and goes on. */
+	run_begin(&r1);
+	put(&r1, "INBOX", 7, 3, "three\r\n");
+	run_end(&r1);
+	cr_assert_eq(check(NULL, &res), ISNAP_EINTEGRITY);
+	cr_assert_eq(res.chain_errors, 1, "only the malformed line: the new "
+					  "run follows the last good one");
+	cr_assert_eq(res.runs, 3);
+}
+
 Test(verify, the_kept_hash_must_be_in_the_chain)
 {
 	struct run r1 = { 0 }, r2 = { 0 };
