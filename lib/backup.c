@@ -12,9 +12,11 @@
 #include "imap/client.h"
 #include "imap/commands.h"
 #include "lock.h"
+#include "manifest.h"
 #include "mutf7.h"
 #include "state.h"
 #include "store/store.h"
+#include "version.h"
 
 /* Per-folder bookkeeping that must wait for the store to make it durable. */
 struct folder_run {
@@ -28,7 +30,8 @@ struct run {
 	const struct backup_events *ev;
 	struct backup_summary *sum;
 	struct imap_client *client;
-	struct store *store;
+	struct store *store;    /* the real store, wrapped by the manifest */
+	struct manifest *manifest; /* NULL in a dry run */
 	struct state state;
 	char state_dir[4096];
 	bool single_file; /* one complete export; no state kept */
@@ -99,6 +102,8 @@ static void on_message_failed(void *ctx, uint32_t uid, const char *why)
 	r->any_message_failed = true;
 	if (!r->min_failed || uid < r->min_failed)
 		r->min_failed = uid;
+	if (r->manifest)
+		manifest_skipped(r->manifest, NULL, uid, why);
 	if (r->ev && r->ev->message_failed)
 		r->ev->message_failed(r->ev->ctx, r->folder_utf8, uid, why);
 }
@@ -447,6 +452,8 @@ static enum isnap_status backup_folder(struct run *r,
 	f.uidnext = mi.uidnext;
 	f.exists = mi.exists;
 	f.highestmodseq = mi.highestmodseq;
+	if (r->manifest)
+		manifest_examined(r->manifest, &f);
 
 	sf = state_folder(&r->state, lf->name, 1);
 	r->fr = folder_run(r, lf->name);
@@ -546,6 +553,8 @@ out:
 		isnap_error_prefix(err, "%s", f.utf8);
 	if (st == ISNAP_EFOLDER) {
 		r->sum->folders_failed++;
+		if (r->manifest)
+			manifest_skipped(r->manifest, &f, 0, err->msg);
 		if (r->ev && r->ev->folder_failed)
 			r->ev->folder_failed(r->ev->ctx, f.utf8, err);
 	}
@@ -630,6 +639,10 @@ static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
 	st = imap_client_open(&r->o->session, &r->client, err);
 	if (st)
 		return st;
+	if (r->manifest)
+		manifest_server(r->manifest,
+				imap_client_greeting(r->client),
+				imap_client_capabilities(r->client));
 	st = imap_list(r->client, &folders, err);
 	if (st)
 		goto out;
@@ -652,6 +665,50 @@ out:
 	return st;
 }
 
+/* Every message the store sees from now on is hashed and recorded. */
+static enum isnap_status start_manifest(struct run *r, const char *state_dir,
+					const char *format,
+					struct isnap_error *err)
+{
+	struct manifest_run_info info = {
+		.tool_version = IMAPSNAP_VERSION,
+		.format = format,
+		.dest = r->o->dest,
+		.host = r->o->session.url,
+		.user = r->o->session.user,
+	};
+	struct store *wrapped;
+	enum isnap_status st;
+
+	st = manifest_open(state_dir, &info, &r->manifest, err);
+	if (st)
+		return st;
+	st = manifest_wrap(r->manifest, r->store, &wrapped, err);
+	if (st)
+		return st;
+	r->store = wrapped;
+	return ISNAP_OK;
+}
+
+/* The run's totals, as the manifest's last line. */
+static void end_manifest(struct run *r, enum isnap_status st)
+{
+	const struct backup_summary *sum = r->sum;
+	struct manifest_summary ms = {
+		.listed = sum->planned,
+		.saved = sum->fetch.saved,
+		.failed = sum->fetch.failed,
+		.vanished = sum->fetch.vanished,
+		.unexpected = sum->fetch.unexpected,
+		.size_mismatch = sum->fetch.size_mismatch,
+		.folders = sum->folders,
+		.folders_failed = sum->folders_failed,
+		.status = st,
+	};
+
+	manifest_end(r->manifest, &ms);
+}
+
 enum isnap_status backup_run(const struct backup_opts *o,
 			     const struct backup_events *ev,
 			     struct backup_summary *sum,
@@ -660,6 +717,7 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	struct run r = { .o = o, .ev = ev, .sum = sum };
 	double start = now_seconds();
 	int lock_fd = -1;
+	const char *format;
 	enum isnap_status st, fst;
 
 	memset(sum, 0, sizeof *sum);
@@ -675,9 +733,9 @@ enum isnap_status backup_run(const struct backup_opts *o,
 		imap_client_close(r.client, !is_fatal(st));
 		goto out;
 	}
+	format = o->format ? o->format : "maildir";
 	{
 		const char *single = store_single_file_format(o->dest);
-		const char *format = o->format ? o->format : "maildir";
 		if (single) {
 			if (o->format && strcmp(o->format, single))
 				return isnap_fail(err, ISNAP_EUSAGE,
@@ -692,7 +750,11 @@ enum isnap_status backup_run(const struct backup_opts *o,
 			return st;
 	}
 	if (r.single_file) {
-		/* A complete export every time: nothing to remember. */
+		/* A complete export every time: nothing to remember, and the
+		 * manifest goes inside the archive. */
+		st = start_manifest(&r, NULL, format, err);
+		if (st)
+			goto out;
 		st = backup_account(&r, err);
 		goto finish;
 	}
@@ -708,10 +770,14 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	if (st)
 		goto out;
 
+	st = start_manifest(&r, r.state_dir, format, err);
+	if (st)
+		goto out;
 	st = backup_account(&r, err);
 finish:
 	imap_client_close(r.client, !is_fatal(st));
 	r.client = NULL;
+	end_manifest(&r, st);
 	/* Even after a fatal error, finish what is complete; the first
 	 * error is the one to report. */
 	{
@@ -722,6 +788,10 @@ finish:
 			fst = apply_deferred(&r, e2);
 		if (fst && !is_fatal(st))
 			st = fst;
+		if (!fst && manifest_sha256(r.manifest))
+			snprintf(sum->manifest_sha256,
+				 sizeof sum->manifest_sha256, "%s",
+				 manifest_sha256(r.manifest));
 	}
 out:
 	sum->seconds = now_seconds() - start;
@@ -732,6 +802,7 @@ out:
 	free(r.runs);
 	state_free(&r.state);
 	store_free(r.store);
+	manifest_free(r.manifest);
 	lock_release(lock_fd);
 	return st;
 }
