@@ -14,7 +14,7 @@ BUILD   ?= build
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
-PKGS       := libcurl libarchive zlib libcrypto jansson
+PKGS       := libcurl libarchive zlib libcrypto jansson inih
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
