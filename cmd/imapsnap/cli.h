@@ -36,6 +36,8 @@ char *password_get(const struct password_source *src, const char *user,
 void password_free(char *password);
 
 int cmd_backup(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 extern const char *progname;
 

@@ -16,12 +16,14 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  backup URL DEST   back up every folder of an IMAP account into DEST\n"
+	"  list URL          list the folders with their counts and sizes\n"
+	"  run [ACCOUNT...]  back up the accounts of the config file\n"
 	"  help [COMMAND]    show help\n"
 	"\n"
 	"options:\n"
 	"  --help, --version\n"
 	"\n"
-	"Run 'imapsnap help backup' for the backup options.\n";
+	"Run 'imapsnap help COMMAND' for a command's options.\n";
 
 int exit_status_for(enum isnap_status st)
 {
@@ -51,15 +53,27 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "help")) {
-		if (argc > 2 && !strcmp(argv[2], "backup")) {
-			char *args[] = { "backup", "--help", NULL };
+		char *args[] = { argc > 2 ? argv[2] : "", "--help", NULL };
+		if (argc > 2 && !strcmp(argv[2], "backup"))
 			return cmd_backup(2, args);
+		if (argc > 2 && !strcmp(argv[2], "list"))
+			return cmd_list(2, args);
+		if (argc > 2 && !strcmp(argv[2], "run"))
+			return cmd_run(2, args);
+		if (argc > 2 && strcmp(argv[2], "help")) {
+			fprintf(stderr, "%s: no command '%s'\n\n%s", progname,
+				argv[2], usage_text);
+			return EXIT_USAGE;
 		}
 		fputs(usage_text, stdout);
 		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "backup"))
 		return cmd_backup(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "list"))
+		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s'\n\n%s", progname, argv[1],
 		usage_text);
 	return EXIT_USAGE;

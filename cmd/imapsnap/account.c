@@ -1,0 +1,231 @@
+/*
+ * account.c — the options every account takes, their checks, the
+ * password, and one backup run with its output (see account.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "config.h"
+
+void account_init(struct account *a, const char *help_command)
+{
+	memset(a, 0, sizeof *a);
+	a->session.timeout_sec = 60;
+	a->retries = 3;
+	a->help_command = help_command;
+}
+
+int account_usage_error(const struct account *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nRun 'imapsnap help %s' for the options.\n",
+		a->help_command ? a->help_command : "");
+	return EXIT_USAGE;
+}
+
+static int add_glob(struct account *a, const char **v, size_t *n,
+		    const char *opt, const char *glob)
+{
+	if (!*glob)
+		return account_usage_error(a, "--%s: empty glob", opt), -1;
+	if (*n == ACCOUNT_MAX_GLOBS)
+		return account_usage_error(a, "--%s: more than %d globs", opt,
+					   ACCOUNT_MAX_GLOBS),
+		       -1;
+	v[(*n)++] = glob;
+	return 1;
+}
+
+static int date_option(struct account *a, int64_t *out, const char *opt,
+		       const char *arg)
+{
+	if (!config_parse_date(arg, out))
+		return account_usage_error(a, "--%s %s: expected a date, "
+					   "YYYY-MM-DD", opt, arg),
+		       -1;
+	return 1;
+}
+
+int account_option(struct account *a, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_USER: a->session.user = arg; return 1;
+	case OPT_PWFILE: a->pw.file = arg; return 1;
+	case OPT_PWCMD: a->pw.command = arg; return 1;
+	case OPT_OAUTH2: a->session.oauth2_token_command = arg; return 1;
+	case OPT_CACERT: a->session.cacert = arg; return 1;
+	case OPT_INSECURE: a->session.insecure = true; return 1;
+	case OPT_FORMAT: a->format = arg; return 1;
+	case OPT_TLS:
+		if (!strcmp(arg, "none"))
+			a->session.tls = IMAP_TLS_NONE;
+		else if (!strcmp(arg, "starttls") || !strcmp(arg, "required"))
+			a->session.tls = IMAP_TLS_REQUIRED;
+		else
+			return account_usage_error(a, "--tls %s: expected none "
+						   "or starttls", arg),
+			       -1;
+		return 1;
+	case OPT_TIMEOUT: {
+		char *end;
+		long t;
+		errno = 0;
+		t = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || t <= 0 || t > 86400)
+			return account_usage_error(a, "--timeout %s: expected "
+						   "seconds, 1 to 86400", arg),
+			       -1;
+		a->session.timeout_sec = t;
+		return 1;
+	}
+	case OPT_RETRIES: {
+		char *end;
+		long n;
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || n < 0 || n > 100)
+			return account_usage_error(a, "--retries %s: expected a "
+						   "number, 0 to 100", arg),
+			       -1;
+		a->retries = (unsigned)n;
+		return 1;
+	}
+	case OPT_INCLUDE:
+		return add_glob(a, a->include, &a->n_include, "include", arg);
+	case OPT_EXCLUDE:
+		return add_glob(a, a->exclude, &a->n_exclude, "exclude", arg);
+	case OPT_SINCE: return date_option(a, &a->since, "since", arg);
+	case OPT_BEFORE: return date_option(a, &a->before, "before", arg);
+	}
+	return 0;
+}
+
+/* Refuse URLs that carry a password or a path: the first would leak
+ * through ps(1), the second means something imapsnap does not do. */
+static int check_url(const struct account *a, const char *url)
+{
+	const char *rest, *slash, *at;
+
+	if (!strncmp(url, "imap://", 7))
+		rest = url + 7;
+	else if (!strncmp(url, "imaps://", 8))
+		rest = url + 8;
+	else
+		return account_usage_error(a, "%s: the URL must start with "
+					   "imap:// or imaps://", url);
+	slash = strchr(rest, '/');
+	at = strchr(rest, '@');
+	if (at && (!slash || at < slash) &&
+	    memchr(rest, ':', (size_t)(at - rest)))
+		return account_usage_error(
+			a, "the URL must not contain a password; use "
+			   "--password-file, --password-command or "
+			   "IMAPSNAP_PASSWORD");
+	if (slash && slash[1])
+		return account_usage_error(a, "%s: give the server only (no "
+					   "folder path)", url);
+	if (!*rest || rest == at)
+		return account_usage_error(a, "%s: no host in the URL", url);
+	return 0;
+}
+
+int account_check(struct account *a)
+{
+	int sources = !!a->pw.file + !!a->pw.command + !!a->password_env +
+		      !!a->password + !!a->session.oauth2_token_command;
+	int rc = check_url(a, a->session.url);
+
+	if (rc)
+		return rc;
+	if (sources > 1)
+		return account_usage_error(
+			a, "give one of --password-file, --password-command "
+			   "and --oauth2-token-command");
+	if (a->since && a->before && a->since >= a->before)
+		return account_usage_error(a, "--since must be a day before "
+					   "--before");
+	if (a->session.insecure)
+		fprintf(stderr, "%s%s%s: warning: insecure: the server's "
+			"certificate is not verified; anyone on the path can "
+			"read the password and the mail\n", progname,
+			a->name ? ": " : "", a->name ? a->name : "");
+	return 0;
+}
+
+enum isnap_status account_password(const struct account *a, char **password,
+				   struct isnap_error *err)
+{
+	*password = NULL;
+	/* A token, not a password: the server gets nothing else. */
+	if (a->session.oauth2_token_command)
+		return ISNAP_OK;
+	if (a->password_env) {
+		const char *v = getenv(a->password_env);
+		if (!v || !*v)
+			return isnap_fail(err, ISNAP_EUSAGE,
+					  "password_env: the environment "
+					  "variable %s is not set",
+					  a->password_env);
+	}
+	if (a->password || a->password_env) {
+		const char *v = a->password ? a->password
+					    : getenv(a->password_env);
+		if (!(*password = strdup(v)))
+			return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+		return ISNAP_OK;
+	}
+	*password = password_get(&a->pw, a->session.user, a->session.url,
+				 err);
+	return *password ? ISNAP_OK : err->status;
+}
+
+int account_backup(struct account *a, struct output *o, struct json_t **json)
+{
+	struct backup_opts bo = { 0 };
+	struct backup_summary sum = { 0 };
+	struct isnap_error err = { 0 };
+	struct backup_events ev = out_events(o);
+	enum isnap_status st;
+	char *password;
+	int rc;
+
+	*json = NULL;
+	bo.session = a->session;
+	if (o->verbosity >= 2) {
+		bo.session.trace = out_trace;
+		bo.session.trace_ctx = o;
+	}
+	bo.dest = a->dest;
+	bo.format = a->format;
+	bo.include = a->include;
+	bo.n_include = a->n_include;
+	bo.exclude = a->exclude;
+	bo.n_exclude = a->n_exclude;
+	bo.since = a->since;
+	bo.before = a->before;
+	bo.retries = a->retries;
+	bo.dry_run = o->dry_run;
+
+	st = account_password(a, &password, &err);
+	if (!st) {
+		bo.session.password = password;
+		st = backup_run(&bo, &ev, &sum, &err);
+		password_free(password);
+	}
+	rc = exit_status_for(st);
+	/* Belt and braces: a message planned but not saved is a failure
+	 * whatever the status says. */
+	if (!rc && !bo.dry_run && sum.fetch.failed)
+		rc = EXIT_PARTIAL;
+	*json = out_summary(o, a->name, a->dest, &sum, st, rc, &err);
+	return rc;
+}
