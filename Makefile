@@ -72,9 +72,12 @@ demo: deps
 
 install: $(BUILD)/imapsnap
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 $(BUILD)/imapsnap $(DESTDIR)$(PREFIX)/bin/imapsnap
 	install -m 644 $(BUILD)/libimapsnap.a $(DESTDIR)$(PREFIX)/lib/libimapsnap.a
 	install -m 644 docs/imapsnap.1 $(DESTDIR)$(PREFIX)/share/man/man1/imapsnap.1
+	install -m 644 docs/imapsnap.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/imapsnap.conf.5
+	install -m 644 contrib/bash-completion/imapsnap $(DESTDIR)$(PREFIX)/share/bash-completion/completions/imapsnap
 
 clean:
 	rm -rf $(BUILD) demo-backup
