@@ -18,6 +18,7 @@ enum exit_status {
 	EXIT_CONNECT = 4,    /* could not connect, TLS failure, connection lost */
 	EXIT_LOCKED = 5,     /* another run holds the destination */
 	EXIT_LOCAL = 6,      /* the destination cannot be written */
+	EXIT_INTEGRITY = 7,  /* verify: the backup does not match its manifest */
 };
 
 int exit_status_for(enum isnap_status st);
@@ -38,6 +39,7 @@ void password_free(char *password);
 int cmd_backup(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 extern const char *progname;
 

@@ -18,6 +18,7 @@ static const char usage_text[] =
 	"  backup URL DEST   back up every folder of an IMAP account into DEST\n"
 	"  list URL          list the folders with their counts and sizes\n"
 	"  run [ACCOUNT...]  back up the accounts of the config file\n"
+	"  verify DEST       check a backup against its manifests\n"
 	"  help [COMMAND]    show help\n"
 	"\n"
 	"options:\n"
@@ -34,6 +35,7 @@ int exit_status_for(enum isnap_status st)
 	case ISNAP_ECONN: return EXIT_CONNECT;
 	case ISNAP_ELOCKED: return EXIT_LOCKED;
 	case ISNAP_ELOCAL: return EXIT_LOCAL;
+	case ISNAP_EINTEGRITY: return EXIT_INTEGRITY;
 	default: return EXIT_PARTIAL;
 	}
 }
@@ -60,6 +62,8 @@ int main(int argc, char **argv)
 			return cmd_list(2, args);
 		if (argc > 2 && !strcmp(argv[2], "run"))
 			return cmd_run(2, args);
+		if (argc > 2 && !strcmp(argv[2], "verify"))
+			return cmd_verify(2, args);
 		if (argc > 2 && strcmp(argv[2], "help")) {
 			fprintf(stderr, "%s: no command '%s'\n\n%s", progname,
 				argv[2], usage_text);
@@ -74,6 +78,8 @@ int main(int argc, char **argv)
 		return cmd_list(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s'\n\n%s", progname, argv[1],
 		usage_text);
 	return EXIT_USAGE;
