@@ -70,6 +70,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	sh contrib/demo/demo.sh $(BUILD)/imapsnap
 
+# The libFuzzer targets in tests/fuzz (clang, libclang-rt-14-dev), each run
+# for FUZZ_SECONDS; crashes land in $(BUILD)/fuzz/crashes.  Not part of check.
+FUZZ_SECONDS ?= 30
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) sh tests/fuzz/run.sh
+
 install: $(BUILD)/imapsnap
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
 	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
