@@ -474,6 +474,9 @@ static enum isnap_status on_tagged(struct engine *e,
 	done = e->q[i];
 	memmove(&e->q[i], &e->q[i + 1], (e->nq - i - 1) * sizeof e->q[0]);
 	e->nq--;
+	/* The vacated slot still points at memory that now belongs to
+	 * `done` or to the entry moved down; send_more fills it next. */
+	e->q[e->nq] = (struct inflight){ .asked = UIDSET_INIT };
 
 	for (size_t k = 0; k < done.asked.n; k++) {
 		for (uint32_t u = done.asked.r[k].first;; u++) {
