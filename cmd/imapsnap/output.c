@@ -333,6 +333,7 @@ static const char *exit_name(int code)
 	case EXIT_CONNECT: return "connection";
 	case EXIT_LOCKED: return "locked";
 	case EXIT_LOCAL: return "destination";
+	case EXIT_INTEGRITY: return "integrity";
 	}
 	return "failed";
 }

@@ -138,7 +138,8 @@ class HelpAndVersion(TestCase):
     def test_help(self):
         run = imapsnap("--help")
         self.assertExit(run, 0)
-        for cmd in (b"backup URL DEST", b"list URL", b"run [ACCOUNT"):
+        for cmd in (b"backup URL DEST", b"list URL", b"run [ACCOUNT",
+                    b"verify DEST"):
             self.assertIn(cmd, run.stdout)
 
     def test_help_command(self):
@@ -146,7 +147,8 @@ class HelpAndVersion(TestCase):
                                       b"--since", b"--before", b"--dry-run",
                                       b"--json", b"--oauth2-token-command"]),
                           ("list", [b"--json", b"--sizes"]),
-                          ("run", [b"--config", b"--dry-run"])):
+                          ("run", [b"--config", b"--dry-run"]),
+                          ("verify", [b"--expect", b"--json"])):
             for args in (("help", cmd), (cmd, "--help")):
                 run = imapsnap(*args)
                 self.assertExit(run, 0)
