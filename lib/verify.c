@@ -497,6 +497,31 @@ static void reader_start(struct verifier *v, const char *name)
 	EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL);
 }
 
+static bool is_retired(struct verifier *v, const struct record *r);
+
+/* Point `loc` at a fresh record, leaving the one it named in place. */
+static int new_record_at(struct verifier *v, const char *loc, uint32_t *ix)
+{
+	uint32_t *slot = smap_slot(&v->by_location, loc);
+	const char *copy = v->rec[*ix].location;
+
+	if (v->nrec == v->arec) {
+		size_t a = v->arec ? 2 * v->arec : 1024;
+		struct record *n = realloc(v->rec, a * sizeof *n);
+		if (!n) {
+			oom(v);
+			return -1;
+		}
+		v->rec = n;
+		v->arec = a;
+	}
+	*ix = (uint32_t)v->nrec++;
+	memset(&v->rec[*ix], 0, sizeof v->rec[*ix]);
+	v->rec[*ix].location = copy;
+	*slot = *ix;
+	return 0;
+}
+
 static void on_message_line(struct verifier *v, const json_t *o)
 {
 	struct reader *rd = &v->rd;
@@ -535,6 +560,14 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		return;
 	}
 	ix = smap_get(&v->by_location, loc);
+	if (ix != NO_INDEX && v->rec[ix].uidvalidity != uidvalidity &&
+	    is_retired(v, &v->rec[ix])) {
+		/* The place was reused by a new generation (mbox offsets
+		 * start again at 0); the old record stays, unreachable by
+		 * location, and pair_moved finds its copy by hash. */
+		if (new_record_at(v, loc, &ix))
+			return;
+	}
 	if (ix == NO_INDEX) {
 		const char *copy;
 		char where[4300];

@@ -349,3 +349,35 @@ class ReadOnly(TestCase):
                 if ln["type"] == "folder"}
         for folder, (hms, _) in before.items():
             self.assertEqual(seen.get(folder), hms or 0, folder)
+
+
+class Generations(TestCase):
+    """A folder whose UIDVALIDITY changed: the old generation is kept
+    aside and the new one reuses its places (mbox offsets start at 0
+    again); verify must still account for both."""
+
+    def test_new_generation_verifies_in_every_directory_format(self):
+        for fmt in ("maildir", "mbox", "mbox.gz", "tar.gz"):
+            with self.subTest(fmt=fmt):
+                user = harness.SERVER.new_user("gen")
+                with user.oracle() as o:
+                    o.create("Projects")
+                    for i in range(3):
+                        o.append("Projects",
+                                 simple_message("old %d" % i),
+                                 date=1500000000 + i)
+                dest = workdir("verify-gen-" + fmt)
+                self.assertExit(backup(user, dest, "--format", fmt), 0)
+                with user.oracle() as o:
+                    old = o.status("Projects")["UIDVALIDITY"]
+                    o.delete("Projects")
+                    o.create("Projects")
+                    o.append("Projects", simple_message("new 0"),
+                             date=1700000000)
+                    new = o.status("Projects")["UIDVALIDITY"]
+                self.assertNotEqual(old, new, "test setup")
+                self.assertExit(backup(user, dest, "--format", fmt), 0)
+                run, report = verify_json(self, dest)
+                self.assertExit(run, 0, report)
+                self.assertEqual(report["messages"]["recorded"], 4, fmt)
+                self.assertEqual(report["findings"], [], fmt)
