@@ -107,6 +107,19 @@ def _collect(h, rc, rusage):
     return run
 
 
+_sanitized = None
+
+
+def sanitized():
+    """Whether the imapsnap under test is built with AddressSanitizer,
+    whose shadow memory makes peak memory meaningless as a measure."""
+    global _sanitized
+    if _sanitized is None:
+        with open(harness.BINARY, "rb") as f:
+            _sanitized = b"__asan_init" in f.read()
+    return _sanitized
+
+
 def run(args, password=None, timeout=60, env=None, rlimits=None):
     return finish(start(args, password, env, rlimits), timeout)
 

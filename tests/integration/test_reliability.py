@@ -71,7 +71,9 @@ class Reconnect(TestCase):
         with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
                    plan="eof@50000,reset@120000,pass",
                    keep_s2c=8 << 20) as p:
-            run = proxied_backup(user, p, dest)
+            # -v: notices (the reconnections) are shown only on a terminal
+            # otherwise.
+            run = proxied_backup(user, p, dest, "-v")
         self.assertExit(run, 0)
         self.assertEqual(len(p.connections), 3, str(run))
         self.assertTrue(all(c.fault_fired for c in p.connections[:2]))
@@ -140,7 +142,7 @@ class Reconnect(TestCase):
         dest = workdir("default3")
         with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
                    then="eof@40000") as p:
-            run = proxied_backup(user, p, dest)
+            run = proxied_backup(user, p, dest, "-v")
         self.assertExit(run, 4)
         self.assertEqual(len(p.connections), 4, str(run))
         self.assertEqual(retries_announced(run), 3, str(run))
@@ -292,12 +294,12 @@ class Resume(TestCase):
             c.send(b"* BYE [UNAVAILABLE] server shutting down\r\n")
             c.hangup()
         s.interrupt = bye
-        run, srv, dest = self.run_interrupted(s, "bye")
+        run, srv, dest = self.run_interrupted(s, "bye", "-v")
         self.assertExit(run, 0)
         self.assertEqual(srv.connections, 2)
         self.assertEqual(self.fetch_sets(srv, 2), [b"11:30"], str(run))
         self.assertIn(b"shutting down", run.stderr,
-                      "the server's BYE text is shown")
+                      "the server's BYE text is shown (with -v)")
         self.assertAllSaved(dest, s.mailboxes[0], run)
 
     def test_reset_mid_body(self):
@@ -352,7 +354,7 @@ class Resume(TestCase):
                 self.mailboxes = [old if c.index == 1 else new]
                 Interrupting.list(self, c, tag, ref, pattern)
         s = Changing([old])
-        run, srv, dest = self.run_interrupted(s, "uidvalidity")
+        run, srv, dest = self.run_interrupted(s, "uidvalidity", "-v")
         self.assertExit(run, 0)
         self.assertAllSaved(dest, new, run, uidvalidity=2000)
         kept = {}
@@ -365,8 +367,9 @@ class Resume(TestCase):
                          "the old generation's messages, kept aside")
         for m in old.msgs[:10]:
             self.assertEqual(kept[m.uid], m.body)
-        self.assertRegex(run.stderr.decode(), r"UIDVALIDITY",
-                         "a notice says the folder changed")
+        self.assertRegex(run.stderr.decode("utf-8", "replace"),
+                         r"UIDVALIDITY changed",
+                         "a notice (with -v) says the folder changed")
 
 
 # --- timeouts ---------------------------------------------------------------
