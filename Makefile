@@ -70,6 +70,11 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	sh contrib/demo/demo.sh $(BUILD)/imapsnap
 
+# imapsnap against mbsync on a private Dovecot (docs/performance.md); not
+# part of check.  BENCH_QUICK=1 for fewer repetitions.
+bench: all
+	sh contrib/bench/run.sh $(BUILD)/imapsnap
+
 # The libFuzzer targets in tests/fuzz (clang, libclang-rt-14-dev), each run
 # for FUZZ_SECONDS; crashes land in $(BUILD)/fuzz/crashes.  Not part of check.
 FUZZ_SECONDS ?= 30
