@@ -394,6 +394,12 @@ static void print_summary(struct output *o, const struct backup_summary *sum)
 		if (sum->fetch.vanished)
 			fprintf(stderr, ", %llu expunged meanwhile",
 				(unsigned long long)sum->fetch.vanished);
+		if (sum->fetch.unexpected)
+			fprintf(stderr, ", %llu unexpected bodies dropped",
+				(unsigned long long)sum->fetch.unexpected);
+		if (sum->fetch.size_mismatch)
+			fprintf(stderr, ", %llu not of the size announced",
+				(unsigned long long)sum->fetch.size_mismatch);
 		if (sum->flags_changed)
 			fprintf(stderr, ", %llu with new flags",
 				(unsigned long long)sum->flags_changed);
@@ -452,6 +458,10 @@ json_t *out_summary(struct output *o, const char *account, const char *dest,
 			    json_integer((json_int_t)sum->fetch.failed));
 	json_object_set_new(j, "vanished",
 			    json_integer((json_int_t)sum->fetch.vanished));
+	json_object_set_new(j, "unexpected",
+			    json_integer((json_int_t)sum->fetch.unexpected));
+	json_object_set_new(j, "size_mismatch",
+			    json_integer((json_int_t)sum->fetch.size_mismatch));
 	json_object_set_new(j, "flags_changed",
 			    json_integer((json_int_t)sum->flags_changed));
 	json_object_set_new(j, "expunged",
