@@ -23,6 +23,7 @@ struct folder_run {
 	char *name;             /* server name, the state key */
 	struct uidset deferred; /* saved, durable only at store finish */
 	uint32_t uidnext;       /* to record once `deferred` is durable */
+	bool counted;           /* in backup_summary.folders already */
 };
 
 struct run {
@@ -35,6 +36,7 @@ struct run {
 	struct state state;
 	char state_dir[4096];
 	bool single_file; /* one complete export; no state kept */
+	bool session_broken; /* the server broke the protocol: reconnect */
 	struct folder_run *runs;
 	size_t nruns;
 	const struct imap_folder_list *folders;
@@ -66,6 +68,21 @@ static void notice(struct run *r, const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	r->ev->notice(r->ev->ctx, buf);
+}
+
+static void warning(struct run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warning(struct run *r, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!r->ev || !r->ev->warning)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	r->ev->warning(r->ev->ctx, buf);
 }
 
 static bool deferred_store(const struct run *r)
@@ -447,7 +464,6 @@ static enum isnap_status backup_folder(struct run *r,
 				"the server reported no UIDVALIDITY");
 	if (st)
 		goto out;
-	r->sum->folders++;
 	f.uidvalidity = mi.uidvalidity;
 	f.uidnext = mi.uidnext;
 	f.exists = mi.exists;
@@ -460,6 +476,11 @@ static enum isnap_status backup_folder(struct run *r,
 	if (!sf || !r->fr) {
 		st = oom(err);
 		goto out;
+	}
+	/* A folder tried again after a lost connection counts once. */
+	if (!r->fr->counted) {
+		r->fr->counted = true;
+		r->sum->folders++;
 	}
 	r->sf = sf;
 	sf->delim = lf->delim;
@@ -513,6 +534,16 @@ static enum isnap_status backup_folder(struct run *r,
 		st = fetch_messages(r->client, r->store, &todo, &r->o->fetch,
 				    &cb, &stats, err);
 		add_stats(&r->sum->fetch, &stats);
+		if (stats.unexpected) {
+			/* Nothing was lost to it, but a server that sends what
+			 * nobody asked for is broken and the run says so. */
+			r->any_message_failed = true;
+			warning(r,
+				"%s: the server sent %llu message bodies that "
+				"were not asked for, repeated, or without a "
+				"valid UID; they were ignored",
+				f.utf8, (unsigned long long)stats.unexpected);
+		}
 		if (st)
 			goto close;
 	}
@@ -549,8 +580,15 @@ done:
 	if (!st && r->any_message_failed)
 		st = ISNAP_EMSG;
 out:
+	if (st == ISNAP_EPROTO) {
+		/* It would break the same way again: the folder fails, the
+		 * others go on over a new connection. */
+		r->session_broken = true;
+		st = err->status = ISNAP_EFOLDER;
+	}
 	if (st && st != ISNAP_EMSG)
-		isnap_error_prefix(err, "%s", f.utf8);
+		isnap_error_prefix(err, "%.200s%s", f.utf8,
+				   strlen(f.utf8) > 200 ? "..." : "");
 	if (st == ISNAP_EFOLDER) {
 		r->sum->folders_failed++;
 		if (r->manifest)
@@ -600,6 +638,28 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* Connect again, up to the retries left, waiting longer each time. */
+static enum isnap_status reopen(struct run *r, unsigned *attempt, long *delay,
+				struct isnap_error *err)
+{
+	enum isnap_status st;
+
+	do {
+		if (*attempt >= r->o->retries) {
+			char why[ISNAP_ERROR_MAX];
+			snprintf(why, sizeof why, "%s", err->msg);
+			return isnap_fail(err, ISNAP_ECONN,
+					  "%.900s (gave up after %u retries)",
+					  why, r->o->retries);
+		}
+		++*attempt;
+		sleep_ms(*delay);
+		*delay *= 4;
+		st = imap_client_open(&r->o->session, &r->client, err);
+	} while (st == ISNAP_ECONN);
+	return st;
+}
+
 /* backup_folder, reconnecting when the connection is lost: the folder is
  * examined again and goes on after what was committed. */
 static enum isnap_status backup_folder_retrying(struct run *r,
@@ -612,20 +672,28 @@ static enum isnap_status backup_folder_retrying(struct run *r,
 
 	for (;;) {
 		st = backup_folder(r, lf, err);
-		if (st != ISNAP_ECONN)
-			return st;
-		do {
-			if (attempt >= r->o->retries)
-				return ISNAP_ECONN;
-			attempt++;
-			notice(r, "%s; reconnecting (retry %u of %u)", err->msg,
-			       attempt, r->o->retries);
+		if (r->session_broken) {
+			/* The folder failed because the server broke the
+			 * protocol; the session cannot be trusted after that,
+			 * so the next folder gets a new one. */
+			struct isnap_error rerr = { 0 };
+			r->session_broken = false;
 			imap_client_close(r->client, false);
 			r->client = NULL;
-			sleep_ms(delay);
-			delay *= 4;
-			st = imap_client_open(&r->o->session, &r->client, err);
-		} while (st == ISNAP_ECONN);
+			/* One new session per such folder, whatever --retries
+			 * says: those are for connections that drop.  If even
+			 * that fails, the run ends with what it has. */
+			if (imap_client_open(&r->o->session, &r->client, &rerr))
+				warning(r, "cannot reconnect for the other "
+					   "folders: %s", rerr.msg);
+			return st;
+		}
+		if (st != ISNAP_ECONN)
+			return st;
+		warning(r, "%s; reconnecting", err->msg);
+		imap_client_close(r->client, false);
+		r->client = NULL;
+		st = reopen(r, &attempt, &delay, err);
 		if (st)
 			return st;
 	}
@@ -651,6 +719,12 @@ static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
 		struct isnap_error ferr = { 0 };
 		if (folders.v[i].noselect)
 			continue;
+		if (!r->client) {
+			/* Lost for good after a folder failed; the failure
+			 * was reported, the remaining folders are not done. */
+			worst = ISNAP_EFOLDER;
+			break;
+		}
 		st = backup_folder_retrying(r, &folders.v[i], &ferr);
 		if (is_fatal(st)) {
 			*err = ferr;

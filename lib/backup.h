@@ -65,6 +65,10 @@ struct backup_events {
 	/* Dry run: what would be fetched from this folder. */
 	void (*folder_planned)(void *ctx, const char *folder,
 			       uint64_t messages, uint64_t bytes);
+	/* Something that went wrong without costing a message by itself —
+	 * the server broke the protocol, the connection was lost and is
+	 * being reopened — and that the user must hear of even from cron. */
+	void (*warning)(void *ctx, const char *text);
 	/* Something the user should know that is not a failure. */
 	void (*notice)(void *ctx, const char *text);
 };

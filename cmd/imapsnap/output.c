@@ -233,6 +233,14 @@ void out_error(struct output *o, const char *fmt, ...)
 	va_end(ap);
 }
 
+void out_warning(struct output *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprint(o, "warning: ", fmt, ap);
+	va_end(ap);
+}
+
 void out_notice(struct output *o, const char *fmt, ...)
 {
 	va_list ap;
@@ -307,6 +315,17 @@ static void on_notice(void *ctx, const char *text)
 	out_notice(ctx, "%s", text);
 }
 
+/* Shown even when not on a terminal (cron mails it): a lost connection or
+ * a server breaking the protocol is worth knowing about. */
+static void on_warning(void *ctx, const char *text)
+{
+	struct output *o = ctx;
+
+	if (o->verbosity == 0)
+		return;
+	out_warning(o, "%s", text);
+}
+
 struct backup_events out_events(struct output *o)
 {
 	return (struct backup_events){
@@ -318,6 +337,7 @@ struct backup_events out_events(struct output *o)
 		.message_saved = on_message_saved,
 		.folder_planned = on_folder_planned,
 		.notice = on_notice,
+		.warning = on_warning,
 	};
 }
 

@@ -203,6 +203,31 @@ static enum isnap_status search_untagged(void *ctx,
 	return ISNAP_OK;
 }
 
+static enum isnap_status uid_fetch_untagged(void *ctx,
+					    const struct imap_response *r,
+					    struct isnap_error *err)
+{
+	struct uidset *out = ctx;
+	const struct imap_arg *items;
+
+	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
+	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
+		return ISNAP_OK;
+	items = &r->args[0];
+	for (size_t i = 0; i + 1 < items->count; i += 2) {
+		uint32_t uid;
+		if (!imap_arg_is_atom(&items->list[i], "UID"))
+			continue;
+		if (!imap_arg_uint32(&items->list[i + 1], &uid) || uid == 0)
+			return isnap_fail(err, ISNAP_EPROTO,
+					  "the server's FETCH answer holds an "
+					  "invalid UID");
+		if (uidset_add(out, uid))
+			return oom(err);
+	}
+	return ISNAP_OK;
+}
+
 enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
 				       struct uidset *out,
 				       struct isnap_error *err)
@@ -220,11 +245,21 @@ enum isnap_status imap_uid_search(struct imap_client *c, uint32_t from,
 
 	if (from == 0)
 		from = 1;
-	snprintf(cmd, sizeof cmd, "UID SEARCH %sUID %u:*%s%s",
-		 imap_client_has_cap(c, "ESEARCH") ? "RETURN (ALL) " : "",
-		 from, criteria && *criteria ? " " : "",
-		 criteria ? criteria : "");
-	st = imap_client_simple(c, cmd, search_untagged, &found, err);
+	if (!imap_client_has_cap(c, "ESEARCH") && !(criteria && *criteria)) {
+		/* A plain SEARCH answers in one line, which for a large
+		 * folder outgrows any sane response limit; one small FETCH
+		 * response per message does not. */
+		snprintf(cmd, sizeof cmd, "UID FETCH %u:* (UID)", from);
+		st = imap_client_simple(c, cmd, uid_fetch_untagged, &found,
+					err);
+	} else {
+		snprintf(cmd, sizeof cmd, "UID SEARCH %sUID %u:*%s%s",
+			 imap_client_has_cap(c, "ESEARCH") ? "RETURN (ALL) "
+							   : "",
+			 from, criteria && *criteria ? " " : "",
+			 criteria ? criteria : "");
+		st = imap_client_simple(c, cmd, search_untagged, &found, err);
+	}
 	/* "n:*" always matches the highest UID, even when it is below n. */
 	if (!st && from > 1 && uidset_remove_range(&found, 1, from - 1))
 		st = oom(err);

@@ -50,8 +50,10 @@ enum isnap_status imap_examine(struct imap_client *c, const char *name,
 			       struct imap_mailbox_info *out,
 			       struct isnap_error *err);
 
-/* The UIDs >= `from` in the examined folder (UID SEARCH, as ESEARCH ranges
- * when offered).  Added to `out`. */
+/* The UIDs >= `from` in the examined folder, added to `out`: UID SEARCH
+ * with ESEARCH ranges when offered, else UID FETCH from:* (UID), whose
+ * answer is one small response per message rather than one line that
+ * grows with the folder. */
 enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
 				       struct uidset *out,
 				       struct isnap_error *err);

@@ -19,6 +19,9 @@ static const char fetch_items_modseq[] =
 struct inflight {
 	char tag[16];
 	struct uidset asked;
+	/* The server sent something wrong while this command was open: a
+	 * UID it asked for and did not get was not necessarily expunged. */
+	bool disturbed;
 };
 
 /* What one FETCH response told about its message. */
@@ -210,6 +213,15 @@ static struct inflight *asked_in(struct engine *e, uint32_t uid)
 	return NULL;
 }
 
+/* A body nobody asked for, or one that cannot be placed: ignored, counted,
+ * and every command in flight loses the benefit of the doubt. */
+static void unexpected_body(struct engine *e)
+{
+	e->stats->unexpected++;
+	for (unsigned i = 0; i < e->nq; i++)
+		e->q[i].disturbed = true;
+}
+
 static void fail_message(struct engine *e, uint32_t uid, const char *why)
 {
 	e->stats->failed++;
@@ -285,6 +297,16 @@ static enum isnap_status on_literal_begin(void *ctx,
 		return ISNAP_OK;
 
 	*stream = true;
+	if (e->state != MSG_NONE) {
+		/* A second body in the same FETCH response: neither can be
+		 * trusted to be the message. */
+		if (e->state == MSG_STORING)
+			e->store->ops->abort_message(e->store);
+		e->state = MSG_DISCARDING;
+		snprintf(e->why, sizeof e->why,
+			 "the server sent two bodies for one message");
+		return ISNAP_OK;
+	}
 	parse_items(items->list, items->count, &e->begin_meta);
 	e->size = size;
 	e->written = 0;
@@ -349,11 +371,11 @@ static enum isnap_status finish_streamed(struct engine *e,
 		return ISNAP_OK;
 	}
 	if (!e->uid) {
-		e->stats->unexpected++;
+		unexpected_body(e);
 		return ISNAP_OK;
 	}
 	if (state == MSG_DISCARDING && !e->why[0]) {
-		e->stats->unexpected++; /* not asked for, or a repeat */
+		unexpected_body(e); /* not asked for, or a repeat */
 		return ISNAP_OK;
 	}
 	if (uidset_add(&e->received, e->uid))
@@ -393,7 +415,7 @@ static enum isnap_status finish_inline(struct engine *e,
 	if (!im->body)
 		return ISNAP_OK; /* a flag update, nothing to save */
 	if (!im->has_uid || !wanted(e, im->uid)) {
-		e->stats->unexpected++;
+		unexpected_body(e);
 		return ISNAP_OK;
 	}
 	if (uidset_add(&e->received, im->uid))
@@ -481,7 +503,12 @@ static enum isnap_status on_tagged(struct engine *e,
 	for (size_t k = 0; k < done.asked.n; k++) {
 		for (uint32_t u = done.asked.r[k].first;; u++) {
 			if (!uidset_contains(&e->received, u)) {
-				if (!strcmp(r->name, "OK")) {
+				if (!strcmp(r->name, "OK") && done.disturbed) {
+					fail_message(e, u,
+						     "the server did not send "
+						     "it, and sent malformed or "
+						     "unrequested data instead");
+				} else if (!strcmp(r->name, "OK")) {
 					e->stats->vanished++;
 				} else {
 					char why[300];
