@@ -690,7 +690,9 @@ static enum isnap_status backup_folder_retrying(struct run *r,
 		}
 		if (st != ISNAP_ECONN)
 			return st;
-		warning(r, "%s; reconnecting", err->msg);
+		if (attempt < r->o->retries)
+			warning(r, "%s; reconnecting (retry %u of %u)", err->msg,
+				attempt + 1, r->o->retries);
 		imap_client_close(r->client, false);
 		r->client = NULL;
 		st = reopen(r, &attempt, &delay, err);

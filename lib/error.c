@@ -5,6 +5,35 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Paths and folder names come from the server and can be thousands of
+ * bytes; a message must still fit on a line and keep its reason.  Any run
+ * of more than WORD_MAX bytes without a space keeps its head and tail. */
+#define WORD_MAX 160
+#define WORD_HEAD 100
+#define WORD_TAIL 50
+
+static void shorten_long_words(char *msg)
+{
+	char *r = msg, *w = msg;
+
+	while (*r) {
+		size_t n = strcspn(r, " ");
+		if (n > WORD_MAX) {
+			memmove(w, r, WORD_HEAD);
+			memcpy(w + WORD_HEAD, "...", 3);
+			memmove(w + WORD_HEAD + 3, r + n - WORD_TAIL, WORD_TAIL);
+			w += WORD_HEAD + 3 + WORD_TAIL;
+		} else {
+			memmove(w, r, n);
+			w += n;
+		}
+		r += n;
+		if (*r == ' ')
+			*w++ = *r++;
+	}
+	*w = '\0';
+}
+
 static enum isnap_status vfail(struct isnap_error *err,
 			       enum isnap_status status, const char *fmt,
 			       va_list ap, int errnum)
@@ -14,10 +43,18 @@ static enum isnap_status vfail(struct isnap_error *err,
 	err->status = status;
 	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 	if (errnum) {
+		/* The reason must survive a long path in front of it: cut the
+		 * front to make room. */
+		const char *why = strerror(errnum);
+		size_t room = sizeof err->msg - strlen(why) - 6;
 		size_t n = strlen(err->msg);
-		snprintf(err->msg + n, sizeof err->msg - n, ": %s",
-			 strerror(errnum));
+		if (n > room) {
+			memcpy(err->msg + room - 3, "...", 3);
+			n = room;
+		}
+		snprintf(err->msg + n, sizeof err->msg - n, ": %s", why);
 	}
+	shorten_long_words(err->msg);
 	return status;
 }
 

@@ -321,6 +321,16 @@ class Script:
                 self.send_message(c, order.index(uid) + 1, msg)
         c.send(tag + b" OK FETCH done\r\n")
 
+    def list_uids(self, c, tag, uids, items):
+        """UID FETCH set (UID): how a client without ESEARCH lists UIDs."""
+        mb = c.selected
+        order = [m.uid for m in mb.msgs] if mb else []
+        for uid in uids:
+            if uid in order:
+                c.send(b"* %d FETCH (UID %d)\r\n" % (order.index(uid) + 1,
+                                                     uid))
+        c.send(tag + b" OK FETCH done\r\n")
+
     def send_message(self, c, seq, msg):
         """Where a script can cut a connection in the middle of a body."""
         c.send(self.fetch_response(c, seq, msg))
@@ -459,7 +469,11 @@ class FakeIMAP:
                 uset, _, items = rest2.partition(b" ")
                 mb = c.selected
                 top = max([m.uid for m in mb.msgs] + [0]) if mb else 0
-                s.fetch(c, tag, parse_uidset(uset.decode(), top), items)
+                uids = parse_uidset(uset.decode(), top)
+                if b"BODY" in items.upper():
+                    s.fetch(c, tag, uids, items)
+                else:
+                    s.list_uids(c, tag, uids, items)
             else:
                 s.other(c, tag, cmd, rest)
         else:

@@ -369,6 +369,14 @@ class SearchAnswers(Script):
             return Script.search(self, c, tag, args)
         c.send(b"* SEARCH " + self.uids + b"\r\n" + tag + b" OK done\r\n")
 
+    def list_uids(self, c, tag, uids, items):
+        """Without ESEARCH imapsnap lists UIDs with UID FETCH (UID)."""
+        if c.selected.name != b"Bad":
+            return Script.list_uids(self, c, tag, uids, items)
+        c.send(b"".join(b"* %d FETCH (UID %s)\r\n" % (i + 1, u)
+                        for i, u in enumerate(self.uids.split())) +
+               tag + b" OK done\r\n")
+
 
 class BadUIDs(HostileCase):
     def test_search_uids_out_of_range(self):
@@ -556,6 +564,11 @@ class Resources(HostileCase):
                 c.send(b"* SEARCH " + b" ".join(
                     b"%d" % u for u in range(1, 150001)) + b"\r\n")
                 c.send(tag + b" OK done\r\n")
+
+            def list_uids(self, c, tag, uids, items):
+                c.send(b"".join(b"* %d FETCH (UID %d)\r\n" % (u, u)
+                                for u in range(1, 150001)))
+                c.send(tag + b" OK done\r\n")
         mbs = [Mailbox("INBOX", make_messages(3))]
         run, srv, dest = self.watch(Big(mbs), "bigsearch", timeout=60)
         self.assertNotRegex(run.stderr.decode("utf-8", "replace"),
@@ -572,6 +585,11 @@ class Resources(HostileCase):
             def search(self, c, tag, args):
                 c.send(b"* SEARCH " + b" ".join(
                     b"%d" % u for u in range(1, 10001)) + b"\r\n")
+                c.send(tag + b" OK done\r\n")
+
+            def list_uids(self, c, tag, uids, items):
+                c.send(b"".join(b"* %d FETCH (UID %d)\r\n" % (u, u)
+                                for u in range(1, 10001)))
                 c.send(tag + b" OK done\r\n")
         mbs = [Mailbox("INBOX", make_messages(3))]
         run, srv, dest = self.watch(Sparse(mbs), "sparse")
