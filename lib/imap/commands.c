@@ -8,6 +8,8 @@
 
 /* A mailbox name quoted for a command, plus the command around it. */
 #define COMMAND_MAX 8192
+/* Longer names are not backed up (a command could not carry them). */
+#define FOLDER_NAME_MAX 4096
 
 static enum isnap_status oom(struct isnap_error *err)
 {
@@ -47,6 +49,13 @@ static enum isnap_status list_untagged(void *ctx, const struct imap_response *r,
 			    "one character";
 	if (memchr(name, '\0', nlen))
 		f.invalid = "the server listed a folder name containing NUL";
+	if (nlen > FOLDER_NAME_MAX) {
+		/* Keep only enough of it to name it: a server listing many
+		 * huge names must not grow memory without bound. */
+		f.invalid = "the server listed a folder name too long to "
+			    "back up (over 4096 bytes)";
+		nlen = 200;
+	}
 	if (nlen == 5 && !strncasecmp(name, "INBOX", 5))
 		name = "INBOX";
 	for (size_t i = 0; i < l->n; i++)
