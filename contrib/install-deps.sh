@@ -10,12 +10,12 @@
 set -eu
 
 # build: compiler, make, pkg-config and the libraries of the Makefile's
-# PKGS (libcurl, libarchive, zlib, libcrypto, jansson) and criterion (unit
+# PKGS (libcurl, libarchive, zlib, libcrypto, jansson, inih) and criterion (unit
 # tests): keep this list in step with PKGS;
 # integration tests and demo: Dovecot's IMAP server, openssl (test CA),
 # python3; archive checks: bsdtar, unzip, zstd, xz.
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libarchive-dev zlib1g-dev
-libssl-dev libjansson-dev libcriterion-dev dovecot-imapd openssl python3
+libssl-dev libjansson-dev libinih-dev libcriterion-dev dovecot-imapd openssl python3
 ca-certificates libarchive-tools unzip zstd xz-utils"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -24,7 +24,7 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 		zstd xz; do
 		command -v "$prog" >/dev/null 2>&1 || missing="$missing $prog"
 	done
-	for mod in libcurl libarchive zlib libcrypto jansson criterion; do
+	for mod in libcurl libarchive zlib libcrypto jansson inih criterion; do
 		pkg-config --exists "$mod" 2>/dev/null ||
 			missing="$missing $mod(pkg-config)"
 	done
