@@ -9,6 +9,7 @@ here is watched for all of that (HostileCase.watch); each test adds what
 its case must save and say.
 """
 
+import itertools
 import os
 import re
 import sys
@@ -363,12 +364,24 @@ class Protocol(HostileCase):
 
 
 class SearchAnswers(Script):
-    """Folder Bad's UID SEARCH answers `self.uids` (bytes)."""
+    """Folder Bad's UID SEARCH answers `self.uids` (bytes), as ESEARCH
+    when `esearch` is set (and the server then offers ESEARCH)."""
+
+    esearch = False
+
+    @property
+    def capabilities(self):
+        return Script.capabilities + (b" ESEARCH" if self.esearch else b"")
 
     def search(self, c, tag, args):
         if c.selected.name != b"Bad":
             return Script.search(self, c, tag, args)
-        c.send(b"* SEARCH " + self.uids + b"\r\n" + tag + b" OK done\r\n")
+        if self.esearch:
+            c.send(b'* ESEARCH (TAG "%s") UID ALL %s\r\n' % (
+                tag, self.uids.replace(b" ", b",")))
+        else:
+            c.send(b"* SEARCH " + self.uids + b"\r\n")
+        c.send(tag + b" OK done\r\n")
 
     def list_uids(self, c, tag, uids, items):
         """Without ESEARCH imapsnap lists UIDs with UID FETCH (UID)."""
@@ -380,15 +393,27 @@ class SearchAnswers(Script):
 
 
 class BadUIDs(HostileCase):
+    # How imapsnap learns a folder's UIDs: UID FETCH (UID) by default,
+    # UID SEARCH when a date limits the backup, ESEARCH when offered.
+    LISTINGS = (("fetch", False, ()), ("search", False, ("--since",
+                                                          "1990-01-01")),
+                ("esearch", True, ()))
+
     def test_search_uids_out_of_range(self):
-        """SEARCH answers UID 0, -1, 2^32, 2^64: the folder fails with a
-        message; the folder before it is saved."""
-        for bad in (b"0", b"-1", b"4294967296", b"18446744073709551617",
-                    b"1 2 x3"):
-            with self.subTest(uid=bad):
+        """The UID listing answers UID 0, -1, 2^32, 2^64: the folder fails
+        with a message; the folder before it is saved."""
+        for (how, esearch, extra), bad in itertools.product(
+                self.LISTINGS, (b"0", b"-1", b"4294967296",
+                                b"18446744073709551617", b"1 2 x3")):
+            with self.subTest(listing=how, uid=bad):
                 s = SearchAnswers(two_folders())
                 s.uids = b"1 " + bad
-                run, srv, dest = self.watch(s, "search")
+                s.esearch = esearch
+                run, srv, dest = self.watch(s, "search", *extra)
+                searched = srv.commands(prefix=b"UID SEARCH")
+                self.assertEqual(bool(searched), how != "fetch",
+                                 "the %s listing was not used: %s"
+                                 % (how, srv.log))
                 self.assertSaved(dest, "Good", s.mailboxes[0].msgs, run)
                 self.assertExit(run, 1)
                 self.assertSays(run, r"invalid UID|UID", "that a UID is "
