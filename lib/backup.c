@@ -654,7 +654,9 @@ static enum isnap_status reopen(struct run *r, unsigned *attempt, long *delay,
 		}
 		++*attempt;
 		sleep_ms(*delay);
-		*delay *= 4;
+		/* 0.25 s, 1 s, 4 s, 16 s, then once a minute: --retries
+		 * counts attempts, it should not mean hours of waiting. */
+		*delay = *delay * 4 > 60000 ? 60000 : *delay * 4;
 		st = imap_client_open(&r->o->session, &r->client, err);
 	} while (st == ISNAP_ECONN);
 	return st;

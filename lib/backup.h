@@ -40,7 +40,7 @@ struct backup_opts {
 
 	/* A connection lost after login (reset, EOF, BYE, timeout) is
 	 * reopened up to `retries` times per folder, after 0.25 s, 1 s, 4 s,
-	 * …; the folder is then examined again and continues after what was
+	 * 16 s, then every 60 s; the folder is then examined again and continues after what was
 	 * committed.  A failure to connect at all is not retried. */
 	unsigned retries;
 

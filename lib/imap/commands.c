@@ -199,10 +199,14 @@ static enum isnap_status search_untagged(void *ctx,
 				continue;
 			if (!imap_arg_string(&r->args[i + 1], false, &set,
 					     &len) ||
-			    uidset_parse(&part, set, len))
+			    uidset_parse(&part, set, len)) {
+				/* A failed parse empties the set but keeps its
+				 * memory. */
+				uidset_free(&part);
 				return isnap_fail(err, ISNAP_EPROTO,
 						  "the server's ESEARCH answer "
 						  "holds an invalid UID set");
+			}
 			int rc = uidset_add_set(out, &part);
 			uidset_free(&part);
 			if (rc)
