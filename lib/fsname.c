@@ -16,6 +16,7 @@
  * each directory name stands for exactly one folder name.
  */
 #include "fsname.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -35,39 +36,6 @@
 
 static const char upper_hex[] = "0123456789ABCDEF";
 static const char lower_hex[] = "0123456789abcdef";
-
-/* Length of the valid UTF-8 character at s[0..n) and its code point, or 0
- * when the bytes there are not one (truncated, overlong, surrogate, above
- * U+10FFFF, stray continuation byte).  Same rules as mutf7.c. */
-static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t need;
-	uint32_t c = s[0], min;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		need = 2, c &= 0x1f, min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 3, c &= 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 4, c &= 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return need;
-}
 
 /* A subfolder called "cur", "new" or "tmp" would land inside its parent's
  * Maildir.  Compared without regard to case because the destination may be
@@ -157,7 +125,7 @@ int fsname_escape_component(const char *comp, size_t len, char **out)
 			else
 				*p++ = (char)s[i];
 			i++;
-		} else if ((n = utf8_char(s + i, len - i, &cp)) == 0) {
+		} else if ((n = utf8_decode(s + i, len - i, &cp)) == 0) {
 			/* Not UTF-8: escape this byte alone and look at the
 			 * next one afresh. */
 			p = put_escape(p, s[i++]);

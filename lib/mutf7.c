@@ -13,6 +13,7 @@
  * the server's raw bytes instead (see fsname.h).
  */
 #include "mutf7.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -165,40 +166,6 @@ int mutf7_decode(const char *in, size_t len, char **out)
 	return 0;
 }
 
-/*
- * Read one code point of strict UTF-8 from s[0..n) into *cp; returns its
- * length, or 0 if the bytes are not valid UTF-8 (truncated, overlong,
- * a surrogate, above U+10FFFF, or a stray continuation byte).
- */
-static size_t get_utf8(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t need;
-	uint32_t c = s[0], min;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		need = 2, c &= 0x1f, min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 3, c &= 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 4, c &= 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return need;
-}
 
 /* Append the base64 of UTF-16 unit `u` through the bit accumulator. */
 static void put_unit(char **op, uint32_t *bits, unsigned *nbits, uint32_t u)
@@ -240,7 +207,7 @@ int mutf7_encode(const char *in, size_t len, char **out)
 
 	for (size_t i = 0; i < len;) {
 		uint32_t cp;
-		size_t n = get_utf8(s + i, len - i, &cp);
+		size_t n = utf8_decode(s + i, len - i, &cp);
 		if (n == 0 || cp == 0)
 			return fail(buf, EINVAL, out);
 		i += n;

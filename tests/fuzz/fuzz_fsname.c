@@ -2,7 +2,7 @@
  * fuzz_fsname.c — folder names to paths (lib/fsname.c): reversible, and
  * never a way out of the destination.
  *
- * fuzz-sources: lib/fsname.c
+ * fuzz-sources: lib/fsname.c lib/utf8.c
  * fuzz-packages: libcrypto
  *
  * The input's first byte is the hierarchy delimiter (0 for NIL), the rest

@@ -1,7 +1,7 @@
 /*
  * fuzz_mutf7.c — modified UTF-7 (lib/mutf7.c) both ways.
  *
- * fuzz-sources: lib/mutf7.c
+ * fuzz-sources: lib/mutf7.c lib/utf8.c
  *
  * mutf7.h promises strictness in both directions, hence exact round
  * trips: encode(decode(y)) == y for every y that decodes, and
