@@ -1,0 +1,80 @@
+"""What happens to messages already saved when the server changes them:
+flags changed on the server are followed (CONDSTORE CHANGEDSINCE; Maildir
+renames the copy), expunged messages stay in the backup and are listed in
+the state, and neither costs a body fetch."""
+
+import os
+import re
+
+from harness import TestCase, backup, saved_messages, simple_message, workdir
+import harness
+
+
+def state_folder_lines(dest, raw):
+    """The lines of folder `raw`'s block in DEST/.imapsnap/state."""
+    with open(os.path.join(dest, ".imapsnap", "state")) as f:
+        text = f.read()
+    m = re.search(r'^folder "%s".*?^end$' % re.escape(raw), text,
+                  re.M | re.S)
+    assert m, "no block for %s in the state:\n%s" % (raw, text)
+    return m.group(0).splitlines()
+
+
+class Changes(TestCase):
+    def setUp(self):
+        self.user = harness.SERVER.new_user("chg")
+        with self.user.oracle() as o:
+            for i in range(6):
+                o.append("INBOX", simple_message("m %d" % i),
+                         ("\\Seen",) if i % 2 else (), date=1600000000 + i)
+        self.dest = workdir("changes")
+        self.assertExit(backup(self.user, self.dest), 0)
+        self.before = {u: s.read() for u, s in
+                       saved_messages(os.path.join(self.dest,
+                                                   "INBOX")).items()}
+        self.assertEqual(sorted(self.before), [1, 2, 3, 4, 5, 6])
+
+    def change_on_server(self):
+        with self.user.oracle() as o:
+            m = o.m
+            o._ok(m.select("INBOX"), "SELECT")
+            o._ok(m.uid("STORE", "2", "+FLAGS", "(\\Flagged \\Answered)"),
+                  "STORE")
+            o._ok(m.uid("STORE", "4", "-FLAGS", "(\\Seen)"), "STORE")
+            o._ok(m.uid("STORE", "5", "+FLAGS", "(\\Deleted)"), "STORE")
+            o._ok(m.expunge(), "EXPUNGE")
+
+    def test_flags_followed_expunged_kept_no_body_fetched(self):
+        self.change_on_server()
+        mark = harness.SERVER.log_mark()
+        run = backup(self.user, self.dest)
+        self.assertExit(run, 0)
+        # (the window may also hold the end of the session that changed
+        # the flags: Dovecot logs it a moment after the client left)
+        self.assertEqual(sum(n for n, _ in mark.sessions(self.user)), 0,
+                         "a run after flag changes fetched bodies")
+
+        saved = saved_messages(os.path.join(self.dest, "INBOX"))
+        self.assertEqual(sorted(saved), [1, 2, 3, 4, 5, 6],
+                         "an expunged message left the backup")
+        for uid, s in saved.items():
+            self.assertEqual(s.read(), self.before[uid], "UID %d" % uid)
+        with self.user.oracle() as o:
+            server = o.messages("INBOX")
+        self.assertEqual(sorted(server), [1, 2, 3, 4, 6])
+        for uid, msg in server.items():
+            self.assertEqual(saved[uid].flags, harness.maildir_flags(
+                msg.flags), "flags of UID %d" % uid)
+
+        lines = state_folder_lines(self.dest, "INBOX")
+        self.assertIn("expunged 5", lines)
+        self.assertRegex(run.stderr.decode(), r"\b2 with new flags\b")
+        self.assertRegex(run.stderr.decode(), r"\b1 gone from the server\b")
+
+    def test_nothing_changed_costs_nothing(self):
+        mark = harness.SERVER.log_mark()
+        run = backup(self.user, self.dest)
+        self.assertExit(run, 0)
+        self.assertEqual(sum(n for n, _ in mark.sessions(self.user)), 0)
+        lines = state_folder_lines(self.dest, "INBOX")
+        self.assertFalse([ln for ln in lines if ln.startswith("expunged")])
