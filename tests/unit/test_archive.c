@@ -16,29 +16,9 @@
 
 #include "store/store.h"
 
-static char base[64], dest[96];
+#include "tmpdir.h"
 
-static void setup(void)
-{
-	strcpy(base, "/tmp/test_archive.XXXXXX");
-	cr_assert_not_null(mkdtemp(base));
-	snprintf(dest, sizeof dest, "%s/dest", base);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void teardown(void)
-{
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(archive, .init = setup, .fini = teardown);
+TestSuite(archive, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 static const char *const kinds[] = { "tar", "tar.gz", "tar.zst", "tar.xz",
 				     "zip" };
@@ -653,8 +633,8 @@ Test(archive, scan_matches_locate)
 {
 	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
 		scan_matches_locate(kinds[i], false);
-		teardown();
-		setup();
+		tmpdir_teardown();
+		tmpdir_setup();
 	}
 }
 

@@ -18,33 +18,21 @@
 #include "manifest.h"
 #include "store/store.h"
 
-static char base[64], dest[96], state[128], mdir[160];
+#include "tmpdir.h"
 
+static char state[128], mdir[160];
+
+/* A destination with its state directory, as a backup run leaves it. */
 static void setup(void)
 {
-	strcpy(base, "/tmp/test_manifest.XXXXXX");
-	cr_assert_not_null(mkdtemp(base));
-	snprintf(dest, sizeof dest, "%s/dest", base);
+	tmpdir_setup();
 	snprintf(state, sizeof state, "%s/.imapsnap", dest);
 	snprintf(mdir, sizeof mdir, "%s/manifest", state);
 	cr_assert_eq(mkdir(dest, 0700), 0);
 	cr_assert_eq(mkdir(state, 0700), 0);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void teardown(void)
-{
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(manifest, .init = setup, .fini = teardown);
+TestSuite(manifest, .init = setup, .fini = tmpdir_teardown);
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */

@@ -15,29 +15,9 @@
 
 #include "store/store.h"
 
-static char base[64], dest[96];
+#include "tmpdir.h"
 
-static void setup(void)
-{
-	strcpy(base, "/tmp/test_mbox.XXXXXX");
-	cr_assert_not_null(mkdtemp(base));
-	snprintf(dest, sizeof dest, "%s/dest", base);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void teardown(void)
-{
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(mbox, .init = setup, .fini = teardown);
+TestSuite(mbox, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */

@@ -19,33 +19,21 @@
 #include "store/store.h"
 #include "verify.h"
 
-static char base[64], dest[256], state[300], mdir[320];
+#include "tmpdir.h"
 
+static char state[300], mdir[320];
+
+/* A destination with its state directory, as a backup run leaves it. */
 static void setup(void)
 {
-	strcpy(base, "/tmp/test_verify.XXXXXX");
-	cr_assert_not_null(mkdtemp(base));
-	snprintf(dest, sizeof dest, "%s/dest", base);
+	tmpdir_setup();
 	snprintf(state, sizeof state, "%s/.imapsnap", dest);
 	snprintf(mdir, sizeof mdir, "%s/manifest", state);
 	cr_assert_eq(mkdir(dest, 0700), 0);
 	cr_assert_eq(mkdir(state, 0700), 0);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void teardown(void)
-{
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(verify, .init = setup, .fini = teardown);
+TestSuite(verify, .init = setup, .fini = tmpdir_teardown);
 
 /* ---------------------------------------------------------------------- */
 /* Writing backups                                                         */
