@@ -111,6 +111,12 @@ enum isnap_status imap_client_send(struct imap_client *c, const char *command,
 	return st;
 }
 
+enum isnap_status imap_client_write(struct imap_client *c, const void *data,
+				    size_t len, struct isnap_error *err)
+{
+	return imap_session_send(c->session, data, len, err);
+}
+
 static enum isnap_status on_literal(struct imap_client *c,
 				    const struct imap_handler *h,
 				    struct isnap_error *err)

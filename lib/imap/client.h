@@ -67,6 +67,11 @@ bool imap_client_has_cap(const struct imap_client *c, const char *cap);
 enum isnap_status imap_client_send(struct imap_client *c, const char *command,
 				   char tag[16], struct isnap_error *err);
 
+/* Send `len` raw bytes on the connection: the bytes of a literal after
+ * its command line (APPEND).  ISNAP_OK or ISNAP_ECONN. */
+enum isnap_status imap_client_write(struct imap_client *c, const void *data,
+				    size_t len, struct isnap_error *err);
+
 /* Read and dispatch responses until *done becomes true (the handler sets
  * it).  A BYE is reported as ISNAP_ECONN with the server's text. */
 enum isnap_status imap_client_pump(struct imap_client *c,
