@@ -22,8 +22,8 @@ TEST_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null)
 
 WERROR  ?=
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Ilib $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra $(WERROR) -Ilib $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -pthread
 
 LIB_SRC  := $(sort $(shell find lib -name '*.c'))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

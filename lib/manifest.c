@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 
 #include "manifest_chain.h"
@@ -35,14 +36,31 @@
 
 struct mstore;
 
+/* Lines built and not yet handed to the run file. */
+struct lines {
+	char *p;
+	size_t len, cap;
+};
+
+/*
+ * Threads.  A manifest may watch several stores (manifest_wrap_another),
+ * each used by one thread.  What a store records — its folder, the hash of
+ * the message being written, the lines of its batch — is its own, in its
+ * struct mstore.  The run file, the counts and the sticky failure are
+ * shared and guarded by `lock`.  A store's lines reach the run file as
+ * one block, under the lock, together with the real store's commit and
+ * the `commit` line: so the message lines a `commit` line confirms are
+ * exactly the ones since the previous `commit` line, whichever store wrote
+ * them (docs/manifest.md).
+ */
 struct manifest {
+	pthread_mutex_t lock;
 	int fd;        /* the run file, O_APPEND */
 	int dir_fd;    /* state_dir/manifest, or -1 for single-file exports */
 	char *path;    /* the run file, NULL when it is an unlinked temp */
 	char name[MANIFEST_RUN_NAME_MAX];
 
-	char *out;     /* lines not written to fd yet */
-	size_t out_len, out_cap;
+	struct lines out; /* lines not written to fd yet */
 
 	/* The first failure to record; it sticks (manifest.h). */
 	enum isnap_status failed;
@@ -53,7 +71,22 @@ struct manifest {
 	char sha256[65];
 	bool finished;
 
-	struct mstore *store;
+	struct mstore *store;   /* the first store wrapped */
+	struct mstore **others; /* manifest_wrap_another's */
+	size_t n_others;
+
+	uint64_t recorded, recorded_bytes, skipped;
+	bool have_summary;
+	struct manifest_summary sum;
+	struct timespec ended;
+};
+
+struct mstore {
+	struct store base;
+	struct store_ops ops; /* the inner store's, with ours in place */
+	struct store *inner;
+	struct manifest *m;   /* NULL once the manifest is freed */
+
 	struct {
 		char *name, *utf8;
 		uint32_t uidvalidity;
@@ -66,18 +99,8 @@ struct manifest {
 	bool in_msg;
 	uint64_t received;
 
-	uint64_t batch;     /* message lines since the last commit line */
-	uint64_t recorded, recorded_bytes, skipped;
-	bool have_summary;
-	struct manifest_summary sum;
-	struct timespec ended;
-};
-
-struct mstore {
-	struct store base;
-	struct store_ops ops; /* the inner store's, with ours in place */
-	struct store *inner;
-	struct manifest *m;   /* NULL once the manifest is freed */
+	struct lines pend; /* this store's lines not in `out` yet */
+	uint64_t batch;    /* message lines in `pend` */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -94,14 +117,32 @@ static void hex(const unsigned char *bin, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* Record the first failure; later ones are consequences of it. */
-static void stick(struct manifest *m, const struct isnap_error *e)
+static void lock(struct manifest *m)
+{
+	pthread_mutex_lock(&m->lock);
+}
+
+static void unlock(struct manifest *m)
+{
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Record the first failure; later ones are consequences of it.  With the
+ * lock held. */
+static void stick_locked(struct manifest *m, const struct isnap_error *e)
 {
 	if (m->failed)
 		return;
 	m->failed = e->status ? e->status : ISNAP_ELOCAL;
 	m->fail_err = *e;
 	m->fail_err.status = m->failed;
+}
+
+static void stick(struct manifest *m, const struct isnap_error *e)
+{
+	lock(m);
+	stick_locked(m, e);
+	unlock(m);
 }
 
 static void stick_oom(struct manifest *m)
@@ -112,12 +153,23 @@ static void stick_oom(struct manifest *m)
 	stick(m, &e);
 }
 
-static enum isnap_status failed(const struct manifest *m,
-				struct isnap_error *err)
+static enum isnap_status failed_locked(const struct manifest *m,
+				       struct isnap_error *err)
 {
-	if (err)
+	if (err && m->failed)
 		*err = m->fail_err;
 	return m->failed;
+}
+
+/* The sticky failure, or ISNAP_OK. */
+static enum isnap_status failed(struct manifest *m, struct isnap_error *err)
+{
+	enum isnap_status rc;
+
+	lock(m);
+	rc = failed_locked(m, err);
+	unlock(m);
+	return rc;
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -142,72 +194,136 @@ static const char *where(const struct manifest *m)
 	return m->path ? m->path : "the manifest (temporary file)";
 }
 
-static void out_flush(struct manifest *m)
+/* With the lock held. */
+static void out_flush_locked(struct manifest *m)
 {
 	struct isnap_error e;
 
-	if (m->failed || !m->out_len)
+	if (m->failed || !m->out.len)
 		return;
-	if (write_all(m->fd, m->out, m->out_len) != 0) {
+	if (write_all(m->fd, m->out.p, m->out.len) != 0) {
 		isnap_fail_errno(&e, ISNAP_ELOCAL, "writing %s", where(m));
-		stick(m, &e);
+		stick_locked(m, &e);
 		return;
 	}
-	m->out_len = 0;
+	m->out.len = 0;
 }
 
 /* Everything recorded so far is on disk when this returns without a
- * sticky failure. */
-static void out_sync(struct manifest *m)
+ * sticky failure.  With the lock held. */
+static void out_sync_locked(struct manifest *m)
 {
 	struct isnap_error e;
 
-	out_flush(m);
+	out_flush_locked(m);
 	if (!m->failed && fdatasync(m->fd) != 0 && errno != EINVAL) {
 		isnap_fail_errno(&e, ISNAP_ELOCAL, "syncing %s", where(m));
-		stick(m, &e);
+		stick_locked(m, &e);
 	}
 }
 
-/* Append `o` as one line, and release it. */
-static void emit(struct manifest *m, json_t *o)
+static void out_sync(struct manifest *m)
+{
+	lock(m);
+	out_sync_locked(m);
+	unlock(m);
+}
+
+/* Append `n` bytes to `l`; -1 when out of memory. */
+static int lines_add(struct lines *l, const char *s, size_t n)
+{
+	if (l->len + n > l->cap) {
+		size_t cap = l->cap ? l->cap : OUT_FLUSH * 2;
+		char *p;
+		while (cap < l->len + n)
+			cap *= 2;
+		p = realloc(l->p, cap);
+		if (!p)
+			return -1;
+		l->p = p;
+		l->cap = cap;
+	}
+	memcpy(l->p + l->len, s, n);
+	l->len += n;
+	return 0;
+}
+
+/* Hand `l` to the run file's buffer, written out once it is large.  With
+ * the lock held. */
+static void out_add_locked(struct manifest *m, struct lines *l)
+{
+	if (!m->failed && l->len) {
+		if (lines_add(&m->out, l->p, l->len)) {
+			struct isnap_error e;
+			isnap_fail(&e, ISNAP_ENOMEM, "manifest: out of memory");
+			stick_locked(m, &e);
+		}
+	}
+	l->len = 0;
+	if (m->out.len >= OUT_FLUSH)
+		out_flush_locked(m);
+}
+
+/* `o` as one line of text (newline included, no NUL), and release it;
+ * NULL when out of memory (or `o` is NULL). */
+static char *dump_line(json_t *o, size_t *len)
 {
 	char *s;
-	size_t n;
 
-	if (!o) {
-		stick_oom(m);
-		return;
-	}
-	s = m->failed ? NULL : json_dumps(o, JSON_COMPACT);
+	if (!o)
+		return NULL;
+	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	if (m->failed)
+	if (!s)
+		return NULL;
+	*len = strlen(s);
+	s[*len] = '\n'; /* over the NUL: the line's end */
+	++*len;
+	return s;
+}
+
+static char *dump(struct manifest *m, json_t *o, size_t *len)
+{
+	char *s = dump_line(o, len);
+
+	if (!s)
+		stick_oom(m);
+	return s;
+}
+
+/* Append `o` as one line, and release it: among the lines of store `ms`
+ * (so that they reach the run file in the order that store wrote them),
+ * else of the first store wrapped, else straight to the run file. */
+static void emit_to(struct manifest *m, struct mstore *ms, json_t *o)
+{
+	size_t n = 0;
+	char *s;
+
+	if (!ms)
+		ms = m->store;
+	s = dump(m, o, &n);
+	if (!s)
 		return;
-	if (!s) {
+	if (!ms) {
+		struct lines one = { s, n, n };
+		lock(m);
+		out_add_locked(m, &one);
+		unlock(m);
+		free(s);
+		return;
+	}
+	if (lines_add(&ms->pend, s, n)) {
+		free(s);
 		stick_oom(m);
 		return;
 	}
-	n = strlen(s);
-	if (m->out_len + n + 1 > m->out_cap) {
-		size_t cap = m->out_cap ? m->out_cap : OUT_FLUSH * 2;
-		char *p;
-		while (cap < m->out_len + n + 1)
-			cap *= 2;
-		p = realloc(m->out, cap);
-		if (!p) {
-			free(s);
-			stick_oom(m);
-			return;
-		}
-		m->out = p;
-		m->out_cap = cap;
-	}
-	memcpy(m->out + m->out_len, s, n);
-	m->out[m->out_len + n] = '\n';
-	m->out_len += n + 1;
 	free(s);
-	if (m->out_len >= OUT_FLUSH)
-		out_flush(m);
+	/* Lines of a batch wait for their commit; others need not. */
+	if (!ms->batch && ms->pend.len >= OUT_FLUSH) {
+		lock(m);
+		out_add_locked(m, &ms->pend);
+		unlock(m);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -268,14 +384,20 @@ static json_t *line(const char *type)
 }
 
 /* Emit `o` unless building it failed. */
-static void emit_built(struct manifest *m, json_t *o, int bad)
+static void emit_built_to(struct manifest *m, struct mstore *ms, json_t *o,
+			  int bad)
 {
 	if (bad) {
 		json_decref(o);
 		stick_oom(m);
 		return;
 	}
-	emit(m, o);
+	emit_to(m, ms, o);
+}
+
+static void emit_built(struct manifest *m, json_t *o, int bad)
+{
+	emit_built_to(m, NULL, o, bad);
 }
 
 static void iso_utc(const struct timespec *ts, char *buf, size_t size)
@@ -643,10 +765,9 @@ enum isnap_status manifest_open(const char *state_dir,
 	if (!info)
 		info = &none;
 	m = calloc(1, sizeof *m);
-	if (!m || !(m->md = EVP_MD_CTX_new())) {
-		free(m);
+	if (!m)
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
-	}
+	pthread_mutex_init(&m->lock, NULL);
 	m->fd = m->dir_fd = -1;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (state_dir) {
@@ -719,29 +840,28 @@ void manifest_server(struct manifest *m, const char *greeting,
 	emit_built(m, o, bad);
 }
 
-static void remember_examined(struct manifest *m, const char *name,
-			      uint32_t uidvalidity)
+static void remember_examined(struct manifest *m, struct mstore *ms,
+			      const char *name, uint32_t uidvalidity)
 {
-	char *copy = strdup(name);
+	char *copy;
 
-	if (!copy) {
+	if (!ms)
+		return;
+	if (!(copy = strdup(name))) {
 		stick_oom(m);
 		return;
 	}
-	free(m->examined);
-	m->examined = copy;
-	m->examined_uidvalidity = uidvalidity;
+	free(ms->examined);
+	ms->examined = copy;
+	ms->examined_uidvalidity = uidvalidity;
 }
 
-void manifest_examined(struct manifest *m, const struct store_folder *f)
+static void examined(struct manifest *m, struct mstore *ms,
+		     const struct store_folder *f)
 {
 	json_t *o = line("folder");
 	int bad = !o;
 
-	if (!m || !f || !f->name) {
-		json_decref(o);
-		return;
-	}
 	if (o) {
 		char delim[2] = { f->delim, '\0' };
 		bad |= set_folder(o, f->name, f->utf8, f->uidvalidity);
@@ -751,41 +871,57 @@ void manifest_examined(struct manifest *m, const struct store_folder *f)
 		bad |= set_u64(o, "exists", f->exists);
 		bad |= set_u64(o, "highestmodseq", f->highestmodseq);
 	}
-	emit_built(m, o, bad);
-	remember_examined(m, f->name, f->uidvalidity);
+	emit_built_to(m, ms, o, bad);
+	remember_examined(m, ms ? ms : m->store, f->name, f->uidvalidity);
+}
+
+void manifest_examined(struct manifest *m, const struct store_folder *f)
+{
+	if (m && f && f->name)
+		examined(m, NULL, f);
+}
+
+static void skipped(struct manifest *m, struct mstore *ms,
+		    const struct store_folder *f, uint32_t uid,
+		    const char *why)
+{
+	json_t *o = line("skipped");
+	int bad = !o;
+
+	if (!ms)
+		ms = m->store;
+	if (o) {
+		if (f)
+			bad |= set_folder(o, f->name, f->utf8, f->uidvalidity);
+		else if (ms && ms->folder.open)
+			bad |= set_folder(o, ms->folder.name, ms->folder.utf8,
+					  ms->folder.uidvalidity);
+		if (uid)
+			bad |= set_u64(o, "uid", uid);
+		bad |= set_str(o, "reason", why ? why : "");
+	}
+	emit_built_to(m, ms, o, bad);
+	lock(m);
+	m->skipped++;
+	unlock(m);
 }
 
 void manifest_skipped(struct manifest *m, const struct store_folder *f,
 		      uint32_t uid, const char *why)
 {
-	json_t *o = line("skipped");
-	int bad = !o;
-
-	if (!m) {
-		json_decref(o);
-		return;
-	}
-	if (o) {
-		if (f)
-			bad |= set_folder(o, f->name, f->utf8, f->uidvalidity);
-		else if (m->folder.open)
-			bad |= set_folder(o, m->folder.name, m->folder.utf8,
-					  m->folder.uidvalidity);
-		if (uid)
-			bad |= set_u64(o, "uid", uid);
-		bad |= set_str(o, "reason", why ? why : "");
-	}
-	emit_built(m, o, bad);
-	m->skipped++;
+	if (m)
+		skipped(m, NULL, f, uid, why);
 }
 
 void manifest_end(struct manifest *m, const struct manifest_summary *sum)
 {
 	if (!m || !sum)
 		return;
+	lock(m);
 	m->sum = *sum;
 	m->have_summary = true;
 	clock_gettime(CLOCK_REALTIME, &m->ended);
+	unlock(m);
 }
 
 const char *manifest_sha256(const struct manifest *m)
@@ -812,22 +948,26 @@ void manifest_free(struct manifest *m)
 {
 	if (!m)
 		return;
-	if (m->store)
-		m->store->m = NULL;
 	/* An unfinished run keeps what it recorded; no sync is needed for a
 	 * record the next run only chains as it finds it. */
-	out_flush(m);
+	for (size_t i = 0; i < m->n_others; i++) {
+		out_add_locked(m, &m->others[i]->pend);
+		m->others[i]->m = NULL;
+	}
+	if (m->store) {
+		out_add_locked(m, &m->store->pend);
+		m->store->m = NULL;
+	}
+	out_flush_locked(m);
 	if (m->fd >= 0)
 		close(m->fd);
 	if (m->dir_fd >= 0)
 		close(m->dir_fd);
-	EVP_MD_CTX_free(m->md);
 	free(m->path);
-	free(m->out);
+	free(m->out.p);
 	free(m->chain);
-	free(m->folder.name);
-	free(m->folder.utf8);
-	free(m->examined);
+	free(m->others);
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -845,12 +985,12 @@ static enum isnap_status detached(struct isnap_error *err)
 			  "the store's manifest was freed before the store");
 }
 
-static void close_folder_record(struct manifest *m)
+static void close_folder_record(struct mstore *ms)
 {
-	free(m->folder.name);
-	free(m->folder.utf8);
-	m->folder.name = m->folder.utf8 = NULL;
-	m->folder.open = false;
+	free(ms->folder.name);
+	free(ms->folder.utf8);
+	ms->folder.name = ms->folder.utf8 = NULL;
+	ms->folder.open = false;
 }
 
 static enum isnap_status ms_open_folder(struct store *s,
@@ -864,22 +1004,22 @@ static enum isnap_status ms_open_folder(struct store *s,
 
 	if (!m)
 		return detached(err);
-	if (m->failed)
-		return failed(m, err);
+	if ((rc = failed(m, err)))
+		return rc;
 	rc = ms->inner->ops->open_folder(ms->inner, f, present, err);
 	if (rc)
 		return rc;
-	close_folder_record(m);
-	m->folder.name = strdup(f->name);
-	m->folder.utf8 = strdup(f->utf8 ? f->utf8 : f->name);
-	m->folder.uidvalidity = f->uidvalidity;
-	m->folder.open = true;
-	if (!m->folder.name || !m->folder.utf8)
+	close_folder_record(ms);
+	ms->folder.name = strdup(f->name);
+	ms->folder.utf8 = strdup(f->utf8 ? f->utf8 : f->name);
+	ms->folder.uidvalidity = f->uidvalidity;
+	ms->folder.open = true;
+	if (!ms->folder.name || !ms->folder.utf8)
 		stick_oom(m);
-	else if (!m->examined || strcmp(m->examined, f->name) != 0 ||
-		 m->examined_uidvalidity != f->uidvalidity)
-		manifest_examined(m, f);
-	return m->failed ? failed(m, err) : ISNAP_OK;
+	else if (!ms->examined || strcmp(ms->examined, f->name) != 0 ||
+		 ms->examined_uidvalidity != f->uidvalidity)
+		examined(m, ms, f);
+	return failed(m, err);
 }
 
 static enum isnap_status ms_retire_generation(struct store *s,
@@ -895,8 +1035,8 @@ static enum isnap_status ms_retire_generation(struct store *s,
 
 	if (!m)
 		return detached(err);
-	if (m->failed)
-		return failed(m, err);
+	if ((rc = failed(m, err)))
+		return rc;
 	rc = ms->inner->ops->retire_generation(ms->inner, f, old, err);
 	if (rc)
 		return rc;
@@ -907,8 +1047,8 @@ static enum isnap_status ms_retire_generation(struct store *s,
 		bad |= set_u64(o, "uidvalidity_old", old);
 		bad |= set_u64(o, "uidvalidity", f->uidvalidity);
 	}
-	emit_built(m, o, bad);
-	return m->failed ? failed(m, err) : ISNAP_OK;
+	emit_built_to(m, ms, o, bad);
+	return failed(m, err);
 }
 
 static enum isnap_status ms_begin_message(struct store *s,
@@ -921,18 +1061,18 @@ static enum isnap_status ms_begin_message(struct store *s,
 
 	if (!m)
 		return detached(err);
-	if (m->failed)
-		return failed(m, err);
+	if ((rc = failed(m, err)))
+		return rc;
 	rc = ms->inner->ops->begin_message(ms->inner, msg, err);
 	if (rc)
 		return rc;
-	if (!EVP_DigestInit_ex(m->md, EVP_sha256(), NULL)) {
+	if (!EVP_DigestInit_ex(ms->md, EVP_sha256(), NULL)) {
 		ms->inner->ops->abort_message(ms->inner);
 		stick_oom(m);
 		return failed(m, err);
 	}
-	m->in_msg = true;
-	m->received = 0;
+	ms->in_msg = true;
+	ms->received = 0;
 	return ISNAP_OK;
 }
 
@@ -946,19 +1086,20 @@ static enum isnap_status ms_write(struct store *s, const void *data,
 	if (!m)
 		return detached(err);
 	rc = ms->inner->ops->write(ms->inner, data, len, err);
-	if (rc || !m->in_msg)
+	if (rc || !ms->in_msg)
 		return rc;
 	/* Hash only what the store took, so the hash is of the bytes it
 	 * holds. */
-	if (!EVP_DigestUpdate(m->md, data, len)) {
+	if (!EVP_DigestUpdate(ms->md, data, len)) {
 		stick_oom(m);
 		return failed(m, err);
 	}
-	m->received += len;
+	ms->received += len;
 	return ISNAP_OK;
 }
 
-static void record_message(struct manifest *m, const struct store_message *msg,
+static void record_message(struct manifest *m, struct mstore *ms,
+			   const struct store_message *msg,
 			   const unsigned char *sha, unsigned shalen,
 			   const struct store_location *loc)
 {
@@ -968,8 +1109,8 @@ static void record_message(struct manifest *m, const struct store_message *msg,
 
 	if (o) {
 		hex(sha, shalen, digest);
-		bad |= set_folder(o, m->folder.name, m->folder.utf8,
-				  m->folder.uidvalidity);
+		bad |= set_folder(o, ms->folder.name, ms->folder.utf8,
+				  ms->folder.uidvalidity);
 		bad |= set_u64(o, "uid", msg->uid);
 		if (msg->internaldate != STORE_NO_DATE &&
 		    iso_zoned(msg->internaldate, msg->tz_minutes, when,
@@ -977,7 +1118,7 @@ static void record_message(struct manifest *m, const struct store_message *msg,
 			bad |= set_str(o, "internaldate", when);
 		if (msg->rfc822_size != STORE_NO_SIZE)
 			bad |= set_u64(o, "rfc822_size", msg->rfc822_size);
-		bad |= set_u64(o, "received", m->received);
+		bad |= set_u64(o, "received", ms->received);
 		bad |= set_str(o, "sha256", digest);
 		bad |= set_flags(o, msg->flags, msg->keywords);
 		if (msg->modseq)
@@ -990,13 +1131,15 @@ static void record_message(struct manifest *m, const struct store_message *msg,
 			bad |= set_str(o, "stored_sha256", digest);
 		}
 		if (msg->rfc822_size != STORE_NO_SIZE &&
-		    msg->rfc822_size != m->received)
+		    msg->rfc822_size != ms->received)
 			bad |= set_bool(o, "size_mismatch", true);
 	}
-	emit_built(m, o, bad);
+	ms->batch++; /* before: the line must wait for its commit */
+	emit_built_to(m, ms, o, bad);
+	lock(m);
 	m->recorded++;
-	m->recorded_bytes += m->received;
-	m->batch++;
+	m->recorded_bytes += ms->received;
+	unlock(m);
 }
 
 static enum isnap_status ms_end_message(struct store *s,
@@ -1013,12 +1156,12 @@ static enum isnap_status ms_end_message(struct store *s,
 
 	if (!m)
 		return detached(err);
-	in_msg = m->in_msg;
-	m->in_msg = false;
+	in_msg = ms->in_msg;
+	ms->in_msg = false;
 	rc = ms->inner->ops->end_message(ms->inner, msg, err);
 	if (rc || !in_msg)
 		return rc;
-	if (!EVP_DigestFinal_ex(m->md, sha, &shalen)) {
+	if (!EVP_DigestFinal_ex(ms->md, sha, &shalen)) {
 		/* Ended in the store and unrecordable: the sticky failure
 		 * keeps it from ever being committed. */
 		stick_oom(m);
@@ -1027,16 +1170,15 @@ static enum isnap_status ms_end_message(struct store *s,
 	memset(&loc, 0, sizeof loc);
 	if (ms->inner->ops->locate)
 		ms->inner->ops->locate(ms->inner, &loc);
-	record_message(m, msg, sha, shalen, &loc);
-	return m->failed ? failed(m, err) : ISNAP_OK;
+	record_message(m, ms, msg, sha, shalen, &loc);
+	return failed(m, err);
 }
 
 static void ms_abort_message(struct store *s)
 {
 	struct mstore *ms = ms_of(s);
 
-	if (ms->m)
-		ms->m->in_msg = false;
+	ms->in_msg = false;
 	ms->inner->ops->abort_message(ms->inner);
 }
 
@@ -1054,23 +1196,23 @@ static enum isnap_status ms_update_flags(struct store *s,
 
 	if (!m)
 		return detached(err);
-	if (m->failed)
-		return failed(m, err);
+	if ((rc = failed(m, err)))
+		return rc;
 	rc = ms->inner->ops->update_flags(ms->inner, msg, err);
 	if (rc)
 		return rc;
 	o = line("flags");
 	bad = !o;
 	if (o) {
-		bad |= set_folder(o, m->folder.name, m->folder.utf8,
-				  m->folder.uidvalidity);
+		bad |= set_folder(o, ms->folder.name, ms->folder.utf8,
+				  ms->folder.uidvalidity);
 		bad |= set_u64(o, "uid", msg->uid);
 		bad |= set_flags(o, msg->flags, msg->keywords);
 		if (msg->modseq)
 			bad |= set_u64(o, "modseq", msg->modseq);
 	}
-	emit_built(m, o, bad);
-	return m->failed ? failed(m, err) : ISNAP_OK;
+	emit_built_to(m, ms, o, bad);
+	return failed(m, err);
 }
 
 static void ms_locate(struct store *s, struct store_location *loc)
@@ -1081,29 +1223,44 @@ static void ms_locate(struct store *s, struct store_location *loc)
 }
 
 /* After the real store's commit (or finish): confirm the lines of the
- * batch, or say that they are not confirmed. */
-static void confirm(struct manifest *m, enum isnap_status rc,
-		    const struct isnap_error *err)
+ * batch, or say that they are not confirmed.  With the lock held, right
+ * after the batch's lines went to the run file. */
+static void confirm_locked(struct manifest *m, struct mstore *ms,
+			   enum isnap_status rc, const struct isnap_error *err)
 {
+	struct isnap_error e;
+	struct lines one = { 0 };
 	json_t *o;
 	int bad;
 
-	if (!m->batch && !rc)
+	if (!ms->batch && !rc)
 		return;
 	o = line(rc ? "commit_failed" : "commit");
 	bad = !o;
 	if (o) {
-		bad |= set_u64(o, "messages", m->batch);
+		bad |= set_u64(o, "messages", ms->batch);
 		if (rc)
 			bad |= set_str(o, "error", err ? err->msg : "");
 	}
-	emit_built(m, o, bad);
-	m->batch = 0;
-	out_sync(m);
+	ms->batch = 0;
+	if (bad) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (!(one.p = dump_line(o, &one.len))) {
+		isnap_fail(&e, ISNAP_ENOMEM, "manifest: out of memory");
+		stick_locked(m, &e);
+		return;
+	}
+	one.cap = one.len;
+	out_add_locked(m, &one);
+	free(one.p);
+	out_sync_locked(m);
 }
 
 /* commit, close_folder: lines first, then the store, then the word that
- * the store holds them. */
+ * the store holds them.  Under the lock from the first to the last, so
+ * that no other store's lines or commit come between. */
 static enum isnap_status write_ahead(struct store *s,
 				     enum isnap_status (*op)(struct store *,
 							     struct isnap_error *),
@@ -1115,14 +1272,20 @@ static enum isnap_status write_ahead(struct store *s,
 
 	if (!m)
 		return detached(err);
-	out_sync(m);
-	if (m->failed)
-		return failed(m, err);
+	lock(m);
+	out_add_locked(m, &ms->pend);
+	out_sync_locked(m);
+	if (m->failed) {
+		rc = failed_locked(m, err);
+		unlock(m);
+		return rc;
+	}
 	rc = op(ms->inner, err);
 	if (!ms->ops.durable_at_finish)
-		confirm(m, rc, err);
+		confirm_locked(m, ms, rc, err);
 	if (!rc && m->failed)
-		return failed(m, err);
+		rc = failed_locked(m, err);
+	unlock(m);
 	return rc;
 }
 
@@ -1137,11 +1300,10 @@ static enum isnap_status ms_close_folder(struct store *s,
 	struct mstore *ms = ms_of(s);
 	enum isnap_status rc;
 
-	if (ms->m)
-		ms->m->in_msg = false; /* close aborts a message still open */
+	ms->in_msg = false; /* close aborts a message still open */
 	rc = write_ahead(s, ms->inner->ops->close_folder, err);
-	if (ms->m && !ms->m->failed)
-		close_folder_record(ms->m);
+	if (ms->m && !failed(ms->m, NULL))
+		close_folder_record(ms);
 	return rc;
 }
 
@@ -1207,6 +1369,30 @@ static enum isnap_status seal(struct manifest *m, struct isnap_error *err)
 	return rc;
 }
 
+/* Hand what `ms` holds to the run file. */
+static void flush_store(struct manifest *m, struct mstore *ms)
+{
+	lock(m);
+	out_add_locked(m, &ms->pend);
+	unlock(m);
+}
+
+/* A store added by manifest_wrap_another: its lines go to the run file
+ * and the real store finishes; the run's record is the first store's to
+ * end. */
+static enum isnap_status finish_another(struct mstore *ms,
+					struct isnap_error *err)
+{
+	struct manifest *m = ms->m;
+	enum isnap_status rc;
+
+	ms->in_msg = false;
+	flush_store(m, ms);
+	if ((rc = failed(m, err)))
+		return rc;
+	return ms->inner->ops->finish(ms->inner, err);
+}
+
 static enum isnap_status ms_finish(struct store *s, struct isnap_error *err)
 {
 	struct mstore *ms = ms_of(s);
@@ -1217,15 +1403,23 @@ static enum isnap_status ms_finish(struct store *s, struct isnap_error *err)
 
 	if (!m)
 		return detached(err);
+	if (ms != m->store)
+		return finish_another(ms, err);
 	if (m->finished)
 		return isnap_fail(err, ISNAP_EUSAGE, "finish: called twice");
-	if (m->failed)
-		return failed(m, err);
-	m->in_msg = false; /* finish aborts a message still open */
+	if ((rc = failed(m, err)))
+		return rc;
+	ms->in_msg = false; /* finish aborts a message still open */
+	for (size_t i = 0; i < m->n_others; i++)
+		flush_store(m, m->others[i]);
 	emit_end(m);
-	out_sync(m);
-	if (m->failed)
-		return failed(m, err);
+	lock(m);
+	out_add_locked(m, &ms->pend);
+	out_sync_locked(m);
+	rc = failed_locked(m, err);
+	unlock(m);
+	if (rc)
+		return rc;
 	/* The volume must carry its manifest: without it, it could not be
 	 * verified on its own, so a failure here fails the volume. */
 	rc = in->ops->add_meta_file
@@ -1242,8 +1436,11 @@ static enum isnap_status ms_finish(struct store *s, struct isnap_error *err)
 			rc = seal(m, err);
 		return rc;
 	}
-	confirm(m, rc, err);
-	if (m->failed)
+	lock(m);
+	confirm_locked(m, ms, rc, err);
+	src = m->failed;
+	unlock(m);
+	if (src)
 		return rc ? rc : failed(m, err);
 	src = seal(m, rc ? &scratch : err);
 	return rc ? rc : src;
@@ -1252,26 +1449,38 @@ static enum isnap_status ms_finish(struct store *s, struct isnap_error *err)
 static void ms_destroy(struct store *s)
 {
 	struct mstore *ms = ms_of(s);
+	struct manifest *m = ms->m;
 
-	if (ms->m)
-		ms->m->store = NULL;
+	if (m)
+		flush_store(m, ms); /* kept, as manifest_free keeps them */
+	if (m && m->store == ms) {
+		m->store = NULL;
+	} else if (m) {
+		lock(m);
+		for (size_t i = 0; i < m->n_others; i++)
+			if (m->others[i] == ms)
+				m->others[i] = m->others[--m->n_others];
+		unlock(m);
+	}
 	store_free(ms->inner);
+	close_folder_record(ms);
+	free(ms->examined);
+	free(ms->pend.p);
+	EVP_MD_CTX_free(ms->md);
 	free(ms);
 }
 
-enum isnap_status manifest_wrap(struct manifest *m, struct store *inner,
-				struct store **out, struct isnap_error *err)
+static enum isnap_status wrap(struct manifest *m, struct store *inner,
+			      struct mstore **out, struct isnap_error *err)
 {
 	struct mstore *ms;
 
 	*out = NULL;
-	if (m->store)
-		return isnap_fail(err, ISNAP_EUSAGE,
-				  "manifest_wrap: the manifest already has a "
-				  "store");
 	ms = calloc(1, sizeof *ms);
-	if (!ms)
+	if (!ms || !(ms->md = EVP_MD_CTX_new())) {
+		free(ms);
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
 	ms->base.dest = inner->dest ? strdup(inner->dest) : NULL;
 	ms->base.dest_fd = inner->dest_fd >= 0
 				   ? fcntl(inner->dest_fd, F_DUPFD_CLOEXEC, 0)
@@ -1279,6 +1488,7 @@ enum isnap_status manifest_wrap(struct manifest *m, struct store *inner,
 	if ((inner->dest && !ms->base.dest) ||
 	    (inner->dest_fd >= 0 && ms->base.dest_fd < 0)) {
 		free(ms->base.dest);
+		EVP_MD_CTX_free(ms->md);
 		free(ms);
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 	}
@@ -1304,7 +1514,79 @@ enum isnap_status manifest_wrap(struct manifest *m, struct store *inner,
 	ms->base.ops = &ms->ops;
 	ms->inner = inner;
 	ms->m = m;
+	*out = ms;
+	return ISNAP_OK;
+}
+
+enum isnap_status manifest_wrap(struct manifest *m, struct store *inner,
+				struct store **out, struct isnap_error *err)
+{
+	struct mstore *ms;
+	enum isnap_status rc;
+
+	*out = NULL;
+	if (m->store)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "manifest_wrap: the manifest already has a "
+				  "store");
+	if ((rc = wrap(m, inner, &ms, err)))
+		return rc;
 	m->store = ms;
 	*out = &ms->base;
 	return ISNAP_OK;
+}
+
+enum isnap_status manifest_wrap_another(struct manifest *m,
+					struct store *inner,
+					struct store **out,
+					struct isnap_error *err)
+{
+	struct mstore *ms, **v;
+	enum isnap_status rc;
+
+	*out = NULL;
+	if (!m->store)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "manifest_wrap_another: no first store");
+	if (m->store->ops.durable_at_finish)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "manifest_wrap_another: a %s store is "
+				  "one stream", m->store->ops.format);
+	if ((rc = wrap(m, inner, &ms, err)))
+		return rc;
+	lock(m);
+	v = realloc(m->others, (m->n_others + 1) * sizeof *v);
+	if (v) {
+		m->others = v;
+		v[m->n_others++] = ms;
+	}
+	unlock(m);
+	if (!v) {
+		/* `inner` stays the caller's. */
+		free(ms->base.dest);
+		if (ms->base.dest_fd >= 0)
+			close(ms->base.dest_fd);
+		EVP_MD_CTX_free(ms->md);
+		free(ms);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	*out = &ms->base;
+	return ISNAP_OK;
+}
+
+void manifest_store_examined(struct store *s, const struct store_folder *f)
+{
+	struct mstore *ms = ms_of(s);
+
+	if (ms->m && f && f->name)
+		examined(ms->m, ms, f);
+}
+
+void manifest_store_skipped(struct store *s, const struct store_folder *f,
+			    uint32_t uid, const char *why)
+{
+	struct mstore *ms = ms_of(s);
+
+	if (ms->m)
+		skipped(ms->m, ms, f, uid, why);
 }

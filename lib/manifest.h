@@ -40,6 +40,15 @@
  * after its line is; a line whose commit was never confirmed belongs to a
  * run that was interrupted, and verify knows the message may be absent.
  *
+ * Threads: a run that fetches over several connections gives each its
+ * own store instance, wrapped with manifest_wrap_another, and uses each
+ * wrapped store from one thread at a time.  Lines a store records (and
+ * those of manifest_store_examined / manifest_store_skipped) reach the run
+ * file together with its commit, as one block: a `commit` line confirms
+ * exactly the message lines since the `commit` line before it.  The calls
+ * that take the manifest itself go with the first store and belong to
+ * the thread that uses it; finish the other stores before the first.
+ *
  * All memory passed in is borrowed for the duration of the call.
  */
 #ifndef IMAPSNAP_MANIFEST_H
@@ -98,6 +107,23 @@ enum isnap_status manifest_open(const char *state_dir,
  * ISNAP_ENOMEM (`inner` is then still the caller's). */
 enum isnap_status manifest_wrap(struct manifest *m, struct store *inner,
 				struct store **out, struct isnap_error *err);
+
+/* One more store recording into `m`, for another thread (above); `m`
+ * must have a first store, and not one durable only at finish (an
+ * archive is one stream).  It takes `inner` over as manifest_wrap does;
+ * its finish only finishes `inner`.  Returns ISNAP_OK, ISNAP_EUSAGE or
+ * ISNAP_ENOMEM (`inner` is then still the caller's). */
+enum isnap_status manifest_wrap_another(struct manifest *m,
+					struct store *inner,
+					struct store **out,
+					struct isnap_error *err);
+
+/* manifest_examined and manifest_skipped for the thread of the wrapped
+ * store `s`: the line goes with that store's lines, and `f` NULL means
+ * the folder `s` has open. */
+void manifest_store_examined(struct store *s, const struct store_folder *f);
+void manifest_store_skipped(struct store *s, const struct store_folder *f,
+			    uint32_t uid, const char *why);
 
 /* The server's greeting line and its capabilities (space-separated). */
 void manifest_server(struct manifest *m, const char *greeting,
