@@ -196,6 +196,13 @@ void appender_free(struct appender *ap)
 	free(ap);
 }
 
+void *appender_take_waiting(struct appender *ap)
+{
+	if (!ap->nq)
+		return NULL;
+	return ap->q[--ap->nq].token;
+}
+
 unsigned appender_in_flight(const struct appender *ap)
 {
 	return ap->nq;

@@ -78,6 +78,10 @@ enum isnap_status appender_drain(struct appender *ap, struct isnap_error *err);
 /* Commands sent and not answered yet. */
 unsigned appender_in_flight(const struct appender *ap);
 
+/* After an error: the token of one command that got no answer (and
+ * forget it), or NULL when none is left; to free what tokens hold. */
+void *appender_take_waiting(struct appender *ap);
+
 /* --- the pieces, exposed for the tests ---------------------------------- */
 
 /* "17-Jul-1996 02:44:25 -0700": `epoch` shown in the zone `tz_minutes`

@@ -1,0 +1,839 @@
+/*
+ * restore.c — see restore.h; the reasoning is in docs/restore.md.
+ * RFC 3501 (STATUS, CREATE, EXAMINE, UID FETCH, APPEND), RFC 4315
+ * (APPENDUID).
+ */
+#include "restore.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "imap/append.h"
+#include "imap/commands.h"
+#include "mutf7.h"
+
+#define SYNC_EVERY 256      /* APPENDs answered between state syncs */
+#define BODY_BATCH 100      /* UIDs per body-hashing UID FETCH */
+#define FLAGS_MAX 8192
+#define COMMAND_MAX 8192
+
+struct restore_target_folder {
+	struct restore_target_folder *next;
+	char *utf8, *raw;
+	struct restore_state_folder *sf;
+	uint32_t uidvalidity;
+	bool usable;          /* exists (or would, in a dry run) and checked */
+	bool any_keyword;     /* PERMANENTFLAGS has \* (or was not said) */
+	char *permanent;      /* PERMANENTFLAGS text, or NULL */
+	uint64_t appended;
+};
+
+struct token {
+	struct restore_target_folder *f;
+	struct restore_pending *p;
+};
+
+struct restore_target {
+	struct imap_client *c;
+	struct restore_state *state;
+	struct restore_target_opts o;
+	struct restore_events ev;
+	struct restore_stats *stats;
+	struct appender *ap;
+	char delim;
+	struct imap_folder_list list;
+	struct restore_target_folder *folders;
+	unsigned since_sync;
+	enum isnap_status deferred; /* a state write failed in a callback */
+	struct isnap_error deferred_err;
+};
+
+static enum isnap_status oom(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
+static void describe(struct restore_target *t, const struct restore_pending *p,
+		     char *buf, size_t size)
+{
+	if (t->o.describe)
+		t->o.describe(t->o.hash_ctx, p, buf, size);
+	else
+		snprintf(buf, size, "a message");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Answers to APPEND                                                      */
+
+static void on_done(void *ctx, const struct append_result *r)
+{
+	struct restore_target *t = ctx;
+	struct token *tok = r->token;
+	struct restore_target_folder *f = tok->f;
+	struct restore_pending *p = tok->p;
+	char what[512];
+
+	free(tok);
+	if (!r->ok) {
+		t->stats->failed++;
+		describe(t, p, what, sizeof what);
+		if (t->ev.failed) {
+			char why[ISNAP_ERROR_MAX + 16];
+			snprintf(why, sizeof why, "the server said %s %s",
+				 r->answer, r->text);
+			t->ev.failed(t->ev.ctx, f->utf8, what, why);
+		}
+		return;
+	}
+	p->done = true;
+	p->target_uid = r->has_uid && r->uidvalidity == f->uidvalidity
+				? r->uid
+				: 0;
+	t->stats->appended++;
+	t->stats->bytes += p->size;
+	f->appended++;
+	if (t->ev.appended)
+		t->ev.appended(t->ev.ctx, f->utf8, p->size);
+	if (t->deferred)
+		return;
+	t->deferred = restore_state_done(t->state, f->sf, p->key,
+					 p->target_uid, &t->deferred_err);
+	if (!t->deferred && ++t->since_sync >= SYNC_EVERY) {
+		t->since_sync = 0;
+		t->deferred = restore_state_sync(t->state, &t->deferred_err);
+	}
+}
+
+static enum isnap_status take_deferred(struct restore_target *t,
+				       struct isnap_error *err)
+{
+	if (t->deferred && err)
+		*err = t->deferred_err;
+	return t->deferred;
+}
+
+/* ---------------------------------------------------------------------- */
+
+enum isnap_status restore_target_open(struct imap_client *c,
+				      struct restore_state *state,
+				      const struct restore_target_opts *o,
+				      const struct restore_events *ev,
+				      struct restore_stats *stats,
+				      struct restore_target **out,
+				      struct isnap_error *err)
+{
+	struct restore_target *t = calloc(1, sizeof *t);
+	enum isnap_status rc;
+
+	*out = NULL;
+	if (!t)
+		return oom(err);
+	t->c = c;
+	t->state = state;
+	t->o = *o;
+	if (ev)
+		t->ev = *ev;
+	t->stats = stats;
+	t->delim = '/';
+	if (!(t->ap = appender_new(c, o->depth, on_done, t))) {
+		free(t);
+		return oom(err);
+	}
+	rc = imap_list(c, &t->list, err);
+	if (rc) {
+		restore_target_close(t);
+		return rc == ISNAP_EFOLDER ? (err->status = ISNAP_EPROTO) : rc;
+	}
+	for (size_t i = 0; i < t->list.n; i++)
+		if (t->list.v[i].delim) {
+			t->delim = t->list.v[i].delim;
+			if (!strcmp(t->list.v[i].name, "INBOX"))
+				break;
+		}
+	*out = t;
+	return ISNAP_OK;
+}
+
+void restore_target_close(struct restore_target *t)
+{
+	if (!t)
+		return;
+	if (t->ap) {
+		void *tok;
+		/* Commands whose answer never came (the session broke). */
+		while ((tok = appender_take_waiting(t->ap)))
+			free(tok);
+	}
+	appender_free(t->ap);
+	imap_folder_list_free(&t->list);
+	while (t->folders) {
+		struct restore_target_folder *n = t->folders->next;
+		free(t->folders->utf8);
+		free(t->folders->raw);
+		free(t->folders->permanent);
+		free(t->folders);
+		t->folders = n;
+	}
+	free(t);
+}
+
+char restore_target_delim(const struct restore_target *t)
+{
+	return t->delim;
+}
+
+const char *restore_target_folder_name(const struct restore_target_folder *f)
+{
+	return f->utf8;
+}
+
+/* ---------------------------------------------------------------------- */
+/* STATUS, CREATE, EXAMINE                                                 */
+
+static bool quote(const char *name, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[n++] = '"';
+	for (const char *p = name; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch < 0x20 || ch >= 0x7f || n + 4 > size)
+			return false;
+		if (ch == '"' || ch == '\\')
+			buf[n++] = '\\';
+		buf[n++] = (char)ch;
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return true;
+}
+
+struct status_out {
+	uint32_t uidvalidity, uidnext;
+};
+
+static enum isnap_status status_untagged(void *ctx,
+					 const struct imap_response *r,
+					 struct isnap_error *err)
+{
+	struct status_out *s = ctx;
+	const struct imap_arg *l;
+
+	(void)err;
+	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "STATUS") ||
+	    r->nargs < 2 || r->args[r->nargs - 1].type != IMAP_ARG_LIST)
+		return ISNAP_OK;
+	l = &r->args[r->nargs - 1];
+	for (size_t i = 0; i + 1 < l->count; i += 2) {
+		if (imap_arg_is_atom(&l->list[i], "UIDVALIDITY"))
+			imap_arg_uint32(&l->list[i + 1], &s->uidvalidity);
+		else if (imap_arg_is_atom(&l->list[i], "UIDNEXT"))
+			imap_arg_uint32(&l->list[i + 1], &s->uidnext);
+	}
+	return ISNAP_OK;
+}
+
+static enum isnap_status status(struct restore_target *t, const char *raw,
+				struct status_out *s, struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX];
+	enum isnap_status rc;
+
+	memset(s, 0, sizeof *s);
+	memcpy(cmd, "STATUS ", 7);
+	if (!quote(raw, cmd + 7, sizeof cmd - 40))
+		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
+	strcat(cmd, " (UIDVALIDITY UIDNEXT)");
+	rc = imap_client_simple(t->c, cmd, status_untagged, s, err);
+	if (!rc && (!s->uidvalidity || !s->uidnext))
+		rc = isnap_fail(err, ISNAP_EFOLDER,
+				"the server's STATUS gave no UIDVALIDITY or "
+				"UIDNEXT");
+	return rc;
+}
+
+static bool listed(const struct restore_target *t, const char *raw)
+{
+	for (size_t i = 0; i < t->list.n; i++)
+		if (!strcmp(t->list.v[i].name, raw))
+			return true;
+	return false;
+}
+
+/* CREATE the parents the LIST did not show (a NO there is fine: some
+ * servers create parents themselves, some refuse names that exist as
+ * \Noselect), then the folder. */
+static enum isnap_status create(struct restore_target *t, const char *raw,
+				struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX], *name = strdup(raw);
+	struct isnap_error ignored;
+	enum isnap_status rc = ISNAP_OK;
+
+	if (!name)
+		return oom(err);
+	for (char *p = name; *p && t->delim; p++) {
+		if (*p != t->delim || p == name)
+			continue;
+		*p = '\0';
+		if (!listed(t, name)) {
+			memcpy(cmd, "CREATE ", 7);
+			if (quote(name, cmd + 7, sizeof cmd - 8))
+				imap_client_simple(t->c, cmd, NULL, NULL,
+						   &ignored);
+		}
+		*p = t->delim;
+	}
+	memcpy(cmd, "CREATE ", 7);
+	if (!quote(name, cmd + 7, sizeof cmd - 8))
+		rc = isnap_fail(err, ISNAP_EFOLDER, "name too long");
+	else
+		rc = imap_client_simple(t->c, cmd, NULL, NULL, err);
+	free(name);
+	return rc;
+}
+
+static enum isnap_status examine_untagged(void *ctx,
+					  const struct imap_response *r,
+					  struct isnap_error *err)
+{
+	struct restore_target_folder *f = ctx;
+
+	if (r->kind == IMAP_RESP_UNTAGGED && r->code &&
+	    !strcmp(r->code, "PERMANENTFLAGS") && r->code_args) {
+		free(f->permanent);
+		if (!(f->permanent = strdup(r->code_args)))
+			return oom(err);
+	}
+	return ISNAP_OK;
+}
+
+static enum isnap_status examine(struct restore_target *t,
+				 struct restore_target_folder *f,
+				 struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX];
+	enum isnap_status rc;
+
+	memcpy(cmd, "EXAMINE ", 8);
+	if (!quote(f->raw, cmd + 8, sizeof cmd - 8))
+		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
+	rc = imap_client_simple(t->c, cmd, examine_untagged, f, err);
+	/* No PERMANENTFLAGS: the server did not say; try every keyword. */
+	f->any_keyword = !f->permanent || strstr(f->permanent, "\\*");
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Finding messages appended before a crash                                */
+
+struct cand {
+	uint32_t uid;
+	uint64_t size;
+	bool hashed;
+	unsigned char sha[32];
+};
+
+struct scan {
+	struct cand *v;
+	size_t n, a;
+	uint32_t from;
+	/* Hashing the body being streamed. */
+	EVP_MD_CTX *md;
+	bool have;
+	unsigned char sha[32];
+	char tag[16];
+	bool done;
+	enum isnap_status result;
+	struct isnap_error *err;
+};
+
+static const struct imap_arg *fetch_item(const struct imap_response *r,
+					 const char *name)
+{
+	const struct imap_arg *l;
+
+	if (r->nargs < 1 || r->args[0].type != IMAP_ARG_LIST)
+		return NULL;
+	l = &r->args[0];
+	for (size_t i = 0; i + 1 < l->count; i += 2)
+		if (imap_arg_is_atom(&l->list[i], name))
+			return &l->list[i + 1];
+	return NULL;
+}
+
+static enum isnap_status sizes_untagged(void *ctx,
+					const struct imap_response *r,
+					struct isnap_error *err)
+{
+	struct scan *s = ctx;
+	const struct imap_arg *a;
+	uint32_t uid;
+	uint64_t size;
+
+	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH"))
+		return ISNAP_OK;
+	if (!(a = fetch_item(r, "UID")) || !imap_arg_uint32(a, &uid) ||
+	    !(a = fetch_item(r, "RFC822.SIZE")) || !imap_arg_uint64(a, &size))
+		return ISNAP_OK;
+	if (uid < s->from)
+		return ISNAP_OK; /* "n:*" names the last message too */
+	if (s->n == s->a) {
+		size_t na = s->a ? 2 * s->a : 256;
+		struct cand *v = realloc(s->v, na * sizeof *v);
+		if (!v)
+			return oom(err);
+		s->v = v;
+		s->a = na;
+	}
+	s->v[s->n++] = (struct cand){ .uid = uid, .size = size };
+	return ISNAP_OK;
+}
+
+static enum isnap_status body_begin(void *ctx,
+				    const struct imap_response *partial,
+				    uint64_t size, bool *stream,
+				    struct isnap_error *err)
+{
+	struct scan *s = ctx;
+
+	(void)partial;
+	(void)size;
+	(void)err;
+	*stream = true;
+	s->have = false;
+	EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
+	return ISNAP_OK;
+}
+
+static enum isnap_status body_data(void *ctx, const char *data, size_t len,
+				   struct isnap_error *err)
+{
+	struct scan *s = ctx;
+
+	(void)err;
+	EVP_DigestUpdate(s->md, data, len);
+	return ISNAP_OK;
+}
+
+static enum isnap_status body_end(void *ctx, struct isnap_error *err)
+{
+	struct scan *s = ctx;
+	unsigned len = 0;
+
+	(void)err;
+	EVP_DigestFinal_ex(s->md, s->sha, &len);
+	s->have = true;
+	return ISNAP_OK;
+}
+
+static enum isnap_status body_response(void *ctx,
+				       const struct imap_response *r,
+				       struct isnap_error *err)
+{
+	struct scan *s = ctx;
+	const struct imap_arg *a;
+	uint32_t uid;
+
+	if (r->kind == IMAP_RESP_TAGGED) {
+		if (strcmp(r->tag, s->tag))
+			return isnap_fail(err, ISNAP_EPROTO,
+					  "the server answered command %.16s, "
+					  "which was never sent",
+					  r->tag);
+		s->done = true;
+		if (strcmp(r->name, "OK"))
+			s->result = isnap_fail(err, ISNAP_EFOLDER,
+					       "the server said %s %s",
+					       r->name, r->text);
+		return ISNAP_OK;
+	}
+	if (r->kind == IMAP_RESP_CONTINUATION)
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server asked for data nobody offered");
+	if (strcmp(r->name, "FETCH") || !s->have)
+		return ISNAP_OK;
+	s->have = false;
+	if (!(a = fetch_item(r, "UID")) || !imap_arg_uint32(a, &uid))
+		return ISNAP_OK;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].uid == uid) {
+			memcpy(s->v[i].sha, s->sha, 32);
+			s->v[i].hashed = true;
+		}
+	return ISNAP_OK;
+}
+
+static enum isnap_status hash_bodies(struct restore_target *t,
+				     struct scan *s, const struct uidset *want,
+				     struct isnap_error *err)
+{
+	struct imap_handler h = { .ctx = s,
+				  .response = body_response,
+				  .literal_begin = body_begin,
+				  .literal_data = body_data,
+				  .literal_end = body_end };
+	struct uidset batch = UIDSET_INIT;
+	uint32_t after = 0;
+	enum isnap_status rc = ISNAP_OK;
+	long got;
+
+	while (!rc && (got = uidset_next_batch(want, &after, BODY_BATCH,
+					       &batch)) > 0) {
+		char *set, cmd[COMMAND_MAX];
+		if (uidset_format(&batch, &set)) {
+			rc = oom(err);
+			break;
+		}
+		snprintf(cmd, sizeof cmd, "UID FETCH %s (UID BODY.PEEK[])",
+			 set);
+		free(set);
+		s->done = false;
+		s->result = ISNAP_OK;
+		rc = imap_client_send(t->c, cmd, s->tag, err);
+		if (!rc)
+			rc = imap_client_pump(t->c, &h, &s->done, err);
+		if (!rc)
+			rc = s->result;
+	}
+	if (!rc && got < 0)
+		rc = oom(err);
+	uidset_free(&batch);
+	return rc;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Look at the target's UIDs >= from for pending messages that are there
+ * already; mark them done and record them. */
+static enum isnap_status find_present(struct restore_target *t,
+				      struct restore_target_folder *f,
+				      struct restore_pending *pending,
+				      size_t n, uint32_t from,
+				      struct isnap_error *err)
+{
+	struct scan s = { .from = from, .err = err };
+	struct uidset want = UIDSET_INIT;
+	uint64_t *sizes = NULL;
+	size_t nsizes = 0;
+	char cmd[64];
+	enum isnap_status rc;
+
+	snprintf(cmd, sizeof cmd, "UID FETCH %" PRIu32 ":* (UID RFC822.SIZE)",
+		 from);
+	rc = imap_client_simple(t->c, cmd, sizes_untagged, &s, err);
+	if (rc || !s.n)
+		goto out;
+	if (!(sizes = malloc(n * sizeof *sizes))) {
+		rc = oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!pending[i].done)
+			sizes[nsizes++] = pending[i].size;
+	qsort(sizes, nsizes, sizeof *sizes, cmp_size);
+	for (size_t i = 0; i < s.n; i++)
+		if (bsearch(&s.v[i].size, sizes, nsizes, sizeof *sizes,
+			    cmp_size) &&
+		    uidset_add(&want, s.v[i].uid)) {
+			rc = oom(err);
+			goto out;
+		}
+	if (uidset_empty(&want))
+		goto out;
+	if (!(s.md = EVP_MD_CTX_new())) {
+		rc = oom(err);
+		goto out;
+	}
+	rc = hash_bodies(t, &s, &want, err);
+	for (size_t i = 0; i < s.n && !rc; i++) {
+		struct cand *c = &s.v[i];
+		if (!c->hashed)
+			continue;
+		for (size_t j = 0; j < n && !rc; j++) {
+			struct restore_pending *p = &pending[j];
+			if (p->done || p->size != c->size)
+				continue;
+			if (!p->has_sha && t->o.hash)
+				rc = t->o.hash(t->o.hash_ctx, p, err);
+			if (rc || !p->has_sha || memcmp(p->sha, c->sha, 32))
+				continue;
+			p->done = p->found = true;
+			p->target_uid = c->uid;
+			t->stats->found++;
+			rc = restore_state_done(t->state, f->sf, p->key, c->uid,
+						err);
+			break;
+		}
+	}
+out:
+	EVP_MD_CTX_free(s.md);
+	free(s.v);
+	free(sizes);
+	uidset_free(&want);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static enum isnap_status folder_failed(struct restore_target *t,
+				       struct restore_target_folder *f,
+				       struct isnap_error *err)
+{
+	t->stats->folders_failed++;
+	if (t->ev.folder_failed)
+		t->ev.folder_failed(t->ev.ctx, f->utf8, err->msg);
+	return ISNAP_EFOLDER;
+}
+
+enum isnap_status restore_target_folder(struct restore_target *t,
+					const char *utf8,
+					struct restore_pending *pending,
+					size_t n,
+					struct restore_target_folder **out,
+					struct isnap_error *err)
+{
+	struct restore_target_folder *f = calloc(1, sizeof *f);
+	struct status_out so;
+	bool created = false;
+	uint64_t left = 0;
+	uint32_t from;
+	enum isnap_status rc;
+
+	*out = NULL;
+	if (!f || !(f->utf8 = strdup(utf8))) {
+		free(f);
+		return oom(err);
+	}
+	f->next = t->folders;
+	t->folders = f;
+	*out = f;
+	t->stats->folders++;
+	t->stats->planned += n;
+	if (mutf7_encode(utf8, strlen(utf8), &f->raw) != 0) {
+		isnap_fail(err, ISNAP_EFOLDER, "%s: the name cannot be "
+			   "encoded for IMAP", utf8);
+		return folder_failed(t, f, err);
+	}
+	if (!strcasecmp(f->raw, "INBOX"))
+		strcpy(f->raw, "INBOX");
+	if (!(f->sf = restore_state_folder(t->state, f->raw, true)))
+		return oom(err);
+	rc = status(t, f->raw, &so, err);
+	if (rc == ISNAP_EFOLDER) {
+		created = true;
+		if (t->o.dry_run) {
+			/* Would be created: nothing in it yet. */
+			for (size_t i = 0; i < n; i++)
+				if (!pending[i].done)
+					left++;
+			if (t->ev.folder)
+				t->ev.folder(t->ev.ctx, f->utf8, true, n, left);
+			f->usable = true;
+			return ISNAP_OK;
+		}
+		rc = create(t, f->raw, err);
+		if (!rc)
+			rc = status(t, f->raw, &so, err);
+		if (!rc)
+			t->stats->folders_created++;
+	}
+	if (rc) {
+		isnap_error_prefix(err, "%s", f->utf8);
+		return rc == ISNAP_EFOLDER ? folder_failed(t, f, err) : rc;
+	}
+	f->uidvalidity = so.uidvalidity;
+	if (f->sf->uidvalidity != so.uidvalidity) {
+		/* New folder, or recreated: what the state knew is void. */
+		rc = restore_state_set(t->state, f->sf, so.uidvalidity, 0, err);
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (restore_state_has(t->state, f->sf, pending[i].key)) {
+			pending[i].done = true;
+			t->stats->present++;
+		} else {
+			left++;
+		}
+	}
+	from = f->sf->checked ? f->sf->checked : 1;
+	if (left) {
+		rc = examine(t, f, err);
+		if (!rc && so.uidnext > from)
+			rc = find_present(t, f, pending, n, from, err);
+		if (rc) {
+			isnap_error_prefix(err, "%s", f->utf8);
+			return rc == ISNAP_EFOLDER ? folder_failed(t, f, err)
+						   : rc;
+		}
+		left = 0;
+		for (size_t i = 0; i < n; i++)
+			left += !pending[i].done;
+	}
+	/* Everything below UIDNEXT as STATUS saw it is accounted for now:
+	 * recorded, found, or not ours. */
+	rc = restore_state_set(t->state, f->sf, so.uidvalidity, so.uidnext,
+			       err);
+	if (!rc)
+		rc = restore_state_sync(t->state, err);
+	if (rc)
+		return rc;
+	f->usable = true;
+	if (t->ev.folder)
+		t->ev.folder(t->ev.ctx, f->utf8, created, n, left);
+	return ISNAP_OK;
+}
+
+static void build_flags(struct restore_target *t,
+			struct restore_target_folder *f,
+			const struct store_message *m, char *buf, size_t size)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} sys[] = {
+		{ STORE_FLAG_SEEN, "\\Seen" },
+		{ STORE_FLAG_ANSWERED, "\\Answered" },
+		{ STORE_FLAG_FLAGGED, "\\Flagged" },
+		{ STORE_FLAG_DELETED, "\\Deleted" },
+		{ STORE_FLAG_DRAFT, "\\Draft" },
+		{ STORE_FLAG_FORWARDED, "$Forwarded" },
+	};
+	const char *k = m->keywords ? m->keywords : "";
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+		if ((m->flags & sys[i].bit) &&
+		    (sys[i].name[0] == '\\' || f->any_keyword ||
+		     strcasestr(f->permanent, sys[i].name)))
+			append_flags_add(buf, size, sys[i].name);
+	while (*k) {
+		char one[1024];
+		size_t w = strcspn(k, " ");
+		if (w && w < sizeof one) {
+			memcpy(one, k, w);
+			one[w] = '\0';
+			/* A server may refuse a keyword it cannot keep
+			 * (PERMANENTFLAGS without \*): leaving it out
+			 * keeps the message, and is counted. */
+			bool allowed = one[0] == '\\' || f->any_keyword ||
+				       (f->permanent &&
+					strcasestr(f->permanent, one));
+			if (!allowed || !append_flags_add(buf, size, one))
+				t->stats->keywords_dropped++;
+		} else if (w) {
+			t->stats->keywords_dropped++;
+		}
+		k += w;
+		while (*k == ' ')
+			k++;
+	}
+}
+
+enum isnap_status restore_target_append(struct restore_target *t,
+					struct restore_target_folder *f,
+					struct restore_pending *p,
+					const struct store_message *m,
+					enum isnap_status (*read)(
+						void *ctx, void *buf,
+						size_t len, size_t *got,
+						struct isnap_error *err),
+					void *rctx, struct isnap_error *err)
+{
+	char flags[FLAGS_MAX];
+	struct append_msg am;
+	struct token *tok;
+	enum isnap_status rc;
+
+	if (!f->usable || p->done)
+		return ISNAP_OK;
+	if (t->o.dry_run) {
+		t->stats->appended++;
+		t->stats->bytes += p->size;
+		return ISNAP_OK;
+	}
+	build_flags(t, f, m, flags, sizeof flags);
+	am = (struct append_msg){ .mailbox = f->raw,
+				  .flags = flags,
+				  .internaldate = m->internaldate == STORE_NO_DATE
+							  ? INT64_MIN
+							  : m->internaldate,
+				  .tz_minutes = m->tz_minutes,
+				  .size = p->size };
+	if (!(tok = malloc(sizeof *tok)))
+		return oom(err);
+	tok->f = f;
+	tok->p = p;
+	rc = appender_add(t->ap, &am, read, rctx, tok, err);
+	if (rc) {
+		/* Not queued: the token is still ours. */
+		if (rc == ISNAP_EUSAGE) {
+			free(tok);
+			restore_target_failed(t, f, NULL, err->msg);
+			return ISNAP_OK;
+		}
+		return rc;
+	}
+	return take_deferred(t, err);
+}
+
+void restore_target_failed(struct restore_target *t,
+			   struct restore_target_folder *f, const char *what,
+			   const char *why)
+{
+	t->stats->failed++;
+	if (t->ev.failed)
+		t->ev.failed(t->ev.ctx, f->utf8, what ? what : "a message",
+			     why);
+}
+
+enum isnap_status restore_target_drain(struct restore_target *t,
+				       struct isnap_error *err)
+{
+	enum isnap_status rc = appender_drain(t->ap, err);
+
+	if (!rc)
+		rc = take_deferred(t, err);
+	if (!rc)
+		rc = restore_state_sync(t->state, err);
+	return rc;
+}
+
+enum isnap_status restore_target_folder_end(struct restore_target *t,
+					    struct restore_target_folder *f,
+					    struct isnap_error *err)
+{
+	struct status_out so;
+	enum isnap_status rc;
+
+	if (t->o.dry_run || !f->usable || !f->appended)
+		return ISNAP_OK;
+	rc = restore_state_sync(t->state, err);
+	if (rc)
+		return rc;
+	/* Every APPEND to the folder is answered and recorded: what is
+	 * below UIDNEXT now needs no second look. */
+	rc = status(t, f->raw, &so, err);
+	if (rc == ISNAP_EFOLDER)
+		return ISNAP_OK; /* the next run looks again; no harm */
+	if (rc)
+		return rc;
+	if (so.uidvalidity != f->uidvalidity)
+		return ISNAP_OK;
+	rc = restore_state_set(t->state, f->sf, so.uidvalidity, so.uidnext,
+			       err);
+	if (!rc)
+		rc = restore_state_sync(t->state, err);
+	return rc;
+}

@@ -1,0 +1,155 @@
+/*
+ * restore.h — the target side of restore and migrate: put messages into
+ * an IMAP account, each exactly once, whatever was interrupted before
+ * (docs/restore.md).
+ *
+ * A source (a backup: restore_backup.c; a live account: migrate.c) plans,
+ * per target folder, the messages it wants there, each with its key
+ * (restore_state.h), size and, when it knows it, SHA-256:
+ *
+ *   restore_target_open(client, state, &opts, &ev, &t, err);
+ *   for each target folder:
+ *       restore_target_folder(t, utf8_name, pending, n, &f, err);
+ *           // creates the folder if needed; marks pending[i].done for
+ *           // what the state or the folder itself shows is there already
+ *   for each pending message not done (in any order, any folder):
+ *       restore_target_append(t, f, &pending[i], &meta, read, rctx, err);
+ *   restore_target_drain(t, err);       // every APPEND answered
+ *   for each folder: restore_target_folder_end(t, f, err);
+ *   restore_target_close(t);
+ *
+ * `pending` arrays belong to the caller and must stay in place until
+ * restore_target_drain returns.
+ *
+ * Idempotence.  The state records, per target folder, the messages
+ * appended and `checked`, the target UIDs below which everything is
+ * accounted for.  An APPEND answered OK is recorded at once (and synced
+ * in batches).  A crash between the answer and the record leaves a
+ * message the state does not know; the next run finds it among the
+ * target's UIDs >= checked (all of them when UIDVALIDITY changed or there
+ * is no state): their RFC822.SIZE first, then the SHA-256 of the bodies
+ * whose size some pending message has, matched against the pending
+ * messages' SHA-256 (the source's hash callback computes it on demand
+ * when the plan does not know it).  Folders are only EXAMINEd, bodies
+ * fetched with BODY.PEEK[].
+ */
+#ifndef IMAPSNAP_RESTORE_H
+#define IMAPSNAP_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "imap/client.h"
+#include "restore_state.h"
+#include "store/store.h"
+
+struct restore_pending {
+	unsigned char key[RESTORE_KEY_LEN];
+	uint64_t size;
+	bool has_sha;
+	unsigned char sha[32];
+	void *src;          /* the source's own */
+	/* Set by the target side. */
+	bool done;          /* there already (state or found) */
+	bool found;         /* of those, found in the folder this run */
+	uint32_t target_uid;
+};
+
+struct restore_target_opts {
+	unsigned depth;          /* APPENDs in flight (0: 16) */
+	bool dry_run;            /* create nothing, append nothing */
+	/* Compute pending->sha when the plan did not know it (migrate);
+	 * NULL when every pending message has it. */
+	enum isnap_status (*hash)(void *ctx, struct restore_pending *p,
+				  struct isnap_error *err);
+	void *hash_ctx;
+	/* Name a pending message for messages ("INBOX UID 7"); may be
+	 * NULL. */
+	void (*describe)(void *ctx, const struct restore_pending *p,
+			 char *buf, size_t size);
+};
+
+struct restore_stats {
+	uint64_t planned;      /* messages the source wants in the target */
+	uint64_t present;      /* of them, there already (state) */
+	uint64_t found;        /* of them, found by content (after a crash) */
+	uint64_t appended;
+	uint64_t bytes;
+	uint64_t failed;       /* refused by the server, or unreadable */
+	uint64_t keywords_dropped; /* keyword instances the target refused */
+	uint64_t folders;
+	uint64_t folders_created;
+	uint64_t folders_failed;
+};
+
+/* What happens, for printing; every member may be NULL. */
+struct restore_events {
+	void *ctx;
+	/* A target folder is planned: `pending` of `planned` still to do. */
+	void (*folder)(void *ctx, const char *folder, bool created,
+		       uint64_t planned, uint64_t pending);
+	void (*folder_failed)(void *ctx, const char *folder, const char *why);
+	void (*appended)(void *ctx, const char *folder, uint64_t bytes);
+	/* A message was not put into the target. */
+	void (*failed)(void *ctx, const char *folder, const char *what,
+		       const char *why);
+	void (*warning)(void *ctx, const char *text);
+};
+
+struct restore_target;
+struct restore_target_folder;
+
+enum isnap_status restore_target_open(struct imap_client *c,
+				      struct restore_state *state,
+				      const struct restore_target_opts *o,
+				      const struct restore_events *ev,
+				      struct restore_stats *stats,
+				      struct restore_target **out,
+				      struct isnap_error *err);
+void restore_target_close(struct restore_target *t);
+
+/* The target's hierarchy delimiter ('/' when it has none). */
+char restore_target_delim(const struct restore_target *t);
+
+/* Prepare the folder named `utf8` (parts joined by the target's
+ * delimiter).  A folder that cannot be created or checked is
+ * ISNAP_EFOLDER (reported, counted; its messages are not done). */
+enum isnap_status restore_target_folder(struct restore_target *t,
+					const char *utf8,
+					struct restore_pending *pending,
+					size_t n,
+					struct restore_target_folder **out,
+					struct isnap_error *err);
+
+/* APPEND one message with the flags and INTERNALDATE of `m` (uid, size
+ * and modseq are not used) and the bytes `read` gives (exactly p->size).
+ * A refusal is counted and reported, not returned; errors are those of
+ * the session (connection, protocol) or reading. */
+enum isnap_status restore_target_append(struct restore_target *t,
+					struct restore_target_folder *f,
+					struct restore_pending *p,
+					const struct store_message *m,
+					enum isnap_status (*read)(
+						void *ctx, void *buf,
+						size_t len, size_t *got,
+						struct isnap_error *err),
+					void *rctx, struct isnap_error *err);
+
+/* Count a message that could not be sent at all (the source failed). */
+void restore_target_failed(struct restore_target *t,
+			   struct restore_target_folder *f, const char *what,
+			   const char *why);
+
+enum isnap_status restore_target_drain(struct restore_target *t,
+				       struct isnap_error *err);
+
+/* After drain: record the folder as checked up to its UIDNEXT now. */
+enum isnap_status restore_target_folder_end(struct restore_target *t,
+					    struct restore_target_folder *f,
+					    struct isnap_error *err);
+
+const char *restore_target_folder_name(const struct restore_target_folder *f);
+
+#endif
