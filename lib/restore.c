@@ -28,8 +28,6 @@ struct restore_target_folder {
 	struct restore_state_folder *sf;
 	uint32_t uidvalidity;
 	bool usable;          /* exists (or would, in a dry run) and checked */
-	bool any_keyword;     /* PERMANENTFLAGS has \* (or was not said) */
-	char *permanent;      /* PERMANENTFLAGS text, or NULL */
 	uint64_t appended;
 };
 
@@ -175,7 +173,6 @@ void restore_target_close(struct restore_target *t)
 		struct restore_target_folder *n = t->folders->next;
 		free(t->folders->utf8);
 		free(t->folders->raw);
-		free(t->folders->permanent);
 		free(t->folders);
 		t->folders = n;
 	}
@@ -190,6 +187,11 @@ char restore_target_delim(const struct restore_target *t)
 const char *restore_target_folder_name(const struct restore_target_folder *f)
 {
 	return f->utf8;
+}
+
+bool restore_target_folder_usable(const struct restore_target_folder *f)
+{
+	return f->usable;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -298,35 +300,18 @@ static enum isnap_status create(struct restore_target *t, const char *raw,
 	return rc;
 }
 
-static enum isnap_status examine_untagged(void *ctx,
-					  const struct imap_response *r,
-					  struct isnap_error *err)
-{
-	struct restore_target_folder *f = ctx;
-
-	if (r->kind == IMAP_RESP_UNTAGGED && r->code &&
-	    !strcmp(r->code, "PERMANENTFLAGS") && r->code_args) {
-		free(f->permanent);
-		if (!(f->permanent = strdup(r->code_args)))
-			return oom(err);
-	}
-	return ISNAP_OK;
-}
-
 static enum isnap_status examine(struct restore_target *t,
 				 struct restore_target_folder *f,
 				 struct isnap_error *err)
 {
 	char cmd[COMMAND_MAX];
-	enum isnap_status rc;
-
+	
 	memcpy(cmd, "EXAMINE ", 8);
 	if (!quote(f->raw, cmd + 8, sizeof cmd - 8))
 		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
-	rc = imap_client_simple(t->c, cmd, examine_untagged, f, err);
-	/* No PERMANENTFLAGS: the server did not say; try every keyword. */
-	f->any_keyword = !f->permanent || strstr(f->permanent, "\\*");
-	return rc;
+	/* Its PERMANENTFLAGS say nothing of APPEND: a read-only folder
+	 * reports none.  Keywords are sent as they are (docs/restore.md). */
+	return imap_client_simple(t->c, cmd, NULL, NULL, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -668,9 +653,9 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 		}
 	}
 	from = f->sf->checked ? f->sf->checked : 1;
-	if (left) {
+	if (left && so.uidnext > from) {
 		rc = examine(t, f, err);
-		if (!rc && so.uidnext > from)
+		if (!rc)
 			rc = find_present(t, f, pending, n, from, err);
 		if (rc) {
 			isnap_error_prefix(err, "%s", f->utf8);
@@ -713,10 +698,9 @@ static void build_flags(struct restore_target *t,
 	const char *k = m->keywords ? m->keywords : "";
 
 	buf[0] = '\0';
+	(void)f;
 	for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-		if ((m->flags & sys[i].bit) &&
-		    (sys[i].name[0] == '\\' || f->any_keyword ||
-		     strcasestr(f->permanent, sys[i].name)))
+		if (m->flags & sys[i].bit)
 			append_flags_add(buf, size, sys[i].name);
 	while (*k) {
 		char one[1024];
@@ -724,13 +708,10 @@ static void build_flags(struct restore_target *t,
 		if (w && w < sizeof one) {
 			memcpy(one, k, w);
 			one[w] = '\0';
-			/* A server may refuse a keyword it cannot keep
-			 * (PERMANENTFLAGS without \*): leaving it out
-			 * keeps the message, and is counted. */
-			bool allowed = one[0] == '\\' || f->any_keyword ||
-				       (f->permanent &&
-					strcasestr(f->permanent, one));
-			if (!allowed || !append_flags_add(buf, size, one))
+			/* Not an atom (or \Recent, or a flag of the
+			 * source server's own): it cannot be sent, and
+			 * the message matters more. */
+			if (!append_flags_add(buf, size, one))
 				t->stats->keywords_dropped++;
 		} else if (w) {
 			t->stats->keywords_dropped++;

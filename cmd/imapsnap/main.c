@@ -19,6 +19,8 @@ static const char usage_text[] =
 	"  list URL          list the folders with their counts and sizes\n"
 	"  run [ACCOUNT...]  back up the accounts of the config file\n"
 	"  verify DEST       check a backup against its manifests\n"
+	"  restore BACKUP URL  put a backup back into an IMAP account\n"
+	"  migrate SRC_URL DST_URL  copy an account to another server\n"
 	"  help [COMMAND]    show help\n"
 	"\n"
 	"options:\n"
@@ -64,6 +66,10 @@ int main(int argc, char **argv)
 			return cmd_run(2, args);
 		if (argc > 2 && !strcmp(argv[2], "verify"))
 			return cmd_verify(2, args);
+		if (argc > 2 && !strcmp(argv[2], "restore"))
+			return cmd_restore(2, args);
+		if (argc > 2 && !strcmp(argv[2], "migrate"))
+			return cmd_migrate(2, args);
 		if (argc > 2 && strcmp(argv[2], "help")) {
 			fprintf(stderr, "%s: no command '%s'\n\n%s", progname,
 				argv[2], usage_text);
@@ -80,6 +86,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "verify"))
 		return cmd_verify(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s'\n\n%s", progname, argv[1],
 		usage_text);
 	return EXIT_USAGE;

@@ -1,0 +1,147 @@
+/*
+ * restore_cmd.c — `imapsnap restore [options] BACKUP URL`: put a backup
+ * back into an IMAP account (docs/restore.md).  Also the pieces migrate
+ * shares: the state directory and the printing of a transfer's events
+ * and summary.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "account.h"
+#include "restore_backup.h"
+#include "transfer_cli.h"
+
+static const char restore_usage[] =
+	"usage: imapsnap restore [options] BACKUP URL\n"
+	"\n"
+	"Put the messages of BACKUP (a backup directory in any format, or a\n"
+	"single-file export) into the IMAP account at URL, with their flags\n"
+	"and dates, creating folders as needed.  Messages restored before\n"
+	"(by this or an interrupted run) are not appended again.\n"
+	"\n"
+	"  URL                     imap://[user@]host[:port] (STARTTLS) or\n"
+	"                          imaps://[user@]host[:port] (implicit TLS)\n"
+	"  --user USER             the login name (instead of user@ in URL)\n"
+	"  --password-file FILE    read the password from FILE's first line\n"
+	"  --password-command CMD  run CMD and use the first line it prints\n"
+	"                          (else $IMAPSNAP_PASSWORD, else a prompt)\n"
+	"  --oauth2-token-command CMD\n"
+	"                          log in with XOAUTH2/OAUTHBEARER\n"
+	"  --tls none              allow plaintext on imap://\n"
+	"  --cacert FILE           trust the CA certificate(s) in FILE\n"
+	"  --insecure              do not verify the server's certificate\n"
+	"  --timeout SECONDS       give up on a silent server (default 60)\n"
+	"\n"
+	"  --include GLOB          only folders matching GLOB (repeatable)\n"
+	"  --exclude GLOB          not folders matching GLOB (repeatable)\n"
+	"  --into FOLDER           restore below FOLDER ('/' separates levels),\n"
+	"                          e.g. --into Restored\n"
+	"  --state-dir DIR         where restores remember what they appended\n"
+	"                          (default $XDG_STATE_HOME/imapsnap/restore,\n"
+	"                          or ~/.local/state/imapsnap/restore)\n"
+	"  -n, --dry-run           connect and plan; append and create nothing\n"
+	"\n"
+	"  --json                  print a JSON summary on standard output\n"
+	"  -q, --quiet             print only errors\n"
+	"  -v, --verbose           also print each folder\n"
+	"\n"
+	"Exit status: 0 everything restored, 1 some messages or folders not\n"
+	"restored, 2 usage, 3 authentication, 4 connection/TLS, 5 another\n"
+	"restore into the same account is running, 6 the backup or the state\n"
+	"cannot be read or written.\n";
+
+enum { OPT_JSON = OPT_COMMAND_FIRST, OPT_INTO, OPT_STATE_DIR };
+
+static const struct option long_opts[] = {
+	ACCOUNT_OPTIONS,
+	{ "include", required_argument, NULL, OPT_INCLUDE },
+	{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+	{ "into", required_argument, NULL, OPT_INTO },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int cmd_restore(int argc, char **argv)
+{
+	struct account a;
+	struct restore_opts ro = { 0 };
+	struct restore_summary sum;
+	struct transfer_out out = { .verbosity = 1 };
+	struct restore_events ev;
+	struct isnap_error err = { 0 };
+	const char *state_base = NULL, *into = NULL;
+	char *state_dir = NULL, *password = NULL;
+	enum isnap_status st;
+	int c, rc;
+
+	account_init(&a, "restore");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "nqvh", long_opts, NULL)) != -1) {
+		switch (account_option(&a, c, optarg)) {
+		case 1: continue;
+		case -1: return EXIT_USAGE;
+		}
+		switch (c) {
+		case 'n': out.dry_run = true; break;
+		case OPT_JSON: out.json = true; break;
+		case OPT_INTO: into = optarg; break;
+		case OPT_STATE_DIR: state_base = optarg; break;
+		case 'q': out.verbosity = 0; break;
+		case 'v': out.verbosity = 2; break;
+		case 'h': fputs(restore_usage, stdout); return EXIT_OK;
+		default:
+			fputs(restore_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2)
+		return account_usage_error(&a, "expected BACKUP and URL");
+	ro.backup = argv[optind];
+	a.session.url = argv[optind + 1];
+	if ((rc = account_check(&a)))
+		return rc;
+	if (into && (!*into || into[0] == '/' ||
+		     into[strlen(into) - 1] == '/'))
+		return account_usage_error(&a, "--into %s: expected a folder "
+					   "name such as Restored or "
+					   "Old/Restored", into);
+	if (!(state_dir = transfer_state_dir(state_base, &a.session, &err))) {
+		fprintf(stderr, "%s: %s\n", progname, err.msg);
+		return exit_status_for(err.status);
+	}
+	ro.session = a.session;
+	ro.state_dir = state_dir;
+	ro.into = into;
+	ro.include = a.include;
+	ro.n_include = a.n_include;
+	ro.exclude = a.exclude;
+	ro.n_exclude = a.n_exclude;
+	ro.dry_run = out.dry_run;
+	ev = transfer_events(&out);
+
+	st = account_password(&a, &password, &err);
+	if (!st) {
+		ro.session.password = password;
+		st = restore_run(&ro, &ev, &sum, &err);
+		password_free(password);
+	} else {
+		memset(&sum, 0, sizeof sum);
+	}
+	rc = exit_status_for(st);
+	if (!rc && !out.dry_run &&
+	    (sum.t.failed || sum.t.folders_failed || sum.missing))
+		rc = EXIT_PARTIAL;
+	transfer_summary(&out, "restore", &sum.t, &sum, st, rc, &err);
+	free(state_dir);
+	return rc;
+}

@@ -1,0 +1,245 @@
+/* transfer_cli.c — see transfer_cli.h. */
+#include "transfer_cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "output.h"
+#include "restore_backup.h"
+
+/* Past this many, failures are counted, not each printed. */
+#define FAILURES_SHOWN 50
+
+/* One path component: '/', '%', control bytes and a leading '.'
+ * percent-encoded; empty becomes "%". */
+static void component(char *out, size_t size, const char *s, size_t len)
+{
+	size_t n = 0;
+
+	if (!len && size > 1)
+		out[n++] = '%';
+	for (size_t i = 0; i < len && n + 4 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '/' || c == '%' || c < 0x20 || c == 0x7f ||
+		    (i == 0 && c == '.'))
+			n += (size_t)snprintf(out + n, size - n, "%%%02X", c);
+		else
+			out[n++] = (char)c;
+	}
+	out[n] = '\0';
+}
+
+char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
+			 struct isnap_error *err)
+{
+	const char *url = s->url, *rest, *at, *end, *user = s->user;
+	char host[600], who[600], b[4096], *out;
+	size_t ulen;
+
+	if (!base) {
+		const char *xdg = getenv("XDG_STATE_HOME");
+		const char *home = getenv("HOME");
+		if (xdg && *xdg)
+			snprintf(b, sizeof b, "%s/imapsnap/restore", xdg);
+		else if (home && *home)
+			snprintf(b, sizeof b,
+				 "%s/.local/state/imapsnap/restore", home);
+		else {
+			isnap_fail(err, ISNAP_EUSAGE,
+				   "no HOME or XDG_STATE_HOME: give "
+				   "--state-dir");
+			return NULL;
+		}
+		base = b;
+	}
+	rest = strstr(url, "://");
+	rest = rest ? rest + 3 : url;
+	end = rest + strcspn(rest, "/");
+	at = memchr(rest, '@', (size_t)(end - rest));
+	if (at && !user) {
+		user = rest;
+		ulen = (size_t)(at - rest);
+	} else {
+		ulen = user ? strlen(user) : 0;
+	}
+	if (at)
+		rest = at + 1;
+	component(host, sizeof host, rest, (size_t)(end - rest));
+	component(who, sizeof who, user ? user : "", ulen);
+	if (asprintf(&out, "%s/%s/%s", base, host, who) < 0) {
+		isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+		return NULL;
+	}
+	return out;
+}
+
+static void on_folder(void *ctx, const char *folder, bool created,
+		      uint64_t planned, uint64_t pending)
+{
+	struct transfer_out *o = ctx;
+
+	if (o->verbosity < 2)
+		return;
+	fprintf(stderr, "%s: ", progname);
+	out_safe(stderr, folder);
+	fprintf(stderr, ": %" PRIu64 " of %" PRIu64 " message%s to %s%s\n",
+		pending, planned, planned == 1 ? "" : "s",
+		o->dry_run ? "append (dry run)" : "append",
+		created ? (o->dry_run ? ", folder to be created"
+				      : ", folder created")
+			: "");
+}
+
+static void on_folder_failed(void *ctx, const char *folder, const char *why)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: ", progname);
+	out_safe(stderr, folder);
+	fputs(": folder failed: ", stderr);
+	out_safe(stderr, why);
+	fputc('\n', stderr);
+}
+
+static void on_failed(void *ctx, const char *folder, const char *what,
+		      const char *why)
+{
+	struct transfer_out *o = ctx;
+
+	if (++o->failures_shown > FAILURES_SHOWN)
+		return;
+	fprintf(stderr, "%s: ", progname);
+	out_safe(stderr, what);
+	fputs(" not transferred to ", stderr);
+	out_safe(stderr, folder);
+	fputs(": ", stderr);
+	out_safe(stderr, why);
+	fputc('\n', stderr);
+	if (o->failures_shown == FAILURES_SHOWN)
+		fprintf(stderr, "%s: (further failures are counted in the "
+			"summary only)\n", progname);
+}
+
+static void on_warning(void *ctx, const char *text)
+{
+	struct transfer_out *o = ctx;
+
+	if (o->verbosity < 1)
+		return;
+	fprintf(stderr, "%s: warning: ", progname);
+	out_safe(stderr, text);
+	fputc('\n', stderr);
+}
+
+struct restore_events transfer_events(struct transfer_out *o)
+{
+	return (struct restore_events){ .ctx = o,
+					.folder = on_folder,
+					.folder_failed = on_folder_failed,
+					.failed = on_failed,
+					.warning = on_warning };
+}
+
+static void json_summary(const char *what, const struct restore_stats *t,
+			 const struct restore_summary *rs,
+			 enum isnap_status st, int rc,
+			 const struct isnap_error *err, bool dry_run)
+{
+	json_t *o = json_object();
+	char *text;
+
+	json_object_set_new(o, "command", json_string(what));
+	json_object_set_new(o, "ok", json_boolean(rc == 0));
+	json_object_set_new(o, "exit", json_integer(rc));
+	json_object_set_new(o, "dry_run", json_boolean(dry_run));
+#define NUM(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
+	NUM("planned", t->planned);
+	NUM("present", t->present);
+	NUM("found", t->found);
+	NUM("appended", t->appended);
+	NUM("bytes", t->bytes);
+	NUM("failed", t->failed);
+	NUM("keywords_dropped", t->keywords_dropped);
+	NUM("folders", t->folders);
+	NUM("folders_created", t->folders_created);
+	NUM("folders_failed", t->folders_failed);
+	if (rs) {
+		NUM("records", rs->records);
+		NUM("old_generation", rs->old_generation);
+		NUM("excluded", rs->excluded);
+		NUM("mismatched", rs->mismatched);
+		NUM("missing", rs->missing);
+		NUM("unrecorded", rs->unrecorded);
+		NUM("manifest_errors", rs->manifest_errors);
+	}
+#undef NUM
+	if (st && err->msg[0]) {
+		char *safe = out_safe_dup(err->msg);
+		json_object_set_new(o, "error", json_string(safe ? safe : ""));
+		free(safe);
+	}
+	text = json_dumps(o, JSON_INDENT(2));
+	if (text)
+		puts(text);
+	free(text);
+	json_decref(o);
+}
+
+void transfer_summary(struct transfer_out *o, const char *what,
+		      const struct restore_stats *t,
+		      const struct restore_summary *rs, enum isnap_status st,
+		      int rc, const struct isnap_error *err)
+{
+	char size[32];
+
+	if (st && st != ISNAP_EMSG) {
+		fprintf(stderr, "%s: %s: ", progname, what);
+		out_safe(stderr, err->msg);
+		fputc('\n', stderr);
+	}
+	if (o->json)
+		json_summary(what, t, rs, st, rc, err, o->dry_run);
+	if (o->verbosity < 1 && !rc)
+		return;
+	out_human_size(t->bytes, size, sizeof size);
+	fprintf(stderr, "%s: %s%s: %" PRIu64 " message%s %s (%s) in %" PRIu64
+		" folder%s",
+		progname, what, o->dry_run ? " (dry run)" : "", t->appended,
+		t->appended == 1 ? "" : "s",
+		o->dry_run ? "to append" : "appended", size, t->folders,
+		t->folders == 1 ? "" : "s");
+	if (t->folders_created)
+		fprintf(stderr, " (%" PRIu64 " created)", t->folders_created);
+	fprintf(stderr, ", %" PRIu64 " already there", t->present + t->found);
+	if (t->found)
+		fprintf(stderr, " (%" PRIu64 " found after an interrupted run)",
+			t->found);
+	if (t->failed)
+		fprintf(stderr, ", %" PRIu64 " failed", t->failed);
+	if (t->folders_failed)
+		fprintf(stderr, ", %" PRIu64 " folder%s failed",
+			t->folders_failed, t->folders_failed == 1 ? "" : "s");
+	if (t->keywords_dropped)
+		fprintf(stderr, ", %" PRIu64 " keyword%s the server cannot "
+			"keep left out",
+			t->keywords_dropped,
+			t->keywords_dropped == 1 ? "" : "s");
+	if (rs && rs->missing)
+		fprintf(stderr, ", %" PRIu64 " missing from the backup",
+			rs->missing);
+	if (rs && rs->mismatched)
+		fprintf(stderr, ", %" PRIu64 " not matching the manifest",
+			rs->mismatched);
+	if (rs && rs->old_generation)
+		fprintf(stderr, ", %" PRIu64 " of older UIDVALIDITY "
+			"generations skipped",
+			rs->old_generation);
+	if (rs && rs->unrecorded)
+		fprintf(stderr, ", %" PRIu64 " in no manifest skipped",
+			rs->unrecorded);
+	fputc('\n', stderr);
+}

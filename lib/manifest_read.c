@@ -1,0 +1,271 @@
+/* manifest_read.c — see manifest_read.h. */
+#include "manifest_read.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manifest.h"
+#include "manifest_chain.h"
+#include "store/archive_kind.h"
+#include "store/store.h"
+
+int manifest_lines_feed(struct manifest_lines *ml, const char *data,
+			size_t len, manifest_line_fn fn, void *ctx)
+{
+	while (len) {
+		const char *nl = memchr(data, '\n', len);
+		size_t n = nl ? (size_t)(nl - data) : len;
+		int rc;
+
+		if (!ml->overlong && ml->len + n > MANIFEST_LINE_LIMIT) {
+			ml->overlong = true;
+			ml->len = 0;
+		}
+		if (!ml->overlong) {
+			if (ml->len + n > ml->cap) {
+				size_t cap = ml->cap ? ml->cap : 4096;
+				char *p;
+				while (cap < ml->len + n)
+					cap *= 2;
+				if (!(p = realloc(ml->line, cap)))
+					return -1;
+				ml->line = p;
+				ml->cap = cap;
+			}
+			memcpy(ml->line + ml->len, data, n);
+			ml->len += n;
+		}
+		if (!nl)
+			return 0;
+		rc = fn(ctx, ml->overlong ? NULL : ml->line,
+			ml->overlong ? 0 : ml->len);
+		ml->len = 0;
+		ml->overlong = false;
+		if (rc)
+			return rc;
+		data += n + 1;
+		len -= n + 1;
+	}
+	return 0;
+}
+
+bool manifest_lines_pending(const struct manifest_lines *ml)
+{
+	return ml->len || ml->overlong;
+}
+
+void manifest_lines_reset(struct manifest_lines *ml)
+{
+	ml->len = 0;
+	ml->overlong = false;
+}
+
+void manifest_lines_free(struct manifest_lines *ml)
+{
+	free(ml->line);
+	memset(ml, 0, sizeof *ml);
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct reading {
+	const struct manifest_read_cb *cb;
+	const char *file;
+	unsigned long line_no;
+	struct isnap_error *err;
+	enum isnap_status rc;
+	struct manifest_lines ml;
+};
+
+static int one_line(void *ctx, const char *text, size_t len)
+{
+	struct reading *r = ctx;
+	json_error_t jerr;
+	json_t *o = NULL;
+	const char *why = NULL;
+
+	r->line_no++;
+	if (!text)
+		why = "the line is too long";
+	else if (!(o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)))
+		why = jerr.text;
+	r->rc = r->cb->line(r->cb->ctx, r->file, r->line_no, o, why, r->err);
+	json_decref(o);
+	return r->rc ? 1 : 0;
+}
+
+static enum isnap_status feed(struct reading *r, const char *data, size_t len)
+{
+	int rc = manifest_lines_feed(&r->ml, data, len, one_line, r);
+
+	if (rc < 0)
+		return isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
+	return r->rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static enum isnap_status read_dir(struct reading *r, const char *dest)
+{
+	char path[4200], buf[65536];
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, a = 0;
+	enum isnap_status rc = ISNAP_OK;
+
+	snprintf(path, sizeof path, "%s/.imapsnap/%s", dest, MANIFEST_DIR);
+	if (!(d = opendir(path)))
+		return isnap_fail_errno(r->err, ISNAP_ELOCAL,
+					"%s holds no manifest (%s)", dest,
+					path);
+	while ((e = readdir(d))) {
+		if (!manifest_is_run_name(e->d_name))
+			continue;
+		if (n == a) {
+			char **v = realloc(names, (a = a ? 2 * a : 64) *
+							  sizeof *v);
+			if (!v)
+				break;
+			names = v;
+		}
+		if (!(names[n] = strdup(e->d_name)))
+			break;
+		n++;
+	}
+	closedir(d);
+	if (e) {
+		rc = isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n && !rc; i++) {
+		int fd;
+		char file[4300];
+		snprintf(file, sizeof file, "%s/%s", path, names[i]);
+		fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			rc = isnap_fail_errno(r->err, ISNAP_ELOCAL, "%s", file);
+			break;
+		}
+		r->file = names[i];
+		r->line_no = 0;
+		manifest_lines_reset(&r->ml);
+		for (;;) {
+			ssize_t got = read(fd, buf, sizeof buf);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0) {
+				rc = isnap_fail_errno(r->err, ISNAP_ELOCAL,
+						      "reading %s", file);
+				break;
+			}
+			if (got == 0 || (rc = feed(r, buf, (size_t)got)))
+				break;
+		}
+		close(fd);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+static bool is_meta_entry(const char *name)
+{
+	if (name[0] == '.' && name[1] == '/')
+		name += 2;
+	return strcmp(name, MANIFEST_META_NAME) == 0;
+}
+
+static enum isnap_status read_archive(struct reading *r, const char *dest)
+{
+	const struct archive_kind *k = archive_kind_by_suffix(dest);
+	struct archive *a;
+	struct archive_entry *ent;
+	enum isnap_status rc = ISNAP_OK;
+	bool found = false;
+	locale_t saved;
+	int fd, st;
+
+	fd = open(dest, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return isnap_fail_errno(r->err, ISNAP_ELOCAL, "%s", dest);
+	if (!k || !(a = archive_kind_reader(k))) {
+		close(fd);
+		return isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
+	}
+	saved = archive_kind_utf8_begin();
+	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+		rc = isnap_fail(r->err, ISNAP_ELOCAL, "%s: %s", dest,
+				archive_error_string(a));
+		goto out;
+	}
+	while (!rc && !found &&
+	       (st = archive_read_next_header(a, &ent)) != ARCHIVE_EOF) {
+		const char *name;
+		char buf[65536];
+		la_ssize_t got;
+		if (st != ARCHIVE_OK && st != ARCHIVE_WARN) {
+			rc = isnap_fail(r->err, ISNAP_ELOCAL, "reading %s: %s",
+					dest, archive_error_string(a));
+			break;
+		}
+		name = archive_kind_get_path(k, ent);
+		if (archive_entry_filetype(ent) != AE_IFREG || !name ||
+		    !is_meta_entry(name))
+			continue;
+		found = true;
+		r->file = MANIFEST_META_NAME;
+		while (!rc && (got = archive_read_data(a, buf, sizeof buf)) > 0)
+			rc = feed(r, buf, (size_t)got);
+		if (!rc && got < 0)
+			rc = isnap_fail(r->err, ISNAP_ELOCAL,
+					"reading the manifest in %s: %s", dest,
+					archive_error_string(a));
+	}
+	if (!rc && !found)
+		rc = isnap_fail(r->err, ISNAP_ELOCAL, "%s holds no manifest (%s)",
+				dest, MANIFEST_META_NAME);
+out:
+	archive_read_free(a);
+	archive_kind_utf8_end(saved);
+	close(fd);
+	return rc;
+}
+
+enum isnap_status manifest_read_all(const char *dest,
+				    const struct manifest_read_cb *cb,
+				    struct isnap_error *err)
+{
+	struct reading r = { .cb = cb, .err = err };
+	enum isnap_status rc;
+	struct stat sb;
+
+	if (store_single_file_format(dest)) {
+		rc = read_archive(&r, dest);
+	} else if (stat(dest, &sb) != 0) {
+		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dest);
+	} else if (!S_ISDIR(sb.st_mode)) {
+		rc = isnap_fail(err, ISNAP_ELOCAL,
+				"%s is neither a directory nor a single-file "
+				"export",
+				dest);
+	} else {
+		rc = read_dir(&r, dest);
+	}
+	manifest_lines_free(&r.ml);
+	return rc;
+}

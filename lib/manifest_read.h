@@ -1,0 +1,69 @@
+/*
+ * manifest_read.h — reading a backup's manifests back (docs/manifest.md),
+ * for verify and restore.
+ *
+ * Two levels:
+ *
+ *  - struct manifest_lines cuts a byte stream into lines, bounded: a line
+ *    longer than MANIFEST_LINE_LIMIT is reported as overlong instead of
+ *    being kept.  verify feeds it while it hashes the file.
+ *
+ *  - manifest_read_all reads every manifest of a backup, in run order,
+ *    and hands each line over parsed (jansson): the run files of
+ *    DEST/.imapsnap/manifest/ in name order (names are the runs' start
+ *    times, so this is the chain's order, and runs interrupted before
+ *    being chained come last, as the chain would add them), or for a
+ *    single-file export the manifest inside it.  It checks nothing about
+ *    the chain: that is verify's job.  A last line cut short (a run that
+ *    was killed) is not handed over.
+ */
+#ifndef IMAPSNAP_MANIFEST_READ_H
+#define IMAPSNAP_MANIFEST_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "error.h"
+
+/* Longer lines are not ours (a message line is a few hundred bytes). */
+#define MANIFEST_LINE_LIMIT (1u << 20)
+
+struct manifest_lines {
+	char *line;
+	size_t len, cap;
+	bool overlong;
+};
+
+/* Called once per complete line (without its newline); for an overlong
+ * line `text` is NULL.  Non-zero stops the feed and is returned. */
+typedef int (*manifest_line_fn)(void *ctx, const char *text, size_t len);
+
+/* Feed bytes; returns 0, what `fn` returned, or -1 when out of memory. */
+int manifest_lines_feed(struct manifest_lines *ml, const char *data,
+			size_t len, manifest_line_fn fn, void *ctx);
+/* Whether a line was begun and not ended (a file cut short). */
+bool manifest_lines_pending(const struct manifest_lines *ml);
+/* Forget the partial line (keeps the memory). */
+void manifest_lines_reset(struct manifest_lines *ml);
+void manifest_lines_free(struct manifest_lines *ml);
+
+struct manifest_read_cb {
+	void *ctx;
+	/* One line: `o` is the parsed object, or NULL when the line is not
+	 * JSON (or overlong: `why` says).  `file` is the run file's name
+	 * (".imapsnap/manifest.jsonl" inside an archive). */
+	enum isnap_status (*line)(void *ctx, const char *file,
+				  unsigned long line_no, json_t *o,
+				  const char *why, struct isnap_error *err);
+};
+
+/* Read every manifest of the backup at `dest`.  ISNAP_ELOCAL when dest
+ * is no imapsnap backup or cannot be read; else what a callback returned,
+ * or ISNAP_OK. */
+enum isnap_status manifest_read_all(const char *dest,
+				    const struct manifest_read_cb *cb,
+				    struct isnap_error *err);
+
+#endif

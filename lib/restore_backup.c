@@ -1,0 +1,1087 @@
+/*
+ * restore_backup.c — see restore_backup.h; docs/restore.md says why.
+ *
+ * Three steps:
+ *   1. read every manifest: one record per message location (the latest
+ *      line for a location wins, later `flags` lines update the flags),
+ *      and per folder its delimiter and latest UIDVALIDITY;
+ *   2. plan: the records of each folder's latest generation, selected by
+ *      --include/--exclude, grouped by target folder; the target side
+ *      marks those already there;
+ *   3. store_scan each format the backup uses; every message still to do
+ *      is rebuilt into a spool while its SHA-256 is computed, compared
+ *      with the manifest's, and appended.
+ * Memory: one record per message (about 150 bytes and its location) and
+ * one spool (1 MiB in memory at most, bigger messages in a temporary
+ * file).
+ */
+#include "restore_backup.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "manifest.h"
+#include "manifest_read.h"
+#include "restore_spool.h"
+#include "restore_state.h"
+#include "store/store.h"
+
+#define SPOOL_MEM (1u << 20)
+#define MAX_FORMATS 16
+#define NONE UINT32_MAX
+
+/* ---------------------------------------------------------------------- */
+/* A string → index map                                                    */
+
+struct smap {
+	char **keys;
+	uint32_t *vals;
+	size_t cap, n;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211u;
+	return h;
+}
+
+static uint32_t *smap_slot(struct smap *m, const char *key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = hash_str(key) & (m->cap - 1);;
+	     i = (i + 1) & (m->cap - 1)) {
+		if (!m->keys[i])
+			return NULL;
+		if (!strcmp(m->keys[i], key))
+			return &m->vals[i];
+	}
+}
+
+static uint32_t smap_get(struct smap *m, const char *key)
+{
+	uint32_t *v = smap_slot(m, key);
+
+	return v ? *v : NONE;
+}
+
+/* Set key → val (the map keeps its own copy of a new key). */
+static int smap_set(struct smap *m, const char *key, uint32_t val)
+{
+	uint32_t *v = smap_slot(m, key);
+	size_t i;
+
+	if (v) {
+		*v = val;
+		return 0;
+	}
+	if (2 * (m->n + 1) > m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 1024;
+		char **keys = calloc(cap, sizeof *keys);
+		uint32_t *vals = calloc(cap, sizeof *vals);
+		if (!keys || !vals) {
+			free(keys);
+			free(vals);
+			return -1;
+		}
+		for (size_t j = 0; j < m->cap; j++) {
+			if (!m->keys[j])
+				continue;
+			for (i = hash_str(m->keys[j]) & (cap - 1); keys[i];
+			     i = (i + 1) & (cap - 1))
+				;
+			keys[i] = m->keys[j];
+			vals[i] = m->vals[j];
+		}
+		free(m->keys);
+		free(m->vals);
+		m->keys = keys;
+		m->vals = vals;
+		m->cap = cap;
+	}
+	for (i = hash_str(key) & (m->cap - 1); m->keys[i];
+	     i = (i + 1) & (m->cap - 1))
+		;
+	if (!(m->keys[i] = strdup(key)))
+		return -1;
+	m->vals[i] = val;
+	m->n++;
+	return 0;
+}
+
+static void smap_free(struct smap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->keys[i]);
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct rec {
+	char *location;
+	uint32_t folder;      /* into folders */
+	uint32_t run;         /* into runs: host and user */
+	uint32_t uidvalidity, uid;
+	int64_t date;         /* STORE_NO_DATE when none */
+	int tz;
+	uint64_t received;
+	unsigned char sha[32];
+	unsigned flags;
+	char *keywords;
+	uint8_t fmt;
+	bool stored;          /* mbox: the bytes were changed (LF, quoting) */
+	bool superseded;      /* a later record has the same message */
+	uint32_t tf, pi;      /* target folder and pending index, or NONE */
+};
+
+struct sfolder {
+	char *raw, *utf8;
+	char delim;
+	bool has_delim;
+	uint32_t latest;      /* UIDVALIDITY of the latest generation */
+};
+
+struct run_info {
+	char *host, *user;
+};
+
+struct tfolder {
+	char *utf8;
+	struct restore_pending *p;
+	uint32_t *rec;
+	size_t n, a;
+	struct restore_target_folder *h;
+};
+
+struct restorer {
+	const struct restore_opts *o;
+	const struct restore_events *ev;
+	struct restore_summary *sum;
+	struct isnap_error *err;
+
+	struct rec *recs;
+	size_t nrecs, arecs;
+	struct smap by_location, by_message, folder_ix, target_ix;
+	struct sfolder *folders;
+	size_t nfolders, afolders;
+	struct run_info *runs;
+	size_t nruns, aruns;
+	const char *formats[MAX_FORMATS];
+	size_t nformats;
+	int cur_fmt;
+	struct tfolder *tf;
+	size_t ntf, atf;
+
+	struct restore_target *target;
+	struct restore_spool spool;
+	EVP_MD_CTX *md;
+
+	/* The message being read back. */
+	uint32_t cur;         /* record, or NONE */
+	bool cur_failed;
+	/* mboxrd undone as it streams: '>'s and "From " held at a line start,
+	 * and a CRLF whose hashing waits (the last one may not be the
+	 * server's: mbox adds a final line end). */
+	bool line_start, crlf_held;
+	uint64_t gt;
+	unsigned matched;
+};
+
+static enum isnap_status oom(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+}
+
+static void warn(struct restorer *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warn(struct restorer *r, const char *fmt, ...)
+{
+	char text[1200];
+	va_list ap;
+
+	if (!r->ev || !r->ev->warning)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	r->ev->warning(r->ev->ctx, text);
+}
+
+static bool get_u64(const json_t *o, const char *key, uint64_t *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return true;
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		errno = 0;
+		*out = strtoull(s, &end, 10);
+		return *s >= '0' && *s <= '9' && !*end && !errno;
+	}
+	return false;
+}
+
+static bool get_u32(const json_t *o, const char *key, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!get_u64(o, key, &v) || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static const char *get_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static bool parse_sha(const char *s, unsigned char out[32])
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	for (int i = 0; i < 64; i++) {
+		char c = s[i];
+		int v = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (v < 0)
+			return false;
+		out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] << 4 | v : v);
+	}
+	return true;
+}
+
+/* "2023-11-15T00:13:20+02:00" → epoch and zone. */
+static bool parse_iso(const char *s, int64_t *epoch, int *tz)
+{
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, zh, zm, n = 0;
+	char sign;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%2d:%2d%n", &y, &mo, &d,
+			 &h, &mi, &sec, &sign, &zh, &zm, &n) != 9 ||
+	    s[n] || (sign != '+' && sign != '-'))
+		return false;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	*tz = (zh * 60 + zm) * (sign == '-' ? -1 : 1);
+	*epoch = (int64_t)timegm(&tm) - (int64_t)*tz * 60;
+	return true;
+}
+
+/* The manifest's flag list → store flag bits and keywords. */
+static int parse_flags(const json_t *list, unsigned *bits, char **keywords)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} known[] = {
+		{ "\\Seen", STORE_FLAG_SEEN },
+		{ "\\Answered", STORE_FLAG_ANSWERED },
+		{ "\\Flagged", STORE_FLAG_FLAGGED },
+		{ "\\Deleted", STORE_FLAG_DELETED },
+		{ "\\Draft", STORE_FLAG_DRAFT },
+		{ "$Forwarded", STORE_FLAG_FORWARDED },
+	};
+	char buf[8192];
+	size_t n = 0, i;
+	json_t *v;
+
+	*bits = 0;
+	buf[0] = '\0';
+	json_array_foreach(list, i, v) {
+		const char *f = json_string_value(v);
+		bool matched = false;
+		size_t len;
+		if (!f)
+			continue; /* {"hex": ...}: not an atom anyway */
+		for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+			if (!strcasecmp(f, known[k].name)) {
+				*bits |= known[k].bit;
+				matched = true;
+			}
+		len = strlen(f);
+		if (matched || n + len + 2 > sizeof buf)
+			continue;
+		if (n)
+			buf[n++] = ' ';
+		memcpy(buf + n, f, len + 1);
+		n += len;
+	}
+	free(*keywords);
+	*keywords = NULL;
+	if (n && !(*keywords = strdup(buf)))
+		return -1;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Step 1: the manifests                                                   */
+
+static uint32_t folder_of(struct restorer *r, const json_t *o)
+{
+	const char *raw = get_str(o, "folder_raw");
+	const char *utf8 = get_str(o, "folder");
+	uint32_t ix;
+
+	if (!raw)
+		raw = utf8;
+	if (!utf8)
+		utf8 = raw;
+	if (!raw)
+		return NONE; /* only a hex name: not something to restore */
+	ix = smap_get(&r->folder_ix, raw);
+	if (ix != NONE)
+		return ix;
+	if (r->nfolders == r->afolders) {
+		size_t a = r->afolders ? 2 * r->afolders : 32;
+		struct sfolder *f = realloc(r->folders, a * sizeof *f);
+		if (!f)
+			return NONE - 1;
+		r->folders = f;
+		r->afolders = a;
+	}
+	struct sfolder *f = &r->folders[r->nfolders];
+	memset(f, 0, sizeof *f);
+	f->raw = strdup(raw);
+	f->utf8 = strdup(utf8);
+	if (!f->raw || !f->utf8 ||
+	    smap_set(&r->folder_ix, raw, (uint32_t)r->nfolders)) {
+		free(f->raw);
+		free(f->utf8);
+		return NONE - 1;
+	}
+	return (uint32_t)r->nfolders++;
+}
+
+static void message_key(char *buf, size_t size, uint32_t folder,
+			uint32_t uidvalidity, uint32_t uid)
+{
+	snprintf(buf, size, "%" PRIu32 "/%" PRIu32 "/%" PRIu32, folder,
+		 uidvalidity, uid);
+}
+
+static enum isnap_status on_message(struct restorer *r, const json_t *o,
+				    const char *file, unsigned long line_no)
+{
+	const char *loc = get_str(o, "location");
+	uint32_t folder = folder_of(r, o), ix, uv = 0, uid = 0;
+	struct rec *rec;
+	char key[64];
+	unsigned char sha[32];
+	uint64_t received;
+
+	if (folder == NONE - 1)
+		return oom(r->err);
+	if (folder == NONE || !loc || !*loc || !get_u32(o, "uid", &uid) ||
+	    !uid || !get_u32(o, "uidvalidity", &uv) ||
+	    !get_u64(o, "received", &received) ||
+	    !parse_sha(get_str(o, "sha256"), sha)) {
+		r->sum->manifest_errors++;
+		warn(r, "%s line %lu: a message line imapsnap cannot restore "
+		     "from (no folder, UID, location, size or SHA-256)",
+		     file, line_no);
+		return ISNAP_OK;
+	}
+	ix = smap_get(&r->by_location, loc);
+	if (ix == NONE) {
+		if (r->nrecs == r->arecs) {
+			size_t a = r->arecs ? 2 * r->arecs : 1024;
+			struct rec *v = realloc(r->recs, a * sizeof *v);
+			if (!v)
+				return oom(r->err);
+			r->recs = v;
+			r->arecs = a;
+		}
+		ix = (uint32_t)r->nrecs;
+		rec = &r->recs[ix];
+		memset(rec, 0, sizeof *rec);
+		if (!(rec->location = strdup(loc)) ||
+		    smap_set(&r->by_location, loc, ix)) {
+			free(rec->location);
+			return oom(r->err);
+		}
+		r->nrecs++;
+	}
+	rec = &r->recs[ix];
+	rec->folder = folder;
+	rec->run = (uint32_t)(r->nruns ? r->nruns - 1 : 0);
+	rec->uidvalidity = uv;
+	rec->uid = uid;
+	rec->received = received;
+	memcpy(rec->sha, sha, 32);
+	rec->stored = get_str(o, "stored_sha256") != NULL;
+	rec->fmt = (uint8_t)(r->cur_fmt >= 0 ? r->cur_fmt : 0);
+	rec->tf = rec->pi = NONE;
+	rec->superseded = false;
+	if (!parse_iso(get_str(o, "internaldate"), &rec->date, &rec->tz)) {
+		rec->date = STORE_NO_DATE;
+		rec->tz = 0;
+	}
+	if (parse_flags(json_object_get(o, "flags"), &rec->flags,
+			&rec->keywords))
+		return oom(r->err);
+	r->folders[folder].latest = uv;
+	/* The same message recorded again (fetched anew after a crash, or
+	 * by a run in another format): the latest record is the one. */
+	message_key(key, sizeof key, folder, uv, uid);
+	uint32_t prev = smap_get(&r->by_message, key);
+	if (prev != NONE && prev != ix)
+		r->recs[prev].superseded = true;
+	if (smap_set(&r->by_message, key, ix))
+		return oom(r->err);
+	return ISNAP_OK;
+}
+
+static enum isnap_status on_flags(struct restorer *r, const json_t *o)
+{
+	uint32_t folder = folder_of(r, o), uv, uid, ix;
+	char key[64];
+
+	if (folder == NONE - 1)
+		return oom(r->err);
+	if (folder == NONE || !get_u32(o, "uidvalidity", &uv) ||
+	    !get_u32(o, "uid", &uid))
+		return ISNAP_OK;
+	message_key(key, sizeof key, folder, uv, uid);
+	ix = smap_get(&r->by_message, key);
+	if (ix == NONE)
+		return ISNAP_OK;
+	if (parse_flags(json_object_get(o, "flags"), &r->recs[ix].flags,
+			&r->recs[ix].keywords))
+		return oom(r->err);
+	return ISNAP_OK;
+}
+
+static enum isnap_status on_run(struct restorer *r, const json_t *o)
+{
+	const char *fmt = get_str(o, "format");
+	const char *single = store_single_file_format(r->o->backup);
+	struct run_info *ri;
+
+	if (single)
+		fmt = single;
+	r->cur_fmt = -1;
+	for (size_t i = 0; fmt && i < r->nformats; i++)
+		if (!strcmp(r->formats[i], fmt))
+			r->cur_fmt = (int)i;
+	if (fmt && r->cur_fmt < 0 && r->nformats < MAX_FORMATS) {
+		if (!(r->formats[r->nformats] = strdup(fmt)))
+			return oom(r->err);
+		r->cur_fmt = (int)r->nformats++;
+	}
+	if (r->nruns == r->aruns) {
+		size_t a = r->aruns ? 2 * r->aruns : 16;
+		struct run_info *v = realloc(r->runs, a * sizeof *v);
+		if (!v)
+			return oom(r->err);
+		r->runs = v;
+		r->aruns = a;
+	}
+	ri = &r->runs[r->nruns];
+	ri->host = strdup(get_str(o, "host") ? get_str(o, "host") : "");
+	ri->user = strdup(get_str(o, "user") ? get_str(o, "user") : "");
+	if (!ri->host || !ri->user) {
+		free(ri->host);
+		free(ri->user);
+		return oom(r->err);
+	}
+	r->nruns++;
+	return ISNAP_OK;
+}
+
+static enum isnap_status on_line(void *ctx, const char *file,
+				 unsigned long line_no, json_t *o,
+				 const char *why, struct isnap_error *err)
+{
+	struct restorer *r = ctx;
+	const char *type = get_str(o, "type");
+
+	(void)err;
+	if (!o || !type) {
+		r->sum->manifest_errors++;
+		warn(r, "%s line %lu: %s", file, line_no,
+		     why ? why : "no \"type\"");
+		return ISNAP_OK;
+	}
+	if (!strcmp(type, "run"))
+		return on_run(r, o);
+	if (!strcmp(type, "message"))
+		return on_message(r, o, file, line_no);
+	if (!strcmp(type, "flags"))
+		return on_flags(r, o);
+	if (!strcmp(type, "folder")) {
+		uint32_t f = folder_of(r, o), uv;
+		const json_t *d = json_object_get(o, "delim");
+		if (f == NONE - 1)
+			return oom(r->err);
+		if (f == NONE)
+			return ISNAP_OK;
+		if (json_is_string(d) && strlen(json_string_value(d)) == 1) {
+			r->folders[f].delim = json_string_value(d)[0];
+			r->folders[f].has_delim = true;
+		} else if (json_is_null(d)) {
+			r->folders[f].delim = '\0';
+			r->folders[f].has_delim = true;
+		}
+		if (get_u32(o, "uidvalidity", &uv) && uv)
+			r->folders[f].latest = uv;
+	}
+	return ISNAP_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Step 2: the plan                                                        */
+
+bool restore_selected(const char *const *include, size_t n_include,
+		      const char *const *exclude, size_t n_exclude,
+		      const char *utf8)
+{
+	for (size_t i = 0; i < n_exclude; i++)
+		if (fnmatch(exclude[i], utf8, 0) == 0)
+			return false;
+	if (!n_include)
+		return true;
+	for (size_t i = 0; i < n_include; i++)
+		if (fnmatch(include[i], utf8, 0) == 0)
+			return true;
+	return false;
+}
+
+char *restore_target_name(const char *utf8, char src_delim, char dst_delim,
+			  const char *into)
+{
+	size_t ilen = into ? strlen(into) : 0, len = strlen(utf8);
+	char *out = malloc(ilen + len + 2), *p = out;
+
+	if (!out)
+		return NULL;
+	if (ilen) {
+		for (size_t i = 0; i < ilen; i++)
+			*p++ = into[i] == '/' ? dst_delim : into[i];
+		if (p[-1] != dst_delim)
+			*p++ = dst_delim;
+	}
+	for (size_t i = 0; i < len; i++)
+		*p++ = src_delim && utf8[i] == src_delim ? dst_delim : utf8[i];
+	*p = '\0';
+	return out;
+}
+
+static uint32_t target_folder(struct restorer *r, const char *utf8)
+{
+	uint32_t ix = smap_get(&r->target_ix, utf8);
+
+	if (ix != NONE)
+		return ix;
+	if (r->ntf == r->atf) {
+		size_t a = r->atf ? 2 * r->atf : 32;
+		struct tfolder *v = realloc(r->tf, a * sizeof *v);
+		if (!v)
+			return NONE;
+		r->tf = v;
+		r->atf = a;
+	}
+	memset(&r->tf[r->ntf], 0, sizeof r->tf[0]);
+	if (!(r->tf[r->ntf].utf8 = strdup(utf8)) ||
+	    smap_set(&r->target_ix, utf8, (uint32_t)r->ntf)) {
+		free(r->tf[r->ntf].utf8);
+		return NONE;
+	}
+	return (uint32_t)r->ntf++;
+}
+
+static enum isnap_status plan(struct restorer *r)
+{
+	char dst_delim = restore_target_delim(r->target);
+	const struct restore_opts *o = r->o;
+
+	for (size_t i = 0; i < r->nrecs; i++) {
+		struct rec *rec = &r->recs[i];
+		struct sfolder *sf = &r->folders[rec->folder];
+		struct run_info *ri = &r->runs[rec->run];
+		struct tfolder *tf;
+		struct restore_pending *p;
+		char *name;
+		uint32_t t;
+
+		if (rec->superseded)
+			continue;
+		r->sum->records++;
+		if (rec->uidvalidity != sf->latest) {
+			r->sum->old_generation++;
+			continue;
+		}
+		if (!restore_selected(o->include, o->n_include, o->exclude,
+				      o->n_exclude, sf->utf8)) {
+			r->sum->excluded++;
+			continue;
+		}
+		name = restore_target_name(sf->utf8,
+					   sf->has_delim ? sf->delim : '/',
+					   dst_delim, o->into);
+		if (!name)
+			return oom(r->err);
+		t = target_folder(r, name);
+		free(name);
+		if (t == NONE)
+			return oom(r->err);
+		tf = &r->tf[t];
+		if (tf->n == tf->a) {
+			size_t a = tf->a ? 2 * tf->a : 64;
+			struct restore_pending *pv =
+				realloc(tf->p, a * sizeof *pv);
+			if (!pv)
+				return oom(r->err);
+			tf->p = pv;
+			uint32_t *rv = realloc(tf->rec, a * sizeof *rv);
+			if (!rv)
+				return oom(r->err);
+			tf->rec = rv;
+			tf->a = a;
+		}
+		p = &tf->p[tf->n];
+		memset(p, 0, sizeof *p);
+		restore_state_key(ri->host, ri->user, sf->raw, rec->uidvalidity,
+				  rec->uid, p->key);
+		p->size = rec->received;
+		p->has_sha = true;
+		memcpy(p->sha, rec->sha, 32);
+		tf->rec[tf->n] = (uint32_t)i;
+		rec->tf = t;
+		rec->pi = (uint32_t)tf->n;
+		tf->n++;
+	}
+	return ISNAP_OK;
+}
+
+/* Parents before children: a name sorts before the names it prefixes. */
+static int cmp_tf(const void *a, const void *b)
+{
+	return strcmp(((const struct tfolder *)a)->utf8,
+		      ((const struct tfolder *)b)->utf8);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Step 3: read back and append                                            */
+
+static enum isnap_status out(struct restorer *r, const char *p, size_t n)
+{
+	if (r->crlf_held) {
+		EVP_DigestUpdate(r->md, "\r\n", 2);
+		r->crlf_held = false;
+	}
+	EVP_DigestUpdate(r->md, p, n);
+	return restore_spool_write(&r->spool, p, n, r->err);
+}
+
+static enum isnap_status out_crlf(struct restorer *r)
+{
+	if (r->crlf_held)
+		EVP_DigestUpdate(r->md, "\r\n", 2);
+	r->crlf_held = true;
+	return restore_spool_write(&r->spool, "\r\n", 2, r->err);
+}
+
+static enum isnap_status release_held(struct restorer *r)
+{
+	enum isnap_status rc = ISNAP_OK;
+
+	for (; r->gt && !rc; r->gt--)
+		rc = out(r, ">", 1);
+	if (!rc && r->matched)
+		rc = out(r, "From ", r->matched);
+	r->matched = 0;
+	r->line_start = false;
+	return rc;
+}
+
+/* mboxrd back to the server's form: one '>' less on ^>+From lines, and
+ * LF back to CRLF (mbox.c turned every CRLF into LF and kept lone CRs). */
+static enum isnap_status unmbox(struct restorer *r, const char *d, size_t n)
+{
+	static const char from_[] = "From ";
+	enum isnap_status rc = ISNAP_OK;
+	size_t i = 0, start = 0; /* d[start..i) is plain, not sent yet */
+
+	while (i < n && !rc) {
+		char c = d[i];
+		if (r->line_start) {
+			if (!r->matched && c == '>') {
+				r->gt++;
+				start = ++i;
+				continue;
+			}
+			if (c == from_[r->matched]) {
+				if (++r->matched == 5) {
+					if (r->gt)
+						r->gt--; /* the quote */
+					rc = release_held(r);
+				}
+				start = ++i;
+				continue;
+			}
+			rc = release_held(r);
+			start = i;
+			if (rc)
+				break;
+		}
+		if (c == '\n') {
+			if (i > start)
+				rc = out(r, d + start, i - start);
+			if (!rc)
+				rc = out_crlf(r);
+			r->line_start = true;
+			r->gt = 0;
+			r->matched = 0;
+			start = ++i;
+			continue;
+		}
+		i++;
+	}
+	if (!rc && !r->line_start && i > start)
+		rc = out(r, d + start, i - start);
+	return rc;
+}
+
+static enum isnap_status scan_begin(void *ctx, const char *location,
+				    struct isnap_error *err)
+{
+	struct restorer *r = ctx;
+	uint32_t ix = smap_get(&r->by_location, location);
+	struct rec *rec;
+
+	(void)err;
+	r->cur = NONE;
+	if (ix == NONE) {
+		const char *meta = strstr(location, MANIFEST_META_NAME);
+		if (!meta || strcmp(meta, MANIFEST_META_NAME))
+			r->sum->unrecorded++;
+		return ISNAP_OK;
+	}
+	rec = &r->recs[ix];
+	if (rec->tf == NONE || r->tf[rec->tf].p[rec->pi].done ||
+	    rec->fmt != (uint8_t)r->cur_fmt)
+		return ISNAP_OK;
+	r->cur = ix;
+	r->cur_failed = false;
+	restore_spool_reset(&r->spool);
+	EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
+	r->line_start = true;
+	r->crlf_held = false;
+	r->gt = 0;
+	r->matched = 0;
+	return ISNAP_OK;
+}
+
+static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
+				   struct isnap_error *err)
+{
+	struct restorer *r = ctx;
+	enum isnap_status rc;
+
+	(void)err;
+	if (r->cur == NONE || r->cur_failed)
+		return ISNAP_OK;
+	if (r->recs[r->cur].stored)
+		return unmbox(r, data, len);
+	EVP_DigestUpdate(r->md, data, len);
+	rc = restore_spool_write(&r->spool, data, len, r->err);
+	return rc;
+}
+
+static void hex(const unsigned char *b, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static void describe(void *ctx, const struct restore_pending *p, char *buf,
+		     size_t size)
+{
+	struct restorer *r = ctx;
+	const struct rec *rec = p->src;
+
+	(void)r;
+	if (!rec) {
+		snprintf(buf, size, "a message");
+		return;
+	}
+	snprintf(buf, size, "%s UID %" PRIu32 " (UIDVALIDITY %" PRIu32 ")",
+		 r->folders[rec->folder].utf8, rec->uid, rec->uidvalidity);
+}
+
+static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
+{
+	struct restorer *r = ctx;
+	struct rec *rec;
+	struct tfolder *tf;
+	struct restore_pending *p;
+	unsigned char with[32], without[32];
+	unsigned len;
+	bool ok;
+	EVP_MD_CTX *copy;
+
+	(void)err;
+	if (r->cur == NONE)
+		return ISNAP_OK;
+	rec = &r->recs[r->cur];
+	tf = &r->tf[rec->tf];
+	p = &tf->p[rec->pi];
+	r->cur = NONE;
+	if (rec->stored && release_held(r))
+		return r->err->status;
+	/* The last CRLF: the server's, or one mbox added to a message that
+	 * ended without a line end.  The SHA-256 decides. */
+	if (!(copy = EVP_MD_CTX_new()) || !EVP_MD_CTX_copy_ex(copy, r->md)) {
+		EVP_MD_CTX_free(copy);
+		return oom(r->err);
+	}
+	EVP_DigestFinal_ex(copy, without, &len);
+	EVP_MD_CTX_free(copy);
+	if (r->crlf_held)
+		EVP_DigestUpdate(r->md, "\r\n", 2);
+	EVP_DigestFinal_ex(r->md, with, &len);
+	ok = r->spool.size == rec->received && !memcmp(with, rec->sha, 32);
+	if (!ok && r->crlf_held && r->spool.size == rec->received + 2 &&
+	    !memcmp(without, rec->sha, 32)) {
+		restore_spool_truncate(&r->spool, rec->received);
+		ok = true;
+	}
+	if (!ok) {
+		char want[65], got[65], what[600], why[1200];
+		hex(rec->sha, want);
+		hex(with, got);
+		r->sum->mismatched++;
+		describe(r, p, what, sizeof what);
+		snprintf(why, sizeof why,
+			 "the backup's copy at %.200s does not match its "
+			 "manifest (SHA-256 %.12s... of %" PRIu64 " bytes "
+			 "recorded, %.12s... of %" PRIu64 " bytes read "
+			 "back)%s",
+			 rec->location, want, rec->received, got,
+			 r->spool.size,
+			 rec->stored ? "; mbox keeps LF line ends, and a "
+				       "message with bare LFs cannot be "
+				       "rebuilt exactly"
+				     : "");
+		restore_target_failed(r->target, tf->h, what, why);
+		p->done = true; /* reported: not "missing" as well */
+		p->found = false;
+		return ISNAP_OK;
+	}
+	struct store_message m = { .uid = rec->uid,
+				   .flags = rec->flags,
+				   .keywords = rec->keywords ? rec->keywords
+							     : "",
+				   .internaldate = rec->date,
+				   .tz_minutes = rec->tz,
+				   .size = rec->received };
+	restore_spool_rewind(&r->spool);
+	return restore_target_append(r->target, tf->h, p, &m,
+				     restore_spool_read, &r->spool, r->err);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void restorer_free(struct restorer *r)
+{
+	for (size_t i = 0; i < r->nrecs; i++) {
+		free(r->recs[i].location);
+		free(r->recs[i].keywords);
+	}
+	free(r->recs);
+	for (size_t i = 0; i < r->nfolders; i++) {
+		free(r->folders[i].raw);
+		free(r->folders[i].utf8);
+	}
+	free(r->folders);
+	for (size_t i = 0; i < r->nruns; i++) {
+		free(r->runs[i].host);
+		free(r->runs[i].user);
+	}
+	free(r->runs);
+	for (size_t i = 0; i < r->nformats; i++)
+		free((char *)r->formats[i]);
+	for (size_t i = 0; i < r->ntf; i++) {
+		free(r->tf[i].utf8);
+		free(r->tf[i].p);
+		free(r->tf[i].rec);
+	}
+	free(r->tf);
+	smap_free(&r->by_location);
+	smap_free(&r->by_message);
+	smap_free(&r->folder_ix);
+	smap_free(&r->target_ix);
+	restore_spool_free(&r->spool);
+	EVP_MD_CTX_free(r->md);
+}
+
+static enum isnap_status transfer(struct restorer *r)
+{
+	struct store_scan_cb cb = { .ctx = r,
+				    .begin = scan_begin,
+				    .data = scan_data,
+				    .end = scan_end };
+	enum isnap_status rc = ISNAP_OK;
+
+	for (size_t i = 0; i < r->ntf && !rc; i++) {
+		struct tfolder *tf = &r->tf[i];
+		for (size_t j = 0; j < tf->n; j++)
+			tf->p[j].src = &r->recs[tf->rec[j]];
+		rc = restore_target_folder(r->target, tf->utf8, tf->p, tf->n,
+					   &tf->h, r->err);
+		if (rc == ISNAP_EFOLDER)
+			rc = ISNAP_OK; /* reported; its messages stay undone */
+	}
+	if (rc || r->o->dry_run) {
+		/* A dry run counts what would be appended. */
+		for (size_t i = 0; i < r->ntf && !rc; i++)
+			for (size_t j = 0; j < r->tf[i].n; j++)
+				if (!r->tf[i].p[j].done) {
+					r->sum->t.appended++;
+					r->sum->t.bytes += r->tf[i].p[j].size;
+				}
+		return rc;
+	}
+	for (size_t f = 0; f < r->nformats && !rc; f++) {
+		bool wanted = false;
+		for (size_t i = 0; i < r->nrecs && !wanted; i++) {
+			const struct rec *rec = &r->recs[i];
+			wanted = rec->tf != NONE && rec->fmt == f &&
+				 !r->tf[rec->tf].p[rec->pi].done;
+		}
+		if (!wanted)
+			continue;
+		r->cur_fmt = (int)f;
+		r->cur = NONE;
+		rc = store_scan(r->formats[f], r->o->backup, &cb, r->err);
+		if (rc == ISNAP_EINTEGRITY || rc == ISNAP_ELOCAL) {
+			/* A damaged part of the backup: what could be read
+			 * went; the rest is reported missing below. */
+			warn(r, "reading the %s backup: %s", r->formats[f],
+			     r->err->msg);
+			rc = ISNAP_OK;
+		}
+	}
+	if (!rc)
+		rc = restore_target_drain(r->target, r->err);
+	for (size_t i = 0; i < r->ntf && !rc; i++)
+		if (r->tf[i].h)
+			rc = restore_target_folder_end(r->target, r->tf[i].h,
+						       r->err);
+	return rc;
+}
+
+enum isnap_status restore_run(const struct restore_opts *o,
+			      const struct restore_events *ev,
+			      struct restore_summary *sum,
+			      struct isnap_error *err)
+{
+	struct restorer r = { .o = o, .ev = ev, .sum = sum, .err = err,
+			      .cur_fmt = -1, .cur = NONE };
+	struct manifest_read_cb mcb = { .ctx = &r, .line = on_line };
+	struct restore_target_opts to = { .depth = o->depth,
+					  .dry_run = o->dry_run,
+					  .describe = describe,
+					  .hash_ctx = &r };
+	struct imap_client *c = NULL;
+	struct restore_state *state = NULL;
+	enum isnap_status rc;
+
+	memset(sum, 0, sizeof *sum);
+	restore_spool_init(&r.spool, SPOOL_MEM);
+	if (!(r.md = EVP_MD_CTX_new())) {
+		rc = oom(err);
+		goto out;
+	}
+	rc = manifest_read_all(o->backup, &mcb, err);
+	if (rc)
+		goto out;
+	rc = restore_state_open(o->state_dir, o->dry_run, &state, err);
+	if (rc)
+		goto out;
+	rc = imap_client_open(&o->session, &c, err);
+	if (rc)
+		goto out;
+	rc = restore_target_open(c, state, &to, ev, &sum->t, &r.target, err);
+	if (!rc)
+		rc = plan(&r);
+	if (!rc) {
+		qsort(r.tf, r.ntf, sizeof *r.tf, cmp_tf);
+		for (size_t i = 0; i < r.ntf; i++)
+			for (size_t j = 0; j < r.tf[i].n; j++) {
+				struct rec *rec = &r.recs[r.tf[i].rec[j]];
+				rec->tf = (uint32_t)i;
+				rec->pi = (uint32_t)j;
+			}
+		rc = transfer(&r);
+	}
+	if (!rc && !o->dry_run) {
+		/* Planned, not done, not reported: the backup lacks it. */
+		for (size_t i = 0; i < r.ntf; i++) {
+			struct tfolder *tf = &r.tf[i];
+			if (!tf->h)
+				continue;
+			for (size_t j = 0; j < tf->n; j++) {
+				struct restore_pending *p = &tf->p[j];
+				struct rec *rec = &r.recs[tf->rec[j]];
+				char what[600], why[4400];
+				if (p->done || !restore_target_folder_usable(
+						       tf->h))
+					continue;
+				sum->missing++;
+				describe(&r, p, what, sizeof what);
+				snprintf(why, sizeof why,
+					 "recorded at %.4200s, but not found "
+					 "in the backup",
+					 rec->location);
+				restore_target_failed(r.target, tf->h, what,
+						      why);
+			}
+		}
+	}
+	if (!rc && (sum->t.failed || sum->t.folders_failed))
+		rc = isnap_fail(err, ISNAP_EMSG,
+				"%" PRIu64 " message%s and %" PRIu64
+				" folder%s not restored",
+				sum->t.failed, sum->t.failed == 1 ? "" : "s",
+				sum->t.folders_failed,
+				sum->t.folders_failed == 1 ? "" : "s");
+out:
+	restore_target_close(r.target);
+	if (c)
+		imap_client_close(c, rc != ISNAP_ECONN && rc != ISNAP_EPROTO);
+	restore_state_close(state);
+	restorer_free(&r);
+	return rc;
+}

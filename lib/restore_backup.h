@@ -1,0 +1,67 @@
+/*
+ * restore_backup.h — `imapsnap restore`: put a backup, in any format
+ * imapsnap writes, back into an IMAP account (docs/restore.md).
+ *
+ * The manifests say what the backup holds (folder, UIDVALIDITY, UID,
+ * INTERNALDATE, flags, SHA-256 of the bytes the server sent); store_scan
+ * reads the messages back; each is rebuilt into the server's bytes (mbox:
+ * quoting undone, LF back to CRLF), checked against its SHA-256, and
+ * appended through restore.h, which keeps it from being appended twice.
+ * Only the latest UIDVALIDITY generation of each folder is restored.
+ */
+#ifndef IMAPSNAP_RESTORE_BACKUP_H
+#define IMAPSNAP_RESTORE_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "imap/session.h"
+#include "restore.h"
+
+struct restore_opts {
+	const char *backup;      /* a backup directory or single-file export */
+	struct imap_session_opts session; /* the target account */
+	const char *state_dir;   /* the target's state directory */
+	const char *into;        /* restore below this folder ('/'-separated
+				    UTF-8), or NULL */
+	const char *const *include;
+	size_t n_include;
+	const char *const *exclude;
+	size_t n_exclude;
+	bool dry_run;
+	unsigned depth;          /* APPENDs in flight (0: default) */
+};
+
+struct restore_summary {
+	struct restore_stats t;
+	uint64_t records;        /* messages the manifests hold */
+	uint64_t old_generation; /* of them, of a retired UIDVALIDITY */
+	uint64_t excluded;       /* of them, in folders not selected */
+	uint64_t mismatched;     /* read back with another SHA-256 */
+	uint64_t missing;        /* recorded, not found in the backup */
+	uint64_t unrecorded;     /* found, recorded nowhere (not restored) */
+	uint64_t manifest_errors;/* lines not understood (skipped) */
+};
+
+/* Returns ISNAP_OK when every planned message is in the target (or, in
+ * a dry run, when planning worked); per-message problems are counted in
+ * `sum` and reported through `ev`, and make the result ISNAP_EMSG. */
+enum isnap_status restore_run(const struct restore_opts *o,
+			      const struct restore_events *ev,
+			      struct restore_summary *sum,
+			      struct isnap_error *err);
+
+/* The folder a backup folder goes to: `utf8` split at `src_delim` ('\0':
+ * not split), joined with `dst_delim`, below `into` ('/'-separated, may
+ * be NULL).  Malloc'd; NULL when out of memory. */
+char *restore_target_name(const char *utf8, char src_delim, char dst_delim,
+			  const char *into);
+
+/* --include/--exclude as backup applies them (fnmatch on the UTF-8
+ * name, '*' matching '/' too; exclude wins). */
+bool restore_selected(const char *const *include, size_t n_include,
+		      const char *const *exclude, size_t n_exclude,
+		      const char *utf8);
+
+#endif

@@ -1,0 +1,235 @@
+"""imapsnap restore: a backup of one user, in several formats, put into
+another user and compared through the oracle (bytes, flags with keywords,
+INTERNALDATE, folder names); restored again without a second copy;
+--into, --include, --dry-run; a restore killed midway and resumed."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import TestCase, backup, imapsnap, simple_message, workdir
+import harness
+
+
+def restore(target, source, *extra, state=None, **kw):
+    """`imapsnap restore SOURCE URL` into `target` over TLS."""
+    args = ["restore", "--cacert", target.server.cacert]
+    if state:
+        args += ["--state-dir", state]
+    args += list(extra)
+    args += [source, target.server.url(target, "imaps")]
+    return imapsnap(*args, password=target.password, **kw)
+
+
+def account(user, prefix=None):
+    """{folder name (UTF-8, below prefix): sorted [(internaldate, flags,
+    body)]} of every selectable folder holding messages."""
+    out = {}
+    with user.oracle() as o:
+        for f in o.folders():
+            if not f.selectable:
+                continue
+            name = f.name
+            if prefix is not None:
+                if not name.startswith(prefix + f.delim):
+                    continue
+                name = name[len(prefix) + 1:]
+            msgs = o.messages(f)
+            if not msgs:
+                continue
+            out[name] = sorted((m.internaldate, tuple(sorted(m.flags)),
+                                o.body(uid)) for uid, m in msgs.items())
+    return out
+
+
+def count(user):
+    with user.oracle() as o:
+        return sum(len(o.messages(f)) for f in o.folders() if f.selectable)
+
+
+class Restore(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.src = harness.SERVER.new_user("rsrc")
+        cls.src.load_corpus(seed=8, scale=0.25)
+        cls.expected = account(cls.src)
+
+    def assertSame(self, got, why):
+        self.assertEqual(sorted(got), sorted(self.expected),
+                         why + ": folders")
+        for name in self.expected:
+            a, b = self.expected[name], got[name]
+            self.assertEqual(len(a), len(b), "%s: %s: messages" % (why, name))
+            for x, y in zip(a, b):
+                self.assertEqual(x[0], y[0], "%s: %s: INTERNALDATE"
+                                 % (why, name))
+                self.assertEqual(x[1], y[1], "%s: %s: flags" % (why, name))
+                if x[2] != y[2]:
+                    self.fail("%s: %s: a message differs (%d bytes vs %d)"
+                              % (why, name, len(x[2]), len(y[2])))
+
+    def roundtrip(self, fmt, dest_name=None):
+        work = workdir("restore-" + fmt.replace(".", "-"))
+        dest = os.path.join(work, dest_name) if dest_name else \
+            os.path.join(work, "backup")
+        args = [] if dest_name else ["--format", fmt]
+        run = backup(self.src, dest, *args)
+        self.assertExit(run, 0, "backup")
+        dst = harness.SERVER.new_user("rdst")
+        state = os.path.join(work, "state")
+        run = restore(dst, dest, state=state)
+        self.assertExit(run, 0, "restore")
+        self.assertSame(account(dst), "restore from %s" % fmt)
+        n = count(dst)
+        # Again: nothing appended, nothing doubled.
+        run = restore(dst, dest, "--json", state=state)
+        self.assertExit(run, 0, "second restore")
+        self.assertIn(b'"appended": 0', run.stdout, str(run))
+        self.assertEqual(count(dst), n, "second restore added messages")
+        return dst, dest, state
+
+    def test_maildir(self):
+        self.roundtrip("maildir")
+
+    def test_mbox(self):
+        self.roundtrip("mbox")
+
+    def test_mbox_gz(self):
+        self.roundtrip("mbox.gz")
+
+    def test_tar_gz_volumes(self):
+        self.roundtrip("tar.gz")
+
+    def test_zip_single_file(self):
+        self.roundtrip("zip", "export.zip")
+
+    def test_state_lost_no_duplicates(self):
+        """Without its state, a restore finds by content what is there."""
+        dst, dest, state = self.roundtrip("maildir")
+        n = count(dst)
+        run = restore(dst, dest, "--json", state=state + "-new")
+        self.assertExit(run, 0)
+        self.assertIn(b'"appended": 0', run.stdout, str(run))
+        self.assertEqual(count(dst), n)
+
+    def test_into_include_dry_run(self):
+        work = workdir("restore-into")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(self.src, dest), 0)
+        dst = harness.SERVER.new_user("rdst")
+        state = os.path.join(work, "state")
+        run = restore(dst, dest, "--dry-run", "--json", state=state)
+        self.assertExit(run, 0, "dry run")
+        self.assertEqual(count(dst), 0, "a dry run appended")
+        self.assertNotIn(b'"appended": 0', run.stdout)
+        run = restore(dst, dest, "--into", "Restored", "--include", "日本語*",
+                      "--include", "INBOX", state=state)
+        self.assertExit(run, 0)
+        got = account(dst, prefix="Restored")
+        want = {k: v for k, v in self.expected.items()
+                if k.startswith("日本語") or k == "INBOX"}
+        self.assertEqual(sorted(got), sorted(want))
+        for k in want:
+            self.assertEqual(got[k], want[k], k)
+        with dst.oracle() as o:
+            self.assertEqual(o.messages("INBOX"), {}, "INBOX itself touched")
+
+    def test_folder_refused_fails_the_run(self):
+        """A folder the target refuses to create: exit 1, named."""
+        work = workdir("restore-refused-folder")
+        user = harness.SERVER.new_user("rone")
+        with user.oracle() as o:
+            o.append("INBOX", simple_message("one"), date=1600000000)
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(user, dest), 0)
+        dst = harness.SERVER.new_user("rdst")
+        run = restore(dst, dest, "--into", "a//b", state=work + "/s")
+        self.assertExit(run, 1)
+        self.assertIn(b"a//b/INBOX: folder failed", run.stderr)
+
+    def test_refused_append_fails_the_run(self):
+        """A message the target refuses (Dovecot saves no empty message):
+        exit 1 with the message and the server's answer named; the other
+        message is restored."""
+        work = workdir("restore-refused")
+        user = harness.SERVER.new_user("rone")
+        with user.oracle() as o:
+            o.append("INBOX", simple_message("one"), date=1600000000)
+            o.append("INBOX", simple_message("two"), date=1600000001)
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(user, dest), 0)
+        # Empty the first message, in the backup and in its manifest
+        # line alike, as if the server had sent it so.
+        cur = os.path.join(dest, "INBOX", "cur")
+        name = sorted(os.listdir(cur))[0]
+        bad = b""
+        with open(os.path.join(cur, name), "wb") as f:
+            f.write(bad)
+        mdir = os.path.join(dest, ".imapsnap", "manifest")
+        for m in os.listdir(mdir):
+            if not m.endswith(".jsonl"):
+                continue
+            path = os.path.join(mdir, m)
+            with open(path) as f:
+                lines = f.read().split("\n")
+            for i, line in enumerate(lines):
+                if '"type":"message"' in line and '"uid":1,' in line:
+                    o = json.loads(line)
+                    o["sha256"] = hashlib.sha256(bad).hexdigest()
+                    o["received"] = len(bad)
+                    lines[i] = json.dumps(o, separators=(",", ":"),
+                                          ensure_ascii=False)
+            with open(path, "w") as f:
+                f.write("\n".join(lines))
+        dst = harness.SERVER.new_user("rdst")
+        run = restore(dst, dest, state=work + "/s")
+        self.assertExit(run, 1)
+        self.assertIn(b"INBOX UID 1", run.stderr)
+        self.assertIn(b"the server said NO", run.stderr)
+        self.assertEqual(count(dst), 1)
+
+
+class RestoreCrash(TestCase):
+    def test_kill_and_resume(self):
+        src = harness.SERVER.new_user("rksrc")
+        src.load_corpus(seed=9, scale=1.0)
+        work = workdir("restore-kill")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(src, dest), 0)
+        expected = account(src)
+        dst = harness.SERVER.new_user("rkdst")
+        state = os.path.join(work, "state")
+        e = dict(os.environ, IMAPSNAP_PASSWORD=dst.password)
+        args = [harness.BINARY, "restore", "--cacert", dst.server.cacert,
+                "--state-dir", state, dest, dst.server.url(dst, "imaps")]
+        kills = 0
+        for delay in (0.15, 0.3, 0.2, 0.45):
+            mark = harness.SERVER.log_mark()
+            p = subprocess.Popen(args, env=e, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+            time.sleep(delay)
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                kills += 1
+            p.wait()
+            # The server may still be saving what the killed connection
+            # sent last; a restore started before that ends cannot see
+            # those messages (docs/restore.md, limits).
+            mark.sessions(dst)
+        run = imapsnap("restore", "--cacert", dst.server.cacert,
+                       "--state-dir", state, dest,
+                       dst.server.url(dst, "imaps"), password=dst.password,
+                       timeout=120)
+        self.assertExit(run, 0, "after %d kills" % kills)
+        got = account(dst)
+        self.assertEqual(sorted(got), sorted(expected))
+        for k in expected:
+            self.assertEqual(len(got[k]), len(expected[k]),
+                             "%s: duplicates or missing after %d kills"
+                             % (k, kills))
+            self.assertEqual(got[k], expected[k], k)
