@@ -1,12 +1,190 @@
-/* migrate_cmd.c — `imapsnap migrate SRC_URL DST_URL` (not yet). */
+/*
+ * migrate_cmd.c — `imapsnap migrate [options] SRC_URL DST_URL`: copy an
+ * account to another server (docs/restore.md).  Each side has its own
+ * login options (--src-..., --dst-...); the connection options (--tls,
+ * --cacert, --insecure, --timeout) apply to both.
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "cli.h"
+#include "account.h"
+#include "migrate.h"
+#include "transfer_cli.h"
+
+static const char migrate_usage[] =
+	"usage: imapsnap migrate [options] SRC_URL DST_URL\n"
+	"\n"
+	"Copy every folder of the IMAP account at SRC_URL into the account at\n"
+	"DST_URL, with flags and dates, without a local copy.  The source is\n"
+	"only read.  Messages copied before (by this or an interrupted run)\n"
+	"are not copied again.\n"
+	"\n"
+	"  SRC_URL, DST_URL        imap://[user@]host[:port] (STARTTLS) or\n"
+	"                          imaps://[user@]host[:port] (implicit TLS)\n"
+	"  --src-user USER, --dst-user USER\n"
+	"  --src-password-file FILE, --dst-password-file FILE\n"
+	"  --src-password-command CMD, --dst-password-command CMD\n"
+	"  --src-oauth2-token-command CMD, --dst-oauth2-token-command CMD\n"
+	"                          how each side logs in; else the password is\n"
+	"                          $IMAPSNAP_SRC_PASSWORD / $IMAPSNAP_DST_PASSWORD,\n"
+	"                          else a prompt\n"
+	"  --tls none              allow plaintext on imap:// (both sides)\n"
+	"  --cacert FILE           trust the CA certificate(s) in FILE\n"
+	"  --insecure              do not verify the servers' certificates\n"
+	"  --timeout SECONDS       give up on a silent server (default 60)\n"
+	"\n"
+	"  --include GLOB          only folders matching GLOB (repeatable)\n"
+	"  --exclude GLOB          not folders matching GLOB (repeatable)\n"
+	"  --into FOLDER           copy below FOLDER on the destination\n"
+	"  --state-dir DIR         where copies into an account are remembered\n"
+	"                          (default $XDG_STATE_HOME/imapsnap/restore,\n"
+	"                          or ~/.local/state/imapsnap/restore)\n"
+	"  -n, --dry-run           connect and plan; copy and create nothing\n"
+	"\n"
+	"  --json                  print a JSON summary on standard output\n"
+	"  -q, --quiet             print only errors\n"
+	"  -v, --verbose           also print each folder\n"
+	"\n"
+	"Exit status: 0 everything copied, 1 some messages or folders not\n"
+	"copied, 2 usage, 3 authentication, 4 connection/TLS, 5 another copy\n"
+	"into the same account is running, 6 the state cannot be written.\n";
+
+enum {
+	OPT_JSON = OPT_COMMAND_FIRST, OPT_INTO, OPT_STATE_DIR,
+	OPT_SRC_USER, OPT_SRC_PWFILE, OPT_SRC_PWCMD, OPT_SRC_OAUTH2,
+	OPT_DST_USER, OPT_DST_PWFILE, OPT_DST_PWCMD, OPT_DST_OAUTH2,
+};
+
+static const struct option long_opts[] = {
+	{ "src-user", required_argument, NULL, OPT_SRC_USER },
+	{ "src-password-file", required_argument, NULL, OPT_SRC_PWFILE },
+	{ "src-password-command", required_argument, NULL, OPT_SRC_PWCMD },
+	{ "src-oauth2-token-command", required_argument, NULL, OPT_SRC_OAUTH2 },
+	{ "dst-user", required_argument, NULL, OPT_DST_USER },
+	{ "dst-password-file", required_argument, NULL, OPT_DST_PWFILE },
+	{ "dst-password-command", required_argument, NULL, OPT_DST_PWCMD },
+	{ "dst-oauth2-token-command", required_argument, NULL, OPT_DST_OAUTH2 },
+	{ "tls", required_argument, NULL, OPT_TLS },
+	{ "cacert", required_argument, NULL, OPT_CACERT },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "include", required_argument, NULL, OPT_INCLUDE },
+	{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+	{ "into", required_argument, NULL, OPT_INTO },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The side's own environment variable stands in for IMAPSNAP_PASSWORD
+ * when no other source is given. */
+static void side_env(struct account *a, const char *var)
+{
+	const char *v = getenv(var);
+
+	if (v && *v && !a->pw.file && !a->pw.command &&
+	    !a->session.oauth2_token_command)
+		a->password_env = var;
+}
 
 int cmd_migrate(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "%s: migrate: not available yet\n", progname);
-	return EXIT_USAGE;
+	struct account src, dst;
+	struct migrate_opts mo = { 0 };
+	struct migrate_summary sum;
+	struct transfer_out out = { .verbosity = 1 };
+	struct restore_events ev;
+	struct isnap_error err = { 0 };
+	const char *state_base = NULL, *into = NULL;
+	char *state_dir = NULL, *spw = NULL, *dpw = NULL;
+	enum isnap_status st;
+	int c, rc;
+
+	account_init(&src, "migrate");
+	account_init(&dst, "migrate");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "nqvh", long_opts, NULL)) != -1) {
+		int r = 0;
+		switch (c) {
+		case OPT_SRC_USER: r = account_option(&src, OPT_USER, optarg); break;
+		case OPT_SRC_PWFILE: r = account_option(&src, OPT_PWFILE, optarg); break;
+		case OPT_SRC_PWCMD: r = account_option(&src, OPT_PWCMD, optarg); break;
+		case OPT_SRC_OAUTH2: r = account_option(&src, OPT_OAUTH2, optarg); break;
+		case OPT_DST_USER: r = account_option(&dst, OPT_USER, optarg); break;
+		case OPT_DST_PWFILE: r = account_option(&dst, OPT_PWFILE, optarg); break;
+		case OPT_DST_PWCMD: r = account_option(&dst, OPT_PWCMD, optarg); break;
+		case OPT_DST_OAUTH2: r = account_option(&dst, OPT_OAUTH2, optarg); break;
+		case OPT_TLS: case OPT_CACERT: case OPT_INSECURE:
+		case OPT_TIMEOUT:
+			r = account_option(&src, c, optarg);
+			if (r == 1)
+				r = account_option(&dst, c, optarg);
+			break;
+		case OPT_INCLUDE: case OPT_EXCLUDE:
+			r = account_option(&src, c, optarg);
+			break;
+		case 'n': out.dry_run = true; continue;
+		case OPT_JSON: out.json = true; continue;
+		case OPT_INTO: into = optarg; continue;
+		case OPT_STATE_DIR: state_base = optarg; continue;
+		case 'q': out.verbosity = 0; continue;
+		case 'v': out.verbosity = 2; continue;
+		case 'h': fputs(migrate_usage, stdout); return EXIT_OK;
+		default:
+			fputs(migrate_usage, stderr);
+			return EXIT_USAGE;
+		}
+		if (r != 1)
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 2)
+		return account_usage_error(&src, "expected SRC_URL and DST_URL");
+	src.session.url = argv[optind];
+	dst.session.url = argv[optind + 1];
+	side_env(&src, "IMAPSNAP_SRC_PASSWORD");
+	side_env(&dst, "IMAPSNAP_DST_PASSWORD");
+	if ((rc = account_check(&src)) || (rc = account_check(&dst)))
+		return rc;
+	if (into && (!*into || into[0] == '/' ||
+		     into[strlen(into) - 1] == '/'))
+		return account_usage_error(&src, "--into %s: expected a folder "
+					   "name such as Migrated", into);
+	if (!(state_dir = transfer_state_dir(state_base, &dst.session, &err))) {
+		fprintf(stderr, "%s: %s\n", progname, err.msg);
+		return exit_status_for(err.status);
+	}
+	mo.src = src.session;
+	mo.dst = dst.session;
+	mo.state_dir = state_dir;
+	mo.into = into;
+	mo.include = src.include;
+	mo.n_include = src.n_include;
+	mo.exclude = src.exclude;
+	mo.n_exclude = src.n_exclude;
+	mo.dry_run = out.dry_run;
+	ev = transfer_events(&out);
+
+	memset(&sum, 0, sizeof sum);
+	st = account_password(&src, &spw, &err);
+	if (!st)
+		st = account_password(&dst, &dpw, &err);
+	if (!st) {
+		mo.src.password = spw;
+		mo.dst.password = dpw;
+		st = migrate_run(&mo, &ev, &sum, &err);
+	}
+	password_free(spw);
+	password_free(dpw);
+	rc = exit_status_for(st);
+	if (!rc && !out.dry_run && (sum.t.failed || sum.t.folders_failed))
+		rc = EXIT_PARTIAL;
+	transfer_summary(&out, "migrate", &sum.t, NULL, st, rc, &err);
+	free(state_dir);
+	return rc;
 }
