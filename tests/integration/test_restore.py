@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import subprocess
 import time
 
@@ -221,6 +222,7 @@ class RestoreCrash(TestCase):
             # sent last; a restore started before that ends cannot see
             # those messages (docs/restore.md, limits).
             mark.sessions(dst)
+        self.assertGreater(kills, 0, "every restore ended before its kill")
         run = imapsnap("restore", "--cacert", dst.server.cacert,
                        "--state-dir", state, dest,
                        dst.server.url(dst, "imaps"), password=dst.password,
@@ -233,3 +235,108 @@ class RestoreCrash(TestCase):
                              "%s: duplicates or missing after %d kills"
                              % (k, kills))
             self.assertEqual(got[k], expected[k], k)
+
+
+# --- a scripted target (tests/fakeimap) --------------------------------------
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "fakeimap"))
+from fakeimap import FakeIMAP, Mailbox, Msg, Script, split_args  # noqa: E402
+
+
+class Target(Script):
+    """A target without LITERAL+ or UIDPLUS: every body must wait for the
+    server's "+".  Keeps what it is given; `refuse` answers NO to the
+    APPENDs whose body holds that text."""
+
+    capabilities = b"IMAP4rev1 AUTH=PLAIN SASL-IR"
+    refuse = None
+
+    def other(self, c, tag, cmd, rest):
+        a = split_args(rest, c.literals)
+        if cmd == b"STATUS":
+            mb = self.mailbox(a[0])
+            if mb is None:
+                c.send(tag + b" NO [NONEXISTENT] no such mailbox\r\n")
+                return
+            c.send(b'* STATUS "%s" (UIDVALIDITY %d UIDNEXT %d)\r\n' % (
+                mb.name, mb.uidvalidity, mb.uidnext))
+            c.send(tag + b" OK STATUS done\r\n")
+        elif cmd == b"CREATE":
+            if self.mailbox(a[0]) is None:
+                self.mailboxes.append(Mailbox(a[0], uidvalidity=77))
+            c.send(tag + b" OK CREATE done\r\n")
+        elif cmd == b"APPEND":
+            mb = self.mailbox(a[0])
+            body = a[-1]
+            if self.refuse and self.refuse in body:
+                c.send(tag + b" NO [OVERQUOTA] no room for this one\r\n")
+                return
+            mb.msgs.append(Msg(mb.uidnext, body, flags=tuple(
+                a[1].strip(b"()").split()), date=a[2].decode()))
+            c.send(tag + b" OK APPEND done\r\n")
+        else:
+            Script.other(self, c, tag, cmd, rest)
+
+    def list_uids(self, c, tag, uids, items):
+        mb = c.selected
+        for n, m in enumerate(mb.msgs if mb else [], 1):
+            if m.uid in uids:
+                c.send(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n"
+                       % (n, m.uid, len(m.body)))
+        c.send(tag + b" OK FETCH done\r\n")
+
+
+class RestoreScripted(TestCase):
+    def setUp(self):
+        self.user = harness.SERVER.new_user("rfk")
+        with self.user.oracle() as o:
+            o.create("Entwürfe")
+            for i in range(5):
+                o.append("INBOX", simple_message("m%d" % i, "body %d\n" % i),
+                         flags=("\\Seen", "Work") if i % 2 else (),
+                         date=1600000000 + i)
+            o.append("Entwürfe", simple_message("draft"),
+                     flags=("\\Draft",), date=1500000000)
+        self.work = workdir("restore-scripted")
+        self.dest = os.path.join(self.work, "backup")
+        self.assertExit(backup(self.user, self.dest, "--format", "mbox"), 0)
+
+    def run_restore(self, srv, state="s"):
+        return imapsnap("restore", "--tls", "none", "--state-dir",
+                        os.path.join(self.work, state), self.dest,
+                        srv.url("user"), password="secret")
+
+    def test_continuation_literals(self):
+        script = Target(mailboxes=[Mailbox(b"INBOX")])
+        with FakeIMAP(script) as srv:
+            run = self.run_restore(srv)
+        self.assertExit(run, 0)
+        want = account(self.user)
+        inbox = sorted(m.body for m in script.mailbox(b"INBOX").msgs)
+        self.assertEqual(inbox, sorted(b for _, _, b in want["INBOX"]))
+        drafts = script.mailbox(b"Entw&APw-rfe").msgs
+        self.assertEqual([m.flags for m in drafts], [(b"\\Draft",)])
+        self.assertEqual(drafts[0].date, "14-Jul-2017 02:40:00 +0000")
+        flags = sorted(m.flags for m in script.mailbox(b"INBOX").msgs)
+        self.assertEqual(flags.count((b"\\Seen", b"Work")), 2)
+
+    def test_refused_messages_are_named_and_retried(self):
+        script = Target(mailboxes=[Mailbox(b"INBOX")])
+        script.refuse = b"body 3"
+        inbox = script.mailbox(b"INBOX")
+        with FakeIMAP(script) as srv:
+            run = self.run_restore(srv)
+            self.assertExit(run, 1)
+            self.assertIn(b"INBOX UID 4", run.stderr)
+            self.assertIn(b"OVERQUOTA", run.stderr)
+            self.assertEqual(len(inbox.msgs), 4)
+            # Once the server takes it, only that one is appended.
+            script.refuse = None
+            run = self.run_restore(srv)
+            self.assertExit(run, 0)
+            self.assertEqual(len(inbox.msgs), 5)
+            # Without the state, found by size and content.
+            run = self.run_restore(srv, state="s2")
+            self.assertExit(run, 0)
+            self.assertEqual(len(inbox.msgs), 5)
+            self.assertEqual(len(script.mailbox(b"Entw&APw-rfe").msgs), 1)
