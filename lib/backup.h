@@ -19,6 +19,9 @@
 #include "imap/fetch.h"
 #include "imap/session.h"
 
+#define BACKUP_CONNECTIONS_DEFAULT 4
+#define BACKUP_CONNECTIONS_MAX 64
+
 struct backup_opts {
 	struct imap_session_opts session;
 	const char *dest;
@@ -43,6 +46,14 @@ struct backup_opts {
 	 * 16 s, then every 60 s; the folder is then examined again and continues after what was
 	 * committed.  A failure to connect at all is not retried. */
 	unsigned retries;
+
+	/* Sessions (authenticated connections) at most, each with its own
+	 * pipelined fetch; 0 means BACKUP_CONNECTIONS_DEFAULT.  Folders are
+	 * handed out to them in turn; a session beyond the first opens only
+	 * once a session found messages to fetch and folders remain.  The
+	 * backup and its state are the same whatever the number.  Archives
+	 * and dry runs use one. */
+	unsigned connections;
 
 	/* Connect, list, examine and plan, and report the plan through
 	 * folder_planned; write nothing at all. */

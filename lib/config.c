@@ -23,6 +23,7 @@ enum key_type {
 	K_BOOL,
 	K_TIMEOUT,
 	K_RETRIES,
+	K_CONNECTIONS,
 	K_TLS,
 };
 
@@ -53,6 +54,7 @@ static const struct key keys[] = {
 	{ "insecure", K_BOOL, F(insecure), 0 },
 	{ "timeout", K_TIMEOUT, F(timeout_sec), 0 },
 	{ "retries", K_RETRIES, F(retries), 0 },
+	{ "connections", K_CONNECTIONS, F(connections), 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -338,6 +340,17 @@ static int set_value(struct parser *p, struct config_account *a,
 				    k->name, v);
 		*(unsigned *)field = (unsigned)n;
 		a->has_retries = true;
+		return 1;
+	}
+	case K_CONNECTIONS: {
+		char *end;
+		long n;
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (errno || end == v || *end || n < 1 || n > 64)
+			return fail(p, "%s: %s is not a number from 1 to 64",
+				    k->name, v);
+		*(unsigned *)field = (unsigned)n;
 		return 1;
 	}
 	case K_TLS:

@@ -6,6 +6,7 @@
  *
  *   timeout = 120
  *   retries = 5
+ *   connections = 8
  *   exclude = Trash
  *
  *   [work]
@@ -61,6 +62,7 @@ struct config_account {
 	long timeout_sec;  /* 0 for the default */
 	bool has_retries;  /* retries was given */
 	unsigned retries;  /* reconnections per folder, 0 to 100 */
+	unsigned connections; /* sessions at once, 1 to 64; 0: the default */
 };
 
 struct config {

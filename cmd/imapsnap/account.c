@@ -99,6 +99,19 @@ int account_option(struct account *a, int c, const char *arg)
 		a->retries = (unsigned)n;
 		return 1;
 	}
+	case OPT_CONNECTIONS: {
+		char *end;
+		long n;
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || n < 1 || n > 64)
+			return account_usage_error(a, "--connections %s: "
+						   "expected a number, 1 to "
+						   "64", arg),
+			       -1;
+		a->connections = (unsigned)n;
+		return 1;
+	}
 	case OPT_INCLUDE:
 		return add_glob(a, a->include, &a->n_include, "include", arg);
 	case OPT_EXCLUDE:
@@ -213,6 +226,7 @@ int account_backup(struct account *a, struct output *o, struct json_t **json)
 	bo.since = a->since;
 	bo.before = a->before;
 	bo.retries = a->retries;
+	bo.connections = a->connections;
 	bo.dry_run = o->dry_run;
 
 	st = account_password(a, &password, &err);

@@ -41,13 +41,14 @@ struct account {
 	size_t n_exclude;
 	int64_t since, before;
 	unsigned retries;             /* reconnections per folder */
+	unsigned connections;         /* sessions at once; 0: default */
 	const char *help_command;     /* for "Run 'imapsnap help X'" */
 };
 
 enum {
 	OPT_USER = 256, OPT_PWFILE, OPT_PWCMD, OPT_OAUTH2, OPT_TLS, OPT_CACERT,
 	OPT_INSECURE, OPT_TIMEOUT, OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE,
-	OPT_SINCE, OPT_BEFORE, OPT_RETRIES,
+	OPT_SINCE, OPT_BEFORE, OPT_RETRIES, OPT_CONNECTIONS,
 	OPT_COMMAND_FIRST = 300, /* the commands' own options from here */
 };
 
@@ -68,7 +69,8 @@ enum {
 	{ "exclude", required_argument, NULL, OPT_EXCLUDE },               \
 	{ "since", required_argument, NULL, OPT_SINCE },                   \
 	{ "before", required_argument, NULL, OPT_BEFORE },                 \
-	{ "retries", required_argument, NULL, OPT_RETRIES }
+	{ "retries", required_argument, NULL, OPT_RETRIES },               \
+	{ "connections", required_argument, NULL, OPT_CONNECTIONS }
 
 /* Defaults; `help_command` names the command for usage messages. */
 void account_init(struct account *a, const char *help_command);

@@ -31,6 +31,8 @@ static const char backup_usage[] =
 	"  --timeout SECONDS       give up on a silent server (default 60)\n"
 	"  --retries N             reconnect up to N times per folder when the\n"
 	"                          connection is lost (default 3)\n"
+	"  --connections N         back up folders over N sessions at once\n"
+	"                          (1 to 64, default 4; Gmail allows 15)\n"
 	"\n"
 	"  --format FORMAT         maildir (default), mbox, mbox.gz, tar,\n"
 	"                          tar.gz, tar.zst, tar.xz, zip; a DEST named\n"

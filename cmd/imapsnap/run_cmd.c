@@ -76,6 +76,7 @@ static int to_account(const struct config_account *ca, struct account *a)
 	a->before = ca->before;
 	if (ca->has_retries)
 		a->retries = ca->retries;
+	a->connections = ca->connections;
 	return account_check(a);
 }
 

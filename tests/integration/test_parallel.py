@@ -1,0 +1,188 @@
+"""--connections N: folders backed up over several sessions at once give
+the same backup and the same state as one session, and survive SIGKILL.
+
+The same account is backed up with --connections 1 and --connections 4;
+the Maildir trees (every name and every byte) and the state files must be
+equal, `imapsnap verify` must pass on both, and Dovecot's log must show
+how many sessions each run opened.  A re-run with nothing new opens one
+session whatever --connections says.  mbox with four sessions is killed
+at random moments and re-run: every message ends up there exactly once.
+"""
+
+import os
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakeimap"))
+
+from harness import TestCase, assert_backup_matches, backup, imapsnap, \
+    workdir  # noqa: E402
+import harness  # noqa: E402
+import runner  # noqa: E402
+import test_crash  # noqa: E402
+
+
+def tree(dest):
+    """{relative path: bytes} of every file of a backup but imapsnap's own
+    records (manifests name the run's time, the lock is the lock, the state
+    is compared on its own, mbox indexes hold offsets)."""
+    out = {}
+    for d, dirs, files in os.walk(dest):
+        rel = os.path.relpath(d, dest)
+        if rel == ".imapsnap" or rel.startswith(".imapsnap" + os.sep):
+            continue
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                out[os.path.normpath(os.path.join(rel, f))] = fh.read()
+        for x in dirs:
+            out.setdefault(os.path.normpath(os.path.join(rel, x)) + "/", b"")
+    return out
+
+
+def state_of(dest):
+    with open(os.path.join(dest, ".imapsnap", "state"), "rb") as f:
+        return f.read()
+
+
+class Parallel(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.user = harness.SERVER.new_user("par")
+        # INBOX 1,100 messages: three fetch commands and two group commits
+        # in one folder; eight folders with mail, two nested.
+        cls.counts = cls.user.load_corpus(seed=61, scale=10, big=True)
+
+    def run_backup(self, dest, *extra):
+        mark = harness.SERVER.log_mark()
+        run = backup(self.user, dest, *extra, timeout=120)
+        self.assertExit(run, 0)
+        return run, mark.sessions(self.user)
+
+    def verify(self, dest):
+        run = imapsnap("verify", dest)
+        self.assertExit(run, 0, "verify %s" % dest)
+
+    def test_four_connections_same_as_one(self):
+        one, four = workdir("par-1"), workdir("par-4")
+        _, s1 = self.run_backup(one, "--connections", "1")
+        _, s4 = self.run_backup(four, "--connections", "4")
+        self.assertEqual(len(s1), 1, s1)
+        # Dovecot lists INBOX last: Archive/2019 (600 new) opens the
+        # second session, Sent (400) the third, which then finds INBOX.
+        self.assertGreaterEqual(len(s4), 3, s4)
+        self.assertLessEqual(len(s4), 4, s4)
+        # Each message body was fetched once, by one of the sessions.
+        self.assertEqual(sum(c for c, _ in s4), sum(c for c, _ in s1))
+        t1, t4 = tree(one), tree(four)
+        self.assertEqual(sorted(t1), sorted(t4))
+        for k in t1:
+            self.assertEqual(t1[k], t4[k], k)
+        self.assertEqual(state_of(one), state_of(four))
+        assert_backup_matches(self, self.user, four)
+        self.verify(one)
+        self.verify(four)
+
+        # Nothing new: one session, whatever --connections says.
+        _, again = self.run_backup(four, "--connections", "4")
+        self.assertEqual(len(again), 1, again)
+        self.assertEqual(sum(c for c, _ in again), 0)
+        self.assertEqual(state_of(one), state_of(four))
+        self.verify(four)
+
+    def test_mbox_four_connections_same_as_one(self):
+        """The same messages in the same files.  Not byte for byte: Dovecot
+        answers the pipelined FETCH commands of one session interleaved,
+        so even two runs over one connection can order a folder's mbox
+        differently."""
+        one, four = workdir("par-mbox-1"), workdir("par-mbox-4")
+        self.run_backup(one, "--format", "mbox", "--connections", "1")
+        _, s4 = self.run_backup(four, "--format", "mbox",
+                                "--connections", "4")
+        self.assertGreater(len(s4), 1, s4)
+        t1, t4 = tree(one), tree(four)
+        self.assertEqual(sorted(t1), sorted(t4))
+        for k in t1:
+            if k.endswith(".mbox"):
+                self.assertEqual(sorted(runner.mbox_split(t1[k])),
+                                 sorted(runner.mbox_split(t4[k])), k)
+        self.assertEqual(state_of(one), state_of(four))
+        self.verify(one)
+        self.verify(four)
+
+    def test_archives_use_one_connection(self):
+        dest = workdir("par-tar")
+        run, s = self.run_backup(dest, "--format", "tar.gz", "-v",
+                                 "--connections", "4")
+        self.assertEqual(len(s), 1, s)
+        self.assertIn(b"one stream", run.stderr)
+        self.verify(dest)
+
+    def test_connections_out_of_range(self):
+        dest = workdir("par-usage")
+        for n in ("0", "65", "x"):
+            run = backup(self.user, dest, "--connections", n)
+            self.assertExit(run, 2, n)
+
+
+class ParallelCrash(TestCase):
+    """test_crash's kill-and-check cycle, with --connections 4."""
+
+    def setUp(self):
+        self.rng = random.Random("%d-%s" % (test_crash.SEED, self.id()))
+
+    where = test_crash.CrashSafety.where
+    check_consistent = test_crash.CrashSafety.check_consistent
+    check_complete = test_crash.CrashSafety.check_complete
+
+    def __getattr__(self, name):
+        # The helpers check_* use, taken from test_crash as they are.
+        f = getattr(test_crash.CrashSafety, name, None)
+        if f is None or name.startswith("test_"):
+            raise AttributeError(name)
+        return f.__get__(self)
+
+    def test_sigkill_mbox_four_connections(self):
+        fmt = "mbox"
+        user = harness.SERVER.new_user("parcrash")
+        user.load_corpus(seed=67, scale=6, big=True)
+        mail, folders = test_crash.server_mail(user)
+        args = ["backup", "--connections", "4", "--format", fmt,
+                "--cacert", harness.SERVER.cacert,
+                harness.SERVER.url(user, "imaps")]
+        ref = workdir("parcrash-ref")
+        mark = harness.SERVER.log_mark()
+        t0 = time.monotonic()
+        run = runner.run(args + [ref], password=user.password, timeout=60)
+        span = time.monotonic() - t0
+        self.assertExit(run, 0)
+        # INBOX (660) and Archive/2019 (360) each open one more.
+        self.assertGreater(len(mark.sessions(user)), 1)
+
+        kills = cycles = 0
+        t_end = time.monotonic() + 60
+        while kills < 10:
+            self.assertLess(time.monotonic(), t_end,
+                            "too slow: %d kills so far" % kills)
+            cycles += 1
+            dest = workdir("parcrash-%d" % cycles)
+            for attempt in range(50):
+                h = runner.start(args + [dest], password=user.password)
+                time.sleep(self.rng.uniform(0, span * 1.1))
+                runner.kill(h)
+                run = runner.finish(h, 30)
+                if run.signal is None:
+                    self.assertExit(run, 0, self.where(fmt, kills))
+                    break
+                kills += 1
+                self.check_consistent(fmt, dest, mail, folders,
+                                      self.where(fmt, kills, run))
+            run = runner.run(args + [dest], password=user.password,
+                             timeout=60)
+            self.assertExit(run, 0, self.where(fmt, kills))
+            self.check_complete(fmt, user, dest, mail, folders,
+                                self.where(fmt, kills, run))
+            v = imapsnap("verify", dest)
+            self.assertExit(v, 0, self.where(fmt, kills, v))
