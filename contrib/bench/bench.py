@@ -204,9 +204,13 @@ class Bench:
 
     # --- the two tools -----------------------------------------------------
 
-    def imapsnap_cmd(self, user, port, dest):
+    def imapsnap_cmd(self, user, port, dest, connections=None):
+        """imapsnap with its defaults (4 connections), or with
+        --connections N."""
         tls = (["--tls", "none"] if self.a.tls == "none" else
                ["--cacert", self.env["CACERT"]])
+        if connections:
+            tls += ["--connections", str(connections)]
         return ([self.bin, "backup"] + tls +
                 ["imap://%s@localhost:%d" % (user, port), dest])
 
@@ -245,8 +249,11 @@ class Bench:
         returns {wall, rss_kb, user, sys}."""
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.sync()  # the previous run's writeback is not this run's
-        cmd = (self.imapsnap_cmd if tool == "imapsnap" else
-               self.mbsync_cmd)(user, port, dest)
+        if tool == "imapsnap-1":  # one connection, for comparison
+            cmd = self.imapsnap_cmd(user, port, dest, 1)
+        else:
+            cmd = (self.imapsnap_cmd if tool == "imapsnap" else
+                   self.mbsync_cmd)(user, port, dest)
         tfile = os.path.join(self.work, "time.txt")
         env = dict(os.environ, IMAPSNAP_PASSWORD=self.password(user))
         self.runlog.write("$ %s\n" % " ".join(cmd))
@@ -277,10 +284,10 @@ class Bench:
         return n
 
     def full_runs(self, name, user, port, reps):
-        runs = {"imapsnap": [], "mbsync": []}
+        runs = {"imapsnap": [], "imapsnap-1": [], "mbsync": []}
+        tools = list(runs)
         for r in range(reps):
-            order = ["imapsnap", "mbsync"] if r % 2 == 0 else [
-                "mbsync", "imapsnap"]
+            order = tools[r % 3:] + tools[:r % 3]
             for tool in order:
                 dest = self.new_dest(tool, name)
                 res = self.run(tool, user, port, dest)
@@ -460,9 +467,11 @@ class Bench:
             runs = R[key]
             ratio = med(x["wall"] for x in runs["imapsnap"]) / med(
                 x["wall"] for x in runs["mbsync"])
-            for tool in ("imapsnap", "mbsync"):
+            for tool in [t for t in ("imapsnap", "imapsnap-1", "mbsync")
+                         if t in runs]:
                 rs = runs[tool]
                 walls = [x["wall"] for x in rs]
+                ratio = med(walls) / med(x["wall"] for x in runs["mbsync"])
                 m = med(walls)
                 if key.startswith("full"):
                     tput = "%.0f | %.1f" % (C["messages"] / m, mb / m)
@@ -473,7 +482,7 @@ class Bench:
                     tput = "– | –"
                 w("| %s | %s | %.3f (%.3f–%.3f, %d) | %s | %s | %.2f | %d |" %
                   (labels[key], tool, m, min(walls), max(walls), len(walls),
-                   "%.2f" % ratio if tool == "imapsnap" else "",
+                   "%.2f" % ratio if tool != "mbsync" else "",
                    tput, med(x["user"] + x["sys"] for x in rs),
                    max(x["rss_kb"] for x in rs)))
         w("\nReference: a minimal client (Python) fetching every body with "
