@@ -34,12 +34,12 @@
 
 #include "manifest.h"
 #include "manifest_chain.h"
+#include "manifest_read.h"
 #include "store/archive_kind.h"
 #include "store/store.h"
 
-/* Longer lines are not ours (a message line is a few hundred bytes; a
- * 4200-byte location and long folder names stay far below this). */
-#define LINE_LIMIT (1u << 20)
+/* Longer lines are not ours (manifest_read.h). */
+#define LINE_LIMIT MANIFEST_LINE_LIMIT
 #define ARENA_CHUNK (64 * 1024)
 #define MAX_FORMATS 16
 #define NO_INDEX UINT32_MAX
@@ -224,9 +224,7 @@ struct reader {
 	char prev_name[MANIFEST_RUN_NAME_MAX], prev_sha[65];
 	uint32_t *batch;      /* records since the last commit line */
 	size_t nbatch, abatch;
-	char *line;           /* a line being assembled */
-	size_t len, cap;
-	bool overlong;
+	struct manifest_lines lines; /* the line being assembled */
 	EVP_MD_CTX *md;       /* the whole file's hash */
 };
 
@@ -481,14 +479,14 @@ static void reader_start(struct verifier *v, const char *name)
 {
 	struct reader *rd = &v->rd;
 	EVP_MD_CTX *md = rd->md;
-	char *line = rd->line;
+	struct manifest_lines lines = rd->lines;
 	uint32_t *batch = rd->batch;
-	size_t cap = rd->cap, abatch = rd->abatch;
+	size_t abatch = rd->abatch;
 
 	memset(rd, 0, sizeof *rd);
 	rd->md = md;
-	rd->line = line;
-	rd->cap = cap;
+	rd->lines = lines;
+	manifest_lines_reset(&rd->lines);
 	rd->batch = batch;
 	rd->abatch = abatch;
 	rd->fmt = -1;
@@ -765,50 +763,27 @@ static void handle_line(struct verifier *v, const char *text, size_t len)
 	json_decref(o);
 }
 
+static int feed_line(void *ctx, const char *text, size_t len)
+{
+	struct verifier *v = ctx;
+
+	if (!text) {
+		v->rd.line_no++;
+		report(v, VERIFY_MANIFEST, NULL, NULL, v->rd.name,
+		       "line %lu is longer than %u bytes", v->rd.line_no,
+		       LINE_LIMIT);
+	} else {
+		handle_line(v, text, len);
+	}
+	return v->fatal ? 1 : 0;
+}
+
 static void reader_feed(struct verifier *v, const char *data, size_t len)
 {
-	struct reader *rd = &v->rd;
-
-	EVP_DigestUpdate(rd->md, data, len);
-	while (len && !v->fatal) {
-		const char *nl = memchr(data, '\n', len);
-		size_t n = nl ? (size_t)(nl - data) : len;
-
-		if (!rd->overlong && rd->len + n > LINE_LIMIT) {
-			rd->overlong = true;
-			rd->len = 0;
-		}
-		if (!rd->overlong) {
-			if (rd->len + n > rd->cap) {
-				size_t cap = rd->cap ? rd->cap : 4096;
-				char *p;
-				while (cap < rd->len + n)
-					cap *= 2;
-				if (!(p = realloc(rd->line, cap))) {
-					oom(v);
-					return;
-				}
-				rd->line = p;
-				rd->cap = cap;
-			}
-			memcpy(rd->line + rd->len, data, n);
-			rd->len += n;
-		}
-		if (!nl)
-			return;
-		if (rd->overlong) {
-			rd->line_no++;
-			report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
-			       "line %lu is longer than %u bytes", rd->line_no,
-			       LINE_LIMIT);
-			rd->overlong = false;
-		} else {
-			handle_line(v, rd->line, rd->len);
-		}
-		rd->len = 0;
-		data += n + 1;
-		len -= n + 1;
-	}
+	EVP_DigestUpdate(v->rd.md, data, len);
+	if (!v->fatal &&
+	    manifest_lines_feed(&v->rd.lines, data, len, feed_line, v) < 0)
+		oom(v);
 }
 
 /* The file ended; `sha` receives its SHA-256. */
@@ -820,7 +795,7 @@ static void reader_end(struct verifier *v, char sha[65])
 
 	EVP_DigestFinal_ex(rd->md, md, &mdlen);
 	hex(md, mdlen, sha);
-	if ((rd->len || rd->overlong) && !rd->skip) {
+	if (manifest_lines_pending(&rd->lines) && !rd->skip) {
 		/* A crash can cut the last line short; after an "end" line
 		 * nothing may be cut. */
 		report(v, rd->ended ? VERIFY_MANIFEST : VERIFY_NOTE, NULL,
@@ -840,8 +815,7 @@ static void reader_end(struct verifier *v, char sha[65])
 	if (!rd->ended)
 		v->res->runs_interrupted++;
 	rd->nbatch = 0; /* never confirmed */
-	rd->len = 0;
-	rd->overlong = false;
+	manifest_lines_reset(&rd->lines);
 }
 
 /* Read the manifest at dirfd/name (a run file). */
@@ -1597,7 +1571,7 @@ enum isnap_status verify_run(const char *dest, const struct verify_opts *opts,
 out:
 	EVP_MD_CTX_free(v.md);
 	EVP_MD_CTX_free(v.rd.md);
-	free(v.rd.line);
+	manifest_lines_free(&v.rd.lines);
 	free(v.rd.batch);
 	free(v.rec);
 	free(v.folders);
