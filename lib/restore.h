@@ -152,4 +152,7 @@ enum isnap_status restore_target_folder_end(struct restore_target *t,
 
 const char *restore_target_folder_name(const struct restore_target_folder *f);
 
+/* Whether the folder exists (or would, in a dry run) and was checked. */
+bool restore_target_folder_usable(const struct restore_target_folder *f);
+
 #endif
