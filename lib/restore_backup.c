@@ -154,6 +154,7 @@ struct sfolder {
 	char *raw, *utf8;
 	char delim;
 	bool has_delim;
+	bool seen;            /* a `folder` line: the backup examined it */
 	uint32_t latest;      /* UIDVALIDITY of the latest generation */
 };
 
@@ -550,6 +551,7 @@ static enum isnap_status on_line(void *ctx, const char *file,
 		}
 		if (get_u32(o, "uidvalidity", &uv) && uv)
 			r->folders[f].latest = uv;
+		r->folders[f].seen = true;
 	}
 	return ISNAP_OK;
 }
@@ -675,6 +677,23 @@ static enum isnap_status plan(struct restorer *r)
 		rec->tf = t;
 		rec->pi = (uint32_t)tf->n;
 		tf->n++;
+	}
+	/* Folders the backup saw empty are created too. */
+	for (size_t i = 0; i < r->nfolders; i++) {
+		struct sfolder *sf = &r->folders[i];
+		char *name;
+		uint32_t t;
+		if (!sf->seen || !restore_selected(o->include, o->n_include,
+						   o->exclude, o->n_exclude,
+						   sf->utf8))
+			continue;
+		name = restore_target_name(sf->utf8,
+					   sf->has_delim ? sf->delim : '/',
+					   dst_delim, o->into);
+		t = name ? target_folder(r, name) : NONE;
+		free(name);
+		if (t == NONE)
+			return oom(r->err);
 	}
 	return ISNAP_OK;
 }

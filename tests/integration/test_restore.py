@@ -84,6 +84,9 @@ class Restore(TestCase):
         run = restore(dst, dest, state=state)
         self.assertExit(run, 0, "restore")
         self.assertSame(account(dst), "restore from %s" % fmt)
+        with dst.oracle() as o:
+            names = {f.name for f in o.folders()}
+        self.assertIn("Empty", names, "an empty folder was not created")
         n = count(dst)
         # Again: nothing appended, nothing doubled.
         run = restore(dst, dest, "--json", state=state)
