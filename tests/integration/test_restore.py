@@ -196,6 +196,28 @@ class Restore(TestCase):
         self.assertEqual(count(dst), 1)
 
 
+class RestoreFlags(TestCase):
+    def test_later_flag_changes_win(self):
+        """Flags changed after the message was saved (a `flags` line in a
+        later manifest) are the ones restored."""
+        user = harness.SERVER.new_user("rfl")
+        with user.oracle() as o:
+            for i in range(3):
+                o.append("INBOX", simple_message("f%d" % i),
+                         date=1600000000 + i)
+        work = workdir("restore-flags")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(user, dest), 0)
+        with user.oracle() as o:
+            o.m.select('"INBOX"')
+            o.m.uid("STORE", "2", "+FLAGS", "(\\Flagged Later)")
+            o.m.uid("STORE", "3", "+FLAGS", "(\\Seen)")
+        self.assertExit(backup(user, dest), 0)
+        dst = harness.SERVER.new_user("rfld")
+        self.assertExit(restore(dst, dest, state=work + "/s"), 0)
+        self.assertEqual(account(dst), account(user))
+
+
 class RestoreCrash(TestCase):
     def test_kill_and_resume(self):
         src = harness.SERVER.new_user("rksrc")
