@@ -275,6 +275,8 @@ class Target(Script):
 
     capabilities = b"IMAP4rev1 AUTH=PLAIN SASL-IR"
     refuse = None
+    hangup_at = None  # keep the n-th message appended, then hang up
+    appended = 0
 
     def other(self, c, tag, cmd, rest):
         a = split_args(rest, c.literals)
@@ -298,6 +300,9 @@ class Target(Script):
                 return
             mb.msgs.append(Msg(mb.uidnext, body, flags=tuple(
                 a[1].strip(b"()").split()), date=a[2].decode()))
+            self.appended += 1
+            if self.appended == self.hangup_at:
+                c.hangup()  # stored, and the client never hears of it
             c.send(tag + b" OK APPEND done\r\n")
         else:
             Script.other(self, c, tag, cmd, rest)
@@ -365,3 +370,22 @@ class RestoreScripted(TestCase):
             self.assertExit(run, 0)
             self.assertEqual(len(inbox.msgs), 5)
             self.assertEqual(len(script.mailbox(b"Entw&APw-rfe").msgs), 1)
+
+    def test_connection_lost_after_a_stored_append(self):
+        """The server stores a message and the connection drops before
+        its OK: exit 4; the next run finds that message by content and
+        appends only the rest."""
+        script = Target(mailboxes=[Mailbox(b"INBOX")])
+        script.hangup_at = 3
+        inbox = script.mailbox(b"INBOX")
+        with FakeIMAP(script) as srv:
+            run = self.run_restore(srv)
+            self.assertExit(run, 4)
+            drafts = script.mailbox(b"Entw&APw-rfe")
+            self.assertEqual(len(inbox.msgs) + len(drafts.msgs), 3)
+            run = self.run_restore(srv)
+            self.assertExit(run, 0)
+            self.assertEqual(len(drafts.msgs), 1)
+            self.assertEqual(sorted(m.body for m in inbox.msgs),
+                             sorted(b for _, _, b in
+                                    account(self.user)["INBOX"]))
