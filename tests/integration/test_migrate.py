@@ -3,6 +3,9 @@ compared through the oracle; copied again without a second copy; the
 source left as it was; per-side credentials."""
 
 import os
+import signal
+import subprocess
+import time
 
 from harness import TestCase, imapsnap, workdir
 import harness
@@ -88,3 +91,39 @@ class Migrate(TestCase):
                       env={"IMAPSNAP_DST_PASSWORD": "wrong"})
         self.assertExit(run, 3)
         self.assertIn(b"destination", run.stderr)
+
+
+class MigrateCrash(TestCase):
+    def test_kill_and_resume(self):
+        src = harness.SERVER.new_user("mksrc")
+        src.load_corpus(seed=13, scale=1.0)
+        expected = account(src)
+        dst = harness.SERVER.new_user("mkdst")
+        state = workdir("migrate-kill") + "/state"
+        e = dict(os.environ, IMAPSNAP_SRC_PASSWORD=src.password,
+                 IMAPSNAP_DST_PASSWORD=dst.password)
+        args = [harness.BINARY, "migrate", "--cacert", src.server.cacert,
+                "--state-dir", state, src.server.url(src, "imaps"),
+                dst.server.url(dst, "imaps")]
+        kills = 0
+        for delay in (0.2, 0.35, 0.25):
+            mark = harness.SERVER.log_mark()
+            p = subprocess.Popen(args, env=e, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+            time.sleep(delay)
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                kills += 1
+            p.wait()
+            mark.sessions(dst)  # see test_restore.RestoreCrash
+        self.assertGreater(kills, 0, "every migrate ended before its kill")
+        run = migrate(src, dst, state=state)
+        self.assertExit(run, 0, "after %d kills" % kills)
+        got = account(dst)
+        self.assertEqual(sorted(got), sorted(expected))
+        for k in expected:
+            self.assertEqual(got[k], expected[k],
+                             "%s: duplicates or missing after %d kills"
+                             % (k, kills))
