@@ -1,8 +1,7 @@
 /* manifest_read.c — see manifest_read.h. */
 #include "manifest_read.h"
+#include "store/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -193,6 +192,7 @@ static bool is_meta_entry(const char *name)
 static enum isnap_status read_archive(struct reading *r, const char *dest)
 {
 	const struct archive_kind *k = archive_kind_by_suffix(dest);
+	const char *why;
 	struct archive *a;
 	struct archive_entry *ent;
 	enum isnap_status rc = ISNAP_OK;
@@ -203,9 +203,11 @@ static enum isnap_status read_archive(struct reading *r, const char *dest)
 	fd = open(dest, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return isnap_fail_errno(r->err, ISNAP_ELOCAL, "%s", dest);
-	if (!k || !(a = archive_kind_reader(k))) {
+	if (!k)
+		why = "not an archive imapsnap writes";
+	if (!k || !(a = archive_kind_reader(k, &why))) {
 		close(fd);
-		return isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
+		return isnap_fail(r->err, ISNAP_ELOCAL, "%s: %s", dest, why);
 	}
 	saved = archive_kind_utf8_begin();
 	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {

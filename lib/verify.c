@@ -14,9 +14,8 @@
  * Memory is the records (about 150 bytes and a location per message).
  */
 #include "verify.h"
+#include "store/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1132,6 +1131,7 @@ static enum isnap_status read_manifest_archive(struct verifier *v,
 					       const struct verify_opts *o)
 {
 	const struct archive_kind *k = archive_kind_by_suffix(v->dest);
+	const char *why;
 	struct archive *a;
 	struct archive_entry *ent;
 	enum isnap_status rc = ISNAP_OK;
@@ -1143,9 +1143,11 @@ static enum isnap_status read_manifest_archive(struct verifier *v,
 	fd = open(v->dest, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s", v->dest);
-	if (!k || !(a = archive_kind_reader(k))) {
+	if (!k)
+		why = "not an archive imapsnap writes";
+	if (!k || !(a = archive_kind_reader(k, &why))) {
 		close(fd);
-		return oom(v);
+		return isnap_fail(v->err, ISNAP_ELOCAL, "%s: %s", v->dest, why);
 	}
 	/* Names as the scanner reads them (archive_kind.h). */
 	saved = archive_kind_utf8_begin();

@@ -31,9 +31,8 @@
  * that keeps every entry of a volume a complete message.
  */
 #include "store/store.h"
+#include "store/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -494,9 +493,9 @@ static bool is_aborted(const struct arch *ar, uint64_t no)
 static enum isnap_status rebuild(struct arch *ar, struct isnap_error *err)
 {
 	char tmp2[PATH_MAX];
-	struct archive *r = archive_kind_reader(ar->kind), *w = NULL;
-	struct archive_entry *e;
 	const char *why;
+	struct archive *r = archive_kind_reader(ar->kind, &why), *w = NULL;
+	struct archive_entry *e;
 	char *buf = malloc(STORE_CHUNK);
 	int in = -1, out = -1;
 	uint64_t no = 0;
@@ -504,7 +503,11 @@ static enum isnap_status rebuild(struct arch *ar, struct isnap_error *err)
 	int ar_rc;
 
 	snprintf(tmp2, sizeof tmp2, "%s.2", ar->tmp);
-	if (!r || !buf) {
+	if (!r) {
+		rc = isnap_fail(err, ISNAP_ELOCAL, "%s", why);
+		goto out;
+	}
+	if (!buf) {
 		rc = store_oom(err);
 		goto out;
 	}

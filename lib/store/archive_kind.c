@@ -10,9 +10,8 @@
  * what unzip, Python and Windows expect.
  */
 #include "store/archive_kind.h"
+#include "store/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -55,11 +54,14 @@ const struct archive_kind *archive_kind_by_suffix(const char *name)
 struct archive *archive_kind_writer(const struct archive_kind *k,
 				    const char **why)
 {
-	struct archive *a = archive_write_new();
+	struct archive *a;
 	locale_t saved;
 	int rc;
 
+	if (!archive_lib_load(why))
+		return NULL;
 	*why = "out of memory";
+	a = archive_write_new();
 	if (!a)
 		return NULL;
 	/* The name conversion is set up here: in the locale of the
@@ -89,10 +91,15 @@ struct archive *archive_kind_writer(const struct archive_kind *k,
 	return a;
 }
 
-struct archive *archive_kind_reader(const struct archive_kind *k)
+struct archive *archive_kind_reader(const struct archive_kind *k,
+				    const char **why)
 {
-	struct archive *a = archive_read_new();
+	struct archive *a;
 
+	if (!archive_lib_load(why))
+		return NULL;
+	*why = "out of memory";
+	a = archive_read_new();
 	if (!a)
 		return NULL;
 	if (k->zip) {

@@ -32,8 +32,10 @@ const struct archive_kind *archive_kind_by_suffix(const char *name);
 struct archive *archive_kind_writer(const struct archive_kind *k,
 				    const char **why);
 
-/* A new libarchive reader accepting `k` (and any compression). */
-struct archive *archive_kind_reader(const struct archive_kind *k);
+/* A new libarchive reader accepting `k` (and any compression); NULL when
+ * out of memory or when libarchive cannot be loaded (*why says which). */
+struct archive *archive_kind_reader(const struct archive_kind *k,
+				    const char **why);
 
 /* Set an entry's path from our UTF-8 name the way `k` stores it: raw
  * bytes in a GNU tar header (which tar, bsdtar and Python read back as

@@ -9,9 +9,8 @@
  * gives it.
  */
 #include "store/store.h"
+#include "store/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -83,7 +82,8 @@ static enum isnap_status scan_volume(const struct archive_kind *k, int dfd,
 				     const struct store_scan_cb *cb,
 				     char *buf, struct isnap_error *err)
 {
-	struct archive *r = archive_kind_reader(k);
+	const char *why;
+	struct archive *r = archive_kind_reader(k, &why);
 	struct archive_entry *e;
 	enum isnap_status rc = ISNAP_OK;
 	int fd = store_open_regular(dfd, rel), arc;
@@ -92,7 +92,7 @@ static enum isnap_status scan_volume(const struct archive_kind *k, int dfd,
 	if (!r) {
 		if (fd >= 0)
 			close(fd);
-		return store_oom(err);
+		return isnap_fail(err, ISNAP_ELOCAL, "%s", why);
 	}
 	if (fd < 0) {
 		archive_read_free(r);
