@@ -133,13 +133,13 @@ static bool is_message_name(const char *name, uint32_t *uidvalidity,
 }
 
 /* A file this store leaves in tmp/ while writing: ".<pid>" follows. */
-static bool is_tmp_name(const char *name)
+static bool is_tmp_name(const char *name, uint32_t *pid)
 {
-	uint32_t uidvalidity, uid, pid;
+	uint32_t uidvalidity, uid;
 	const char *rest;
 
 	return store_parse_message_name(name, &uidvalidity, &uid, &rest) &&
-	       *rest++ == '.' && parse_u32(&rest, &pid) && *rest == '\0';
+	       *rest++ == '.' && parse_u32(&rest, pid) && *rest == '\0';
 }
 
 /* ---------------------------------------------------------------------- */
@@ -162,7 +162,10 @@ static DIR *open_dir(int dirfd, const char *sub)
 }
 
 /* Remove what dead runs left in tmp/: only names this store makes, so that
- * another program's files are never touched. */
+ * another program's files are never touched, and not those of this process,
+ * which another store instance of the same run may be writing (a folder
+ * fetched over several sessions, backup.c).  One left by a dead run that
+ * had our pid is replaced when its name comes up (begin_message). */
 static enum isnap_status clean_tmp(struct maildir *md, struct isnap_error *err)
 {
 	DIR *d = open_dir(md->tmp_fd, ".");
@@ -172,7 +175,8 @@ static enum isnap_status clean_tmp(struct maildir *md, struct isnap_error *err)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s/tmp",
 					md->base.dest, md->path);
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
-		if (is_tmp_name(de->d_name) &&
+		uint32_t pid;
+		if (is_tmp_name(de->d_name, &pid) && pid != md->pid &&
 		    unlinkat(md->tmp_fd, de->d_name, 0) != 0 && errno != ENOENT)
 			break;
 	}

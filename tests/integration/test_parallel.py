@@ -11,6 +11,7 @@ at random moments and re-run: every message ends up there exactly once.
 
 import os
 import random
+import shutil
 import sys
 import time
 
@@ -186,3 +187,132 @@ class ParallelCrash(TestCase):
                                 self.where(fmt, kills, run))
             v = imapsnap("verify", dest)
             self.assertExit(v, 0, self.where(fmt, kills, v))
+
+
+def load_one_big_folder(user, n, small=20):
+    """INBOX with `n` small messages and a folder "Small" with `small`,
+    written into the user's Maildir before the first login."""
+    os.makedirs(user.maildir)
+    for folder, count in (("", n), (".Small", small)):
+        base = os.path.join(user.maildir, folder)
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        for i in range(count):
+            data = harness.simple_message(
+                "message %d of %s" % (i, folder or "INBOX"),
+                body=("line %d\n" % i) * (1 + i % 40),
+                date=1577880000 + 3600 * i)
+            name = "%d.M%dP1.imapsnap-test:2,%s" % (
+                1577880000 + i, i, "S" if i % 3 else "")
+            with open(os.path.join(base, "cur", name), "wb") as f:
+                f.write(data)
+    uid, gid = user.server.mail_owner
+    for d, dirs, files in os.walk(user.home):
+        shutil.chown(d, uid, gid)
+        for f in files:
+            shutil.chown(os.path.join(d, f), uid, gid)
+
+
+class DominantFolder(TestCase):
+    """One folder holding nearly everything is cut into shares by UID
+    range, one per session; the Maildir comes out the same as with one
+    session, also after SIGKILL at random moments."""
+
+    N = 2400
+
+    @classmethod
+    def setUpClass(cls):
+        cls.user = harness.SERVER.new_user("dom")
+        load_one_big_folder(cls.user, cls.N)
+        cls.ref = workdir("dom-1")
+        mark = harness.SERVER.log_mark()
+        run = backup(cls.user, cls.ref, "--connections", "1", timeout=120)
+        if run.rc != 0:
+            raise AssertionError("reference backup failed: %s" % run)
+        cls.ref_sessions = mark.sessions(cls.user)
+
+    def test_split_same_as_one(self):
+        dest = workdir("dom-4")
+        mark = harness.SERVER.log_mark()
+        run = backup(self.user, dest, "--connections", "4", timeout=120)
+        self.assertExit(run, 0)
+        s4 = mark.sessions(self.user)
+        self.assertEqual(len(self.ref_sessions), 1, self.ref_sessions)
+        self.assertLessEqual(len(s4), 4, s4)
+        # INBOX's 2,400 new messages make four shares of 600: at least
+        # two sessions fetched a share of INBOX (Small has 20), and every
+        # body was fetched once.
+        sharing = [c for c, _ in s4 if c >= 500]
+        self.assertGreaterEqual(len(sharing), 2, s4)
+        self.assertEqual(sum(c for c, _ in s4), self.N + 20, s4)
+        t1, t4 = tree(self.ref), tree(dest)
+        self.assertEqual(sorted(t1), sorted(t4))
+        for k in t1:
+            self.assertEqual(t1[k], t4[k], k)
+        self.assertEqual(state_of(self.ref), state_of(dest))
+        assert_backup_matches(self, self.user, dest)
+        self.assertExit(imapsnap("verify", dest), 0)
+
+    def test_sigkill_while_split(self):
+        rng = random.Random("%d-%s" % (test_crash.SEED, self.id()))
+        args = ["backup", "--connections", "4",
+                "--cacert", harness.SERVER.cacert,
+                harness.SERVER.url(self.user, "imaps")]
+        t0 = time.monotonic()
+        run = runner.run(args + [workdir("dom-timing")],
+                         password=self.user.password, timeout=60)
+        span = time.monotonic() - t0
+        self.assertExit(run, 0)
+        ref = tree(self.ref)
+        kills = 0
+        for cycle in range(3):
+            dest = workdir("dom-kill-%d" % cycle)
+            for attempt in range(3):
+                h = runner.start(args + [dest], password=self.user.password)
+                time.sleep(rng.uniform(0.05, span * 0.9))
+                runner.kill(h)
+                run = runner.finish(h, 30)
+                if run.signal is None:
+                    self.assertExit(run, 0, "cycle %d" % cycle)
+                    break
+                kills += 1
+                # Whatever is in cur/ is whole and named as in the
+                # reference; nothing is there twice (saved_messages).
+                for uid, m in harness.saved_messages(
+                        os.path.join(dest, "INBOX")).items():
+                    name = os.path.relpath(m.path, dest)
+                    self.assertEqual(m.read(), ref.get(name), name)
+            run = runner.run(args + [dest], password=self.user.password,
+                             timeout=60)
+            self.assertExit(run, 0, "after %d kills" % kills)
+            got = tree(dest)
+            self.assertEqual(sorted(ref), sorted(got), "after %d kills"
+                             % kills)
+            for k in ref:
+                self.assertEqual(ref[k], got[k], k)
+            self.assertExit(imapsnap("verify", dest), 0)
+        self.assertGreater(kills, 0)
+
+    def test_share_connection_lost(self):
+        """The second connection (a share of INBOX) is cut mid-fetch: what
+        it did not commit goes back to the first connection, and the
+        backup is still complete and the same."""
+        sys.path.insert(0, os.path.join(ROOT, "tests", "faults"))
+        from proxy import Proxy
+        import test_reliability
+        dest = workdir("dom-cut")
+        target = ("127.0.0.1", harness.SERVER.imap_port)
+        with Proxy(target, plan="pass,eof@100000") as proxy:
+            run = test_reliability.proxied_backup(
+                self.user, proxy, dest, "--connections", "4", timeout=120)
+            self.assertExit(run, 0)
+            self.assertGreaterEqual(len(proxy.connections), 3)
+            self.assertEqual(proxy.connections[1].action.kind, "eof")
+        self.assertIn(b"goes back to the folder's first connection",
+                      run.stderr)
+        ref, got = tree(self.ref), tree(dest)
+        self.assertEqual(sorted(ref), sorted(got))
+        for k in ref:
+            self.assertEqual(ref[k], got[k], k)
+        self.assertEqual(state_of(self.ref), state_of(dest))
+        self.assertExit(imapsnap("verify", dest), 0)

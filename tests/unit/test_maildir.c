@@ -630,6 +630,40 @@ Test(maildir, stale_tmp_files_are_removed_foreign_ones_kept)
 	store_free(s);
 }
 
+/* Two stores of one process on one folder (a folder fetched over several
+ * connections): the second one's open_folder leaves the first one's
+ * message in the making alone, and both end up in cur/. */
+Test(maildir, sibling_store_keeps_our_tmp_files)
+{
+	struct store *a = open_store(), *b = open_store();
+	struct store_folder f = folder("INBOX", '/', 100);
+	struct uidset present = UIDSET_INIT;
+	struct store_message m = msg(1, 0, STORE_NO_DATE, 3);
+	struct isnap_error err = { 0 };
+
+	open_folder(a, &f, &present);
+	cr_assert_eq(a->ops->begin_message(a, &m, &err), ISNAP_OK, "%s",
+		     err.msg);
+	cr_assert_eq(a->ops->write(a, "one", 3, &err), ISNAP_OK, "%s",
+		     err.msg);
+	cr_expect_eq(count_entries("INBOX/tmp"), 1);
+	open_folder(b, &f, &present);
+	cr_expect_eq(count_entries("INBOX/tmp"), 1, "a's file was removed");
+	save(b, 2, 0, STORE_NO_DATE, "two", 3, 3);
+	commit(b);
+	cr_assert_eq(a->ops->end_message(a, &m, &err), ISNAP_OK, "%s",
+		     err.msg);
+	commit(a);
+	cr_expect(exists("INBOX/cur/100_1.imapsnap:2,"));
+	cr_expect(exists("INBOX/cur/100_2.imapsnap:2,"));
+	cr_expect_eq(count_entries("INBOX/tmp"), 0);
+	close_folder(a);
+	close_folder(b);
+	uidset_free(&present);
+	store_free(a);
+	store_free(b);
+}
+
 Test(maildir, leftover_with_our_own_tmp_name_is_replaced)
 {
 	struct store *s = open_store();
