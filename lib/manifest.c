@@ -1182,8 +1182,10 @@ static void ms_abort_message(struct store *s)
 	ms->inner->ops->abort_message(ms->inner);
 }
 
-/* A message saved earlier changed its flags on the server; the store
- * updated its copy (for Maildir, the name's suffix, never the bytes). */
+/* A message saved earlier changed its flags on the server: the store
+ * updates its copy where it can (Maildir: the name's suffix, never the
+ * bytes), and the manifest records the change for every format, so that
+ * verify and restore know the flags also of mbox and archive copies. */
 static enum isnap_status ms_update_flags(struct store *s,
 					 const struct store_message *msg,
 					 struct isnap_error *err)
@@ -1198,9 +1200,11 @@ static enum isnap_status ms_update_flags(struct store *s,
 		return detached(err);
 	if ((rc = failed(m, err)))
 		return rc;
-	rc = ms->inner->ops->update_flags(ms->inner, msg, err);
-	if (rc)
-		return rc;
+	if (ms->inner->ops->update_flags) {
+		rc = ms->inner->ops->update_flags(ms->inner, msg, err);
+		if (rc)
+			return rc;
+	}
 	o = line("flags");
 	bad = !o;
 	if (o) {
@@ -1502,8 +1506,7 @@ static enum isnap_status wrap(struct manifest *m, struct store *inner,
 	ms->ops.write = ms_write;
 	ms->ops.end_message = ms_end_message;
 	ms->ops.abort_message = ms_abort_message;
-	ms->ops.update_flags = inner->ops->update_flags ? ms_update_flags
-							: NULL;
+	ms->ops.update_flags = ms_update_flags; /* the line, at least */
 	ms->ops.locate = inner->ops->locate ? ms_locate : NULL;
 	ms->ops.commit = ms_commit;
 	ms->ops.close_folder = ms_close_folder;

@@ -3,6 +3,7 @@ flags changed on the server are followed (CONDSTORE CHANGEDSINCE; Maildir
 renames the copy), expunged messages stay in the backup and are listed in
 the state, and neither costs a body fetch."""
 
+import json
 import os
 import re
 
@@ -78,3 +79,37 @@ class Changes(TestCase):
         self.assertEqual(sum(n for n, _ in mark.sessions(self.user)), 0)
         lines = state_folder_lines(self.dest, "INBOX")
         self.assertFalse([ln for ln in lines if ln.startswith("expunged")])
+
+
+class ChangesMbox(TestCase):
+    """mbox cannot change what it wrote: the manifest records the new
+    flags, and they are what verify reads and restore would set."""
+
+    def test_flags_recorded_in_manifest(self):
+        user = harness.SERVER.new_user("chgmbox")
+        with user.oracle() as o:
+            for i in range(3):
+                o.append("INBOX", simple_message("m %d" % i),
+                         date=1600000000 + i)
+        dest = workdir("changes-mbox")
+        self.assertExit(backup(user, dest, "--format", "mbox"), 0)
+        with user.oracle() as o:
+            o._ok(o.m.select("INBOX"), "SELECT")
+            o._ok(o.m.uid("STORE", "2", "+FLAGS", "(\\Flagged $Work)"),
+                  "STORE")
+        run = backup(user, dest, "--format", "mbox")
+        self.assertExit(run, 0)
+        self.assertRegex(run.stderr.decode(), r"\b1 with new flags\b")
+        mdir = os.path.join(dest, ".imapsnap", "manifest")
+        lines = []
+        for name in sorted(os.listdir(mdir)):
+            if name.endswith(".jsonl"):
+                with open(os.path.join(mdir, name)) as f:
+                    lines += [json.loads(ln) for ln in f if ln.strip()]
+        flags = [ln for ln in lines if ln["type"] == "flags"]
+        self.assertEqual(len(flags), 1, flags)
+        self.assertEqual(flags[0]["uid"], 2)
+        self.assertEqual(flags[0]["folder"], "INBOX")
+        self.assertEqual(sorted(flags[0]["flags"]),
+                         sorted(["\\Flagged", "$Work"]))
+        self.assertExit(harness.imapsnap("verify", dest), 0)

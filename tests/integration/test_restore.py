@@ -197,25 +197,35 @@ class Restore(TestCase):
 
 
 class RestoreFlags(TestCase):
-    def test_later_flag_changes_win(self):
+    def later_flag_changes_win(self, fmt):
         """Flags changed after the message was saved (a `flags` line in a
-        later manifest) are the ones restored."""
+        later manifest) are the ones restored: Maildir renames its copy,
+        mbox and archive volumes cannot, and the manifest has them."""
         user = harness.SERVER.new_user("rfl")
         with user.oracle() as o:
             for i in range(3):
                 o.append("INBOX", simple_message("f%d" % i),
                          date=1600000000 + i)
-        work = workdir("restore-flags")
+        work = workdir("restore-flags-" + fmt)
         dest = os.path.join(work, "backup")
-        self.assertExit(backup(user, dest), 0)
+        self.assertExit(backup(user, dest, "--format", fmt), 0)
         with user.oracle() as o:
             o.m.select('"INBOX"')
             o.m.uid("STORE", "2", "+FLAGS", "(\\Flagged Later)")
             o.m.uid("STORE", "3", "+FLAGS", "(\\Seen)")
-        self.assertExit(backup(user, dest), 0)
+        self.assertExit(backup(user, dest, "--format", fmt), 0)
         dst = harness.SERVER.new_user("rfld")
         self.assertExit(restore(dst, dest, state=work + "/s"), 0)
         self.assertEqual(account(dst), account(user))
+
+    def test_later_flag_changes_win_maildir(self):
+        self.later_flag_changes_win("maildir")
+
+    def test_later_flag_changes_win_mbox(self):
+        self.later_flag_changes_win("mbox")
+
+    def test_later_flag_changes_win_tar_gz(self):
+        self.later_flag_changes_win("tar.gz")
 
 
 class RestoreCrash(TestCase):
