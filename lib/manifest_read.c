@@ -271,3 +271,72 @@ enum isnap_status manifest_read_all(const char *dest,
 	manifest_lines_free(&r.ml);
 	return rc;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Fields                                                                  */
+
+bool manifest_get_u64(const json_t *o, const char *key, uint64_t *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return true;
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		errno = 0;
+		*out = strtoull(s, &end, 10);
+		return *s >= '0' && *s <= '9' && !*end && !errno;
+	}
+	return false;
+}
+
+bool manifest_get_u32(const json_t *o, const char *key, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!manifest_get_u64(o, key, &v) || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+const char *manifest_get_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int unhex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+bool manifest_parse_sha(const char *s, unsigned char out[32])
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	for (int i = 0; i < 32; i++) {
+		int hi = unhex_digit(s[2 * i]), lo = unhex_digit(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+void manifest_sha_hex(const unsigned char sha[32], char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[sha[i] >> 4];
+		out[2 * i + 1] = digits[sha[i] & 15];
+	}
+	out[64] = '\0';
+}

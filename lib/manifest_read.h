@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -65,5 +66,25 @@ struct manifest_read_cb {
 enum isnap_status manifest_read_all(const char *dest,
 				    const struct manifest_read_cb *cb,
 				    struct isnap_error *err);
+
+/* Fields of a parsed line, as manifest.c writes them.  Each returns false
+ * (or NULL) when `key` is missing or has another type, so that a caller
+ * can treat "absent" and "malformed" alike. */
+
+/* A non-negative JSON integer, or a decimal string of digits only:
+ * numbers beyond 2^63 (JSON's safe range) are written as text. */
+bool manifest_get_u64(const json_t *o, const char *key, uint64_t *out);
+/* The same, and at most UINT32_MAX (UIDs, UIDVALIDITY). */
+bool manifest_get_u32(const json_t *o, const char *key, uint32_t *out);
+/* A string value, owned by `o`.  A value that was not valid UTF-8 is
+ * written as "<key>_hex" (lower-case hex of its bytes) instead of "<key>":
+ * this returns NULL for it, and a caller that can use the raw bytes asks
+ * for "<key>_hex" itself. */
+const char *manifest_get_str(const json_t *o, const char *key);
+/* A SHA-256 as the manifest writes it: exactly 64 lower-case hex digits
+ * (upper case is refused).  `s` may be NULL (false). */
+bool manifest_parse_sha(const char *s, unsigned char out[32]);
+/* The reverse: 32 bytes → 64 lower-case hex digits and a NUL. */
+void manifest_sha_hex(const unsigned char sha[32], char out[65]);
 
 #endif

@@ -224,54 +224,6 @@ static void warn(struct restorer *r, const char *fmt, ...)
 	r->ev->warning(r->ev->ctx, text);
 }
 
-static bool get_u64(const json_t *o, const char *key, uint64_t *out)
-{
-	const json_t *v = json_object_get(o, key);
-
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*out = (uint64_t)json_integer_value(v);
-		return true;
-	}
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		char *end;
-		errno = 0;
-		*out = strtoull(s, &end, 10);
-		return *s >= '0' && *s <= '9' && !*end && !errno;
-	}
-	return false;
-}
-
-static bool get_u32(const json_t *o, const char *key, uint32_t *out)
-{
-	uint64_t v;
-
-	if (!get_u64(o, key, &v) || v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
-static const char *get_str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static bool parse_sha(const char *s, unsigned char out[32])
-{
-	if (!s || strlen(s) != 64)
-		return false;
-	for (int i = 0; i < 64; i++) {
-		char c = s[i];
-		int v = c >= '0' && c <= '9' ? c - '0'
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-		if (v < 0)
-			return false;
-		out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] << 4 | v : v);
-	}
-	return true;
-}
-
 /* "2023-11-15T00:13:20+02:00" → epoch and zone. */
 static bool parse_iso(const char *s, int64_t *epoch, int *tz)
 {
@@ -345,8 +297,8 @@ static int parse_flags(const json_t *list, unsigned *bits, char **keywords)
 
 static uint32_t folder_of(struct restorer *r, const json_t *o)
 {
-	const char *raw = get_str(o, "folder_raw");
-	const char *utf8 = get_str(o, "folder");
+	const char *raw = manifest_get_str(o, "folder_raw");
+	const char *utf8 = manifest_get_str(o, "folder");
 	uint32_t ix;
 
 	if (!raw)
@@ -389,7 +341,7 @@ static void message_key(char *buf, size_t size, uint32_t folder,
 static enum isnap_status on_message(struct restorer *r, const json_t *o,
 				    const char *file, unsigned long line_no)
 {
-	const char *loc = get_str(o, "location");
+	const char *loc = manifest_get_str(o, "location");
 	uint32_t folder = folder_of(r, o), ix, uv = 0, uid = 0;
 	struct rec *rec;
 	char key[64];
@@ -398,10 +350,11 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 
 	if (folder == NONE - 1)
 		return oom(r->err);
-	if (folder == NONE || !loc || !*loc || !get_u32(o, "uid", &uid) ||
-	    !uid || !get_u32(o, "uidvalidity", &uv) ||
-	    !get_u64(o, "received", &received) ||
-	    !parse_sha(get_str(o, "sha256"), sha)) {
+	if (folder == NONE || !loc || !*loc ||
+	    !manifest_get_u32(o, "uid", &uid) || !uid ||
+	    !manifest_get_u32(o, "uidvalidity", &uv) ||
+	    !manifest_get_u64(o, "received", &received) ||
+	    !manifest_parse_sha(manifest_get_str(o, "sha256"), sha)) {
 		r->sum->manifest_errors++;
 		warn(r, "%s line %lu: a message line imapsnap cannot restore "
 		     "from (no folder, UID, location, size or SHA-256)",
@@ -435,11 +388,12 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 	rec->uid = uid;
 	rec->received = received;
 	memcpy(rec->sha, sha, 32);
-	rec->stored = get_str(o, "stored_sha256") != NULL;
+	rec->stored = manifest_get_str(o, "stored_sha256") != NULL;
 	rec->fmt = (uint8_t)(r->cur_fmt >= 0 ? r->cur_fmt : 0);
 	rec->tf = rec->pi = NONE;
 	rec->superseded = false;
-	if (!parse_iso(get_str(o, "internaldate"), &rec->date, &rec->tz)) {
+	if (!parse_iso(manifest_get_str(o, "internaldate"), &rec->date,
+		       &rec->tz)) {
 		rec->date = STORE_NO_DATE;
 		rec->tz = 0;
 	}
@@ -465,8 +419,8 @@ static enum isnap_status on_flags(struct restorer *r, const json_t *o)
 
 	if (folder == NONE - 1)
 		return oom(r->err);
-	if (folder == NONE || !get_u32(o, "uidvalidity", &uv) ||
-	    !get_u32(o, "uid", &uid))
+	if (folder == NONE || !manifest_get_u32(o, "uidvalidity", &uv) ||
+	    !manifest_get_u32(o, "uid", &uid))
 		return ISNAP_OK;
 	message_key(key, sizeof key, folder, uv, uid);
 	ix = smap_get(&r->by_message, key);
@@ -480,8 +434,9 @@ static enum isnap_status on_flags(struct restorer *r, const json_t *o)
 
 static enum isnap_status on_run(struct restorer *r, const json_t *o)
 {
-	const char *fmt = get_str(o, "format");
+	const char *fmt = manifest_get_str(o, "format");
 	const char *single = store_single_file_format(r->o->backup);
+	const char *host, *user;
 	struct run_info *ri;
 
 	if (single)
@@ -504,8 +459,10 @@ static enum isnap_status on_run(struct restorer *r, const json_t *o)
 		r->aruns = a;
 	}
 	ri = &r->runs[r->nruns];
-	ri->host = strdup(get_str(o, "host") ? get_str(o, "host") : "");
-	ri->user = strdup(get_str(o, "user") ? get_str(o, "user") : "");
+	host = manifest_get_str(o, "host");
+	user = manifest_get_str(o, "user");
+	ri->host = strdup(host ? host : "");
+	ri->user = strdup(user ? user : "");
 	if (!ri->host || !ri->user) {
 		free(ri->host);
 		free(ri->user);
@@ -520,7 +477,7 @@ static enum isnap_status on_line(void *ctx, const char *file,
 				 const char *why, struct isnap_error *err)
 {
 	struct restorer *r = ctx;
-	const char *type = get_str(o, "type");
+	const char *type = manifest_get_str(o, "type");
 
 	(void)err;
 	if (!o || !type) {
@@ -549,7 +506,7 @@ static enum isnap_status on_line(void *ctx, const char *file,
 			r->folders[f].delim = '\0';
 			r->folders[f].has_delim = true;
 		}
-		if (get_u32(o, "uidvalidity", &uv) && uv)
+		if (manifest_get_u32(o, "uidvalidity", &uv) && uv)
 			r->folders[f].latest = uv;
 		r->folders[f].seen = true;
 	}
@@ -833,17 +790,6 @@ static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
 	return rc;
 }
 
-static void hex(const unsigned char *b, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = d[b[i] >> 4];
-		out[2 * i + 1] = d[b[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 static void describe(void *ctx, const struct restore_pending *p, char *buf,
 		     size_t size)
 {
@@ -898,8 +844,8 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 	}
 	if (!ok) {
 		char want[65], got[65], what[600], why[1200];
-		hex(rec->sha, want);
-		hex(with, got);
+		manifest_sha_hex(rec->sha, want);
+		manifest_sha_hex(with, got);
 		r->sum->mismatched++;
 		describe(r, p, what, sizeof what);
 		snprintf(why, sizeof why,

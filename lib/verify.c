@@ -333,70 +333,11 @@ const char *verify_kind_name(enum verify_kind kind)
 	return "?";
 }
 
-static void hex(const unsigned char *bin, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[bin[i] >> 4];
-		out[2 * i + 1] = digits[bin[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int unhex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* 64 lower-case hex digits, as the manifest writes them. */
-static bool parse_sha(const char *s, unsigned char out[32])
-{
-	if (!s || strlen(s) != 64)
-		return false;
-	for (int i = 0; i < 32; i++) {
-		int hi = unhex_digit(s[2 * i]), lo = unhex_digit(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return true;
-}
-
 static bool is_sha_text(const char *s)
 {
 	unsigned char tmp[32];
 
-	return parse_sha(s, tmp);
-}
-
-/* An unsigned JSON number (or the text manifest.c writes for one beyond
- * 2^63). */
-static bool get_u64(const json_t *o, const char *key, uint64_t *out)
-{
-	const json_t *v = json_object_get(o, key);
-
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*out = (uint64_t)json_integer_value(v);
-		return true;
-	}
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		char *end;
-		errno = 0;
-		*out = strtoull(s, &end, 10);
-		return *s >= '0' && *s <= '9' && !*end && !errno;
-	}
-	return false;
-}
-
-static const char *get_str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
+	return manifest_parse_sha(s, tmp);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -522,9 +463,9 @@ static int new_record_at(struct verifier *v, const char *loc, uint32_t *ix)
 static void on_message_line(struct verifier *v, const json_t *o)
 {
 	struct reader *rd = &v->rd;
-	const char *loc = get_str(o, "location");
-	const char *sha = get_str(o, "stored_sha256");
-	const char *folder = get_str(o, "folder");
+	const char *loc = manifest_get_str(o, "location");
+	const char *sha = manifest_get_str(o, "stored_sha256");
+	const char *folder = manifest_get_str(o, "folder");
 	uint64_t size = 0, uid = 0, uidvalidity = 0;
 	unsigned char digest[32];
 	struct record *r;
@@ -532,17 +473,17 @@ static void on_message_line(struct verifier *v, const json_t *o)
 	bool sized;
 
 	if (!folder)
-		folder = get_str(o, "folder_raw");
+		folder = manifest_get_str(o, "folder_raw");
 	if (!folder)
-		folder = get_str(o, "folder_hex");
-	sized = sha ? get_u64(o, "stored_size", &size)
-		    : get_u64(o, "received", &size);
+		folder = manifest_get_str(o, "folder_hex");
+	sized = sha ? manifest_get_u64(o, "stored_size", &size)
+		    : manifest_get_u64(o, "received", &size);
 	if (!sha)
-		sha = get_str(o, "sha256");
-	if (!get_u64(o, "uid", &uid) || !uid || uid > UINT32_MAX ||
-	    (get_u64(o, "uidvalidity", &uidvalidity) &&
+		sha = manifest_get_str(o, "sha256");
+	if (!manifest_get_u64(o, "uid", &uid) || !uid || uid > UINT32_MAX ||
+	    (manifest_get_u64(o, "uidvalidity", &uidvalidity) &&
 	     uidvalidity > UINT32_MAX) ||
-	    !parse_sha(sha, digest) || !sized) {
+	    !manifest_parse_sha(sha, digest) || !sized) {
 		report(v, VERIFY_MANIFEST, NULL, loc, rd->name,
 		       "line %lu: a message line without a valid uid, size "
 		       "or sha256",
@@ -635,16 +576,16 @@ static void retired_key(char *buf, size_t size, uint32_t uidvalidity,
  * (the store's scan says where), with the same bytes. */
 static void on_retire_line(struct verifier *v, const json_t *o)
 {
-	const char *folder = get_str(o, "folder");
+	const char *folder = manifest_get_str(o, "folder");
 	uint64_t old = 0;
 	char key[4400];
 	const char *copy;
 
 	if (!folder)
-		folder = get_str(o, "folder_raw");
+		folder = manifest_get_str(o, "folder_raw");
 	if (!folder)
-		folder = get_str(o, "folder_hex");
-	if (!folder || !get_u64(o, "uidvalidity_old", &old) ||
+		folder = manifest_get_str(o, "folder_hex");
+	if (!folder || !manifest_get_u64(o, "uidvalidity_old", &old) ||
 	    old > UINT32_MAX) {
 		report(v, VERIFY_MANIFEST, NULL, NULL, v->rd.name,
 		       "line %lu: a retire line without folder or "
@@ -664,11 +605,11 @@ static void on_header(struct verifier *v, const json_t *o)
 {
 	struct reader *rd = &v->rd;
 	const json_t *prev = json_object_get(o, "prev");
-	const char *fmt = get_str(o, "format");
+	const char *fmt = manifest_get_str(o, "format");
 	uint64_t version = 0;
 
 	rd->header = true;
-	if (!get_u64(o, "manifest", &version) || version != 1) {
+	if (!manifest_get_u64(o, "manifest", &version) || version != 1) {
 		report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
 		       "manifest version %" PRIu64 " is not one this imapsnap "
 		       "reads (1); the rest of the file is skipped",
@@ -678,13 +619,13 @@ static void on_header(struct verifier *v, const json_t *o)
 	}
 	if (json_is_null(prev)) {
 		rd->prev_null = true;
-	} else if (json_is_object(prev) && get_str(prev, "file") &&
-		   is_sha_text(get_str(prev, "sha256"))) {
+	} else if (json_is_object(prev) && manifest_get_str(prev, "file") &&
+		   is_sha_text(manifest_get_str(prev, "sha256"))) {
 		rd->prev_set = true;
 		snprintf(rd->prev_name, sizeof rd->prev_name, "%s",
-			 get_str(prev, "file"));
+			 manifest_get_str(prev, "file"));
 		snprintf(rd->prev_sha, sizeof rd->prev_sha, "%s",
-			 get_str(prev, "sha256"));
+			 manifest_get_str(prev, "sha256"));
 	}
 	if (v->single_fmt >= 0)
 		return;
@@ -721,7 +662,7 @@ static void handle_line(struct verifier *v, const char *text, size_t len)
 	if (rd->skip)
 		return;
 	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	type = get_str(o, "type");
+	type = manifest_get_str(o, "type");
 	if (!o || !type) {
 		report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
 		       "line %lu: %s", rd->line_no,
@@ -793,7 +734,7 @@ static void reader_end(struct verifier *v, char sha[65])
 	unsigned mdlen = 0;
 
 	EVP_DigestFinal_ex(rd->md, md, &mdlen);
-	hex(md, mdlen, sha);
+	manifest_sha_hex(md, sha);
 	if (manifest_lines_pending(&rd->lines) && !rd->skip) {
 		/* A crash can cut the last line short; after an "end" line
 		 * nothing may be cut. */
@@ -1317,8 +1258,8 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 	}
 	r->found = true;
 	v->res->checked++;
-	hex(r->sha, 32, want);
-	hex(md, mdlen, got);
+	manifest_sha_hex(r->sha, want);
+	manifest_sha_hex(md, got);
 	if (v->cur_size != r->size)
 		report(v, VERIFY_ALTERED, r, NULL, NULL,
 		       "%" PRIu64 " bytes recorded, %" PRIu64 " found",
@@ -1428,7 +1369,7 @@ static enum isnap_status pair_moved(struct verifier *v)
 		const char *copy;
 		if (v->rec[i].found)
 			continue;
-		hex(v->rec[i].sha, 32, key);
+		manifest_sha_hex(v->rec[i].sha, key);
 		if ((head = smap_slot(&by_sha, key))) {
 			next[i] = *head;
 			*head = (uint32_t)i;
@@ -1444,7 +1385,7 @@ static enum isnap_status pair_moved(struct verifier *v)
 	for (size_t j = 0; j < v->nunexp; j++) {
 		const struct found *u = &v->unexp[j];
 		uint32_t i;
-		hex(u->sha, 32, key);
+		manifest_sha_hex(u->sha, key);
 		for (i = smap_get(&by_sha, key); i != NO_INDEX; i = next[i])
 			if (!v->rec[i].found && v->rec[i].size == u->size)
 				break;
