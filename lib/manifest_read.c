@@ -182,69 +182,43 @@ out:
 	return rc;
 }
 
-static bool is_meta_entry(const char *name)
-{
-	if (name[0] == '.' && name[1] == '/')
-		name += 2;
-	return strcmp(name, MANIFEST_META_NAME) == 0;
-}
-
 static enum isnap_status read_archive(struct reading *r, const char *dest)
 {
-	const struct archive_kind *k = archive_kind_by_suffix(dest);
-	const char *why;
-	struct archive *a;
-	struct archive_entry *ent;
+	struct manifest_archive *ma = manifest_archive_open(dest, r->err);
 	enum isnap_status rc = ISNAP_OK;
 	bool found = false;
-	locale_t saved;
-	int fd, st;
+	int st;
 
-	fd = open(dest, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return isnap_fail_errno(r->err, ISNAP_ELOCAL, "%s", dest);
-	if (!k)
-		why = "not an archive imapsnap writes";
-	if (!k || !(a = archive_kind_reader(k, &why))) {
-		close(fd);
-		return isnap_fail(r->err, ISNAP_ELOCAL, "%s: %s", dest, why);
-	}
-	saved = archive_kind_utf8_begin();
-	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+	if (!ma)
+		return ISNAP_ELOCAL;
+	if (!manifest_archive_start(ma)) {
 		rc = isnap_fail(r->err, ISNAP_ELOCAL, "%s: %s", dest,
-				archive_error_string(a));
+				manifest_archive_error(ma));
 		goto out;
 	}
-	while (!rc && !found &&
-	       (st = archive_read_next_header(a, &ent)) != ARCHIVE_EOF) {
-		const char *name;
+	while (!rc && !found && (st = manifest_archive_next(ma)) != 0) {
 		char buf[65536];
-		la_ssize_t got;
-		if (st != ARCHIVE_OK && st != ARCHIVE_WARN) {
+		long got;
+		if (st < 0) {
 			rc = isnap_fail(r->err, ISNAP_ELOCAL, "reading %s: %s",
-					dest, archive_error_string(a));
+					dest, manifest_archive_error(ma));
 			break;
 		}
-		name = archive_kind_get_path(k, ent);
-		if (archive_entry_filetype(ent) != AE_IFREG || !name ||
-		    !is_meta_entry(name))
-			continue;
 		found = true;
 		r->file = MANIFEST_META_NAME;
-		while (!rc && (got = archive_read_data(a, buf, sizeof buf)) > 0)
+		while (!rc &&
+		       (got = manifest_archive_read(ma, buf, sizeof buf)) > 0)
 			rc = feed(r, buf, (size_t)got);
 		if (!rc && got < 0)
 			rc = isnap_fail(r->err, ISNAP_ELOCAL,
 					"reading the manifest in %s: %s", dest,
-					archive_error_string(a));
+					manifest_archive_error(ma));
 	}
 	if (!rc && !found)
 		rc = isnap_fail(r->err, ISNAP_ELOCAL, "%s holds no manifest (%s)",
 				dest, MANIFEST_META_NAME);
 out:
-	archive_read_free(a);
-	archive_kind_utf8_end(saved);
-	close(fd);
+	manifest_archive_close(ma);
 	return rc;
 }
 
@@ -270,6 +244,98 @@ enum isnap_status manifest_read_all(const char *dest,
 	}
 	manifest_lines_free(&r.ml);
 	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* A single-file export's manifest entry                                   */
+
+struct manifest_archive {
+	const struct archive_kind *kind;
+	struct archive *a;
+	locale_t saved;
+	int fd;
+};
+
+struct manifest_archive *manifest_archive_open(const char *path,
+					       struct isnap_error *err)
+{
+	struct manifest_archive *ma;
+	const char *why;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		isnap_fail_errno(err, ISNAP_ELOCAL, "%s", path);
+		return NULL;
+	}
+	if (!(ma = calloc(1, sizeof *ma))) {
+		close(fd);
+		isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+		return NULL;
+	}
+	ma->fd = fd;
+	if (!(ma->kind = archive_kind_by_suffix(path)))
+		why = "not an archive imapsnap writes";
+	if (!ma->kind || !(ma->a = archive_kind_reader(ma->kind, &why))) {
+		close(fd);
+		free(ma);
+		isnap_fail(err, ISNAP_ELOCAL, "%s: %s", path, why);
+		return NULL;
+	}
+	ma->saved = archive_kind_utf8_begin();
+	return ma;
+}
+
+bool manifest_archive_start(struct manifest_archive *ma)
+{
+	return archive_read_open_fd(ma->a, ma->fd, 65536) == ARCHIVE_OK;
+}
+
+bool manifest_is_meta_entry(const char *name)
+{
+	if (name[0] == '.' && name[1] == '/')
+		name += 2;
+	return strcmp(name, MANIFEST_META_NAME) == 0;
+}
+
+int manifest_archive_next(struct manifest_archive *ma)
+{
+	struct archive_entry *ent;
+	int st;
+
+	while ((st = archive_read_next_header(ma->a, &ent)) != ARCHIVE_EOF) {
+		const char *name;
+		if (st != ARCHIVE_OK && st != ARCHIVE_WARN)
+			return -1;
+		name = archive_kind_get_path(ma->kind, ent);
+		if (archive_entry_filetype(ent) == AE_IFREG && name &&
+		    manifest_is_meta_entry(name))
+			return 1;
+	}
+	return 0;
+}
+
+long manifest_archive_read(struct manifest_archive *ma, void *buf,
+			   size_t size)
+{
+	la_ssize_t n = archive_read_data(ma->a, buf, size);
+
+	return n < 0 ? -1 : (long)n;
+}
+
+const char *manifest_archive_error(struct manifest_archive *ma)
+{
+	return archive_error_string(ma->a);
+}
+
+void manifest_archive_close(struct manifest_archive *ma)
+{
+	if (!ma)
+		return;
+	archive_read_free(ma->a);
+	archive_kind_utf8_end(ma->saved);
+	close(ma->fd);
+	free(ma);
 }
 
 /* ---------------------------------------------------------------------- */

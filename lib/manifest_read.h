@@ -67,6 +67,45 @@ enum isnap_status manifest_read_all(const char *dest,
 				    const struct manifest_read_cb *cb,
 				    struct isnap_error *err);
 
+/* A single-file export, opened to find the manifest entry inside it
+ * (MANIFEST_META_NAME, with or without a leading "./").  This is the part
+ * that manifest_read_all and verify share; verify also hashes the bytes
+ * and wants to know of a second manifest entry.
+ *
+ *   ma = manifest_archive_open(path, err);    NULL: ISNAP_ELOCAL in err
+ *   if (!manifest_archive_start(ma))          not readable as an archive
+ *           ... manifest_archive_error(ma) ...
+ *   while ((r = manifest_archive_next(ma)) > 0)
+ *           ... manifest_archive_read(ma, buf, size) until 0, < 0 error
+ *   if (r < 0)                                a header cannot be read
+ *           ... manifest_archive_error(ma) ...
+ *   manifest_archive_close(ma);
+ *
+ * Entry names are read as the archive scanner reads them (archive_kind.h)
+ * from open to close, on the calling thread. */
+struct manifest_archive;
+
+/* Open the file, and an archive reader for the format its name says.
+ * NULL when the file cannot be opened, is no archive format imapsnap
+ * writes, or libarchive cannot be loaded (ISNAP_ELOCAL in err). */
+struct manifest_archive *manifest_archive_open(const char *path,
+					       struct isnap_error *err);
+/* Start reading; false when the file is not readable as that archive. */
+bool manifest_archive_start(struct manifest_archive *ma);
+/* Move to the next manifest entry: 1 when there, 0 at the end of the
+ * archive, -1 when an entry's header cannot be read. */
+int manifest_archive_next(struct manifest_archive *ma);
+/* Bytes of the current entry: how many were read, 0 at its end, -1 on
+ * error. */
+long manifest_archive_read(struct manifest_archive *ma, void *buf,
+			   size_t size);
+/* libarchive's text for the last failure. */
+const char *manifest_archive_error(struct manifest_archive *ma);
+/* Free everything; NULL is accepted. */
+void manifest_archive_close(struct manifest_archive *ma);
+/* Whether an archive entry's name is the manifest's. */
+bool manifest_is_meta_entry(const char *name);
+
 /* Fields of a parsed line, as manifest.c writes them.  Each returns false
  * (or NULL) when `key` is missing or has another type, so that a caller
  * can treat "absent" and "malformed" alike. */

@@ -14,7 +14,6 @@
  * Memory is the records (about 150 bytes and a location per message).
  */
 #include "verify.h"
-#include "store/archive_lib.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +33,6 @@
 #include "manifest.h"
 #include "manifest_chain.h"
 #include "manifest_read.h"
-#include "store/archive_kind.h"
 #include "store/store.h"
 
 /* Longer lines are not ours (manifest_read.h). */
@@ -1037,19 +1035,12 @@ out:
 /* ---------------------------------------------------------------------- */
 /* The manifest inside a single-file export                                */
 
-static bool is_meta_entry(const char *name)
-{
-	if (name[0] == '.' && name[1] == '/')
-		name += 2;
-	return strcmp(name, MANIFEST_META_NAME) == 0;
-}
-
 /* The manifest entry, at the archive's current entry. */
-static void read_meta_entry(struct verifier *v, struct archive *a,
+static void read_meta_entry(struct verifier *v, struct manifest_archive *ma,
 			    char sha[65])
 {
 	char buf[65536];
-	la_ssize_t n;
+	long n;
 
 	if (add_run(v, MANIFEST_META_NAME) != 0) {
 		oom(v);
@@ -1059,11 +1050,12 @@ static void read_meta_entry(struct verifier *v, struct archive *a,
 	/* The copy inside an archive stops at the end line: the archive
 	 * exists only because its run finished it. */
 	v->rd.end_confirms = true;
-	while ((n = archive_read_data(a, buf, sizeof buf)) > 0 && !v->fatal)
+	while ((n = manifest_archive_read(ma, buf, sizeof buf)) > 0 &&
+	       !v->fatal)
 		reader_feed(v, buf, (size_t)n);
 	if (n < 0)
 		report(v, VERIFY_UNREADABLE, NULL, NULL, MANIFEST_META_NAME,
-		       "reading the manifest: %s", archive_error_string(a));
+		       "reading the manifest: %s", manifest_archive_error(ma));
 	reader_end(v, sha);
 	set_head(v, MANIFEST_META_NAME, sha);
 }
@@ -1071,53 +1063,34 @@ static void read_meta_entry(struct verifier *v, struct archive *a,
 static enum isnap_status read_manifest_archive(struct verifier *v,
 					       const struct verify_opts *o)
 {
-	const struct archive_kind *k = archive_kind_by_suffix(v->dest);
-	const char *why;
-	struct archive *a;
-	struct archive_entry *ent;
+	struct manifest_archive *ma = manifest_archive_open(v->dest, v->err);
 	enum isnap_status rc = ISNAP_OK;
 	bool found = false;
 	char sha[65];
-	int r, fd;
-	locale_t saved;
+	int r;
 
-	fd = open(v->dest, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s", v->dest);
-	if (!k)
-		why = "not an archive imapsnap writes";
-	if (!k || !(a = archive_kind_reader(k, &why))) {
-		close(fd);
-		return isnap_fail(v->err, ISNAP_ELOCAL, "%s: %s", v->dest, why);
-	}
-	/* Names as the scanner reads them (archive_kind.h). */
-	saved = archive_kind_utf8_begin();
+	if (!ma)
+		return ISNAP_ELOCAL;
 	/* The file is there and readable: from here on, what fails is the
 	 * backup, not the access to it. */
-	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+	if (!manifest_archive_start(ma)) {
 		report(v, VERIFY_UNREADABLE, NULL, NULL, NULL, "%s: %s",
-		       v->dest, archive_error_string(a));
+		       v->dest, manifest_archive_error(ma));
 		goto out;
 	}
-	while ((r = archive_read_next_header(a, &ent)) != ARCHIVE_EOF &&
-	       !v->fatal) {
-		const char *name;
-		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+	while ((r = manifest_archive_next(ma)) != 0 && !v->fatal) {
+		if (r < 0) {
 			report(v, VERIFY_UNREADABLE, NULL, NULL, NULL,
 			       "reading %s: %s", v->dest,
-			       archive_error_string(a));
+			       manifest_archive_error(ma));
 			break;
 		}
-		name = archive_kind_get_path(k, ent);
-		if (archive_entry_filetype(ent) != AE_IFREG || !name ||
-		    !is_meta_entry(name))
-			continue;
 		if (found)
 			report(v, VERIFY_MANIFEST, NULL, NULL,
 			       MANIFEST_META_NAME,
 			       "the archive holds two manifests");
 		else
-			read_meta_entry(v, a, sha);
+			read_meta_entry(v, ma, sha);
 		found = true;
 	}
 	if (!found)
@@ -1129,9 +1102,7 @@ static enum isnap_status read_manifest_archive(struct verifier *v,
 		       "its SHA-256 is %s, not the %s that you kept", sha,
 		       o->expect_sha256);
 out:
-	archive_read_free(a);
-	archive_kind_utf8_end(saved);
-	close(fd);
+	manifest_archive_close(ma);
 	return v->fatal ? v->fatal : rc;
 }
 
@@ -1146,7 +1117,7 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 	(void)err;
 	snprintf(v->cur_loc, sizeof v->cur_loc, "%s", location);
 	/* The manifest itself, inside archives: not a message. */
-	v->cur_meta = is_meta_entry(location) ||
+	v->cur_meta = manifest_is_meta_entry(location) ||
 		      (strchr(location, '!') &&
 		       strncmp(strchr(location, '!') + 1, ".imapsnap/", 10) ==
 			       0);
