@@ -451,23 +451,13 @@ static int set_folder(json_t *o, const char *raw, const char *utf8,
  * them. */
 static int set_flags(json_t *o, unsigned flags, const char *keywords)
 {
-	static const struct {
-		unsigned bit;
-		const char *name;
-	} names[] = {
-		{ STORE_FLAG_SEEN, "\\Seen" },
-		{ STORE_FLAG_ANSWERED, "\\Answered" },
-		{ STORE_FLAG_FLAGGED, "\\Flagged" },
-		{ STORE_FLAG_DELETED, "\\Deleted" },
-		{ STORE_FLAG_DRAFT, "\\Draft" },
-		{ STORE_FLAG_FORWARDED, "$Forwarded" },
-	};
 	json_t *a = json_array();
 	int bad = !a;
 
-	for (size_t i = 0; a && i < sizeof names / sizeof *names; i++)
-		if (flags & names[i].bit)
-			bad |= json_array_append_new(a, json_string(names[i].name));
+	for (unsigned bit = 1; a && store_flag_name(bit); bit <<= 1)
+		if (flags & bit)
+			bad |= json_array_append_new(
+				a, json_string(store_flag_name(bit)));
 	for (const char *p = keywords; a && p && *p;) {
 		size_t n = strcspn(p, " ");
 		if (n) {

@@ -684,24 +684,13 @@ static void build_flags(struct restore_target *t,
 			struct restore_target_folder *f,
 			const struct store_message *m, char *buf, size_t size)
 {
-	static const struct {
-		unsigned bit;
-		const char *name;
-	} sys[] = {
-		{ STORE_FLAG_SEEN, "\\Seen" },
-		{ STORE_FLAG_ANSWERED, "\\Answered" },
-		{ STORE_FLAG_FLAGGED, "\\Flagged" },
-		{ STORE_FLAG_DELETED, "\\Deleted" },
-		{ STORE_FLAG_DRAFT, "\\Draft" },
-		{ STORE_FLAG_FORWARDED, "$Forwarded" },
-	};
 	const char *k = m->keywords ? m->keywords : "";
 
 	buf[0] = '\0';
 	(void)f;
-	for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-		if (m->flags & sys[i].bit)
-			append_flags_add(buf, size, sys[i].name);
+	for (unsigned bit = 1; store_flag_name(bit); bit <<= 1)
+		if (m->flags & bit)
+			append_flags_add(buf, size, store_flag_name(bit));
 	while (*k) {
 		char one[1024];
 		size_t w = strcspn(k, " ");

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -249,17 +248,6 @@ static bool parse_iso(const char *s, int64_t *epoch, int *tz)
 /* The manifest's flag list → store flag bits and keywords. */
 static int parse_flags(const json_t *list, unsigned *bits, char **keywords)
 {
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} known[] = {
-		{ "\\Seen", STORE_FLAG_SEEN },
-		{ "\\Answered", STORE_FLAG_ANSWERED },
-		{ "\\Flagged", STORE_FLAG_FLAGGED },
-		{ "\\Deleted", STORE_FLAG_DELETED },
-		{ "\\Draft", STORE_FLAG_DRAFT },
-		{ "$Forwarded", STORE_FLAG_FORWARDED },
-	};
 	char buf[8192];
 	size_t n = 0, i;
 	json_t *v;
@@ -268,17 +256,14 @@ static int parse_flags(const json_t *list, unsigned *bits, char **keywords)
 	buf[0] = '\0';
 	json_array_foreach(list, i, v) {
 		const char *f = json_string_value(v);
-		bool matched = false;
+		unsigned bit;
 		size_t len;
 		if (!f)
 			continue; /* {"hex": ...}: not an atom anyway */
-		for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-			if (!strcasecmp(f, known[k].name)) {
-				*bits |= known[k].bit;
-				matched = true;
-			}
+		bit = store_flag_by_name(f);
+		*bits |= bit;
 		len = strlen(f);
-		if (matched || n + len + 2 > sizeof buf)
+		if (bit || n + len + 2 > sizeof buf)
 			continue;
 		if (n)
 			buf[n++] = ' ';

@@ -123,17 +123,6 @@ bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
 void fetch_parse_flags(const struct imap_arg *list, unsigned *flags,
 		       char *keywords, size_t size)
 {
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} known[] = {
-		{ "\\Seen", STORE_FLAG_SEEN },
-		{ "\\Answered", STORE_FLAG_ANSWERED },
-		{ "\\Flagged", STORE_FLAG_FLAGGED },
-		{ "\\Deleted", STORE_FLAG_DELETED },
-		{ "\\Draft", STORE_FLAG_DRAFT },
-		{ "$Forwarded", STORE_FLAG_FORWARDED },
-	};
 	size_t kn = 0;
 
 	*flags = 0;
@@ -141,16 +130,14 @@ void fetch_parse_flags(const struct imap_arg *list, unsigned *flags,
 		keywords[0] = '\0';
 	for (size_t i = 0; i < list->count; i++) {
 		const struct imap_arg *a = &list->list[i];
-		bool matched = false;
+		unsigned bit;
 		if (a->type != IMAP_ARG_ATOM)
 			continue;
-		for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-			if (imap_arg_is_atom(a, known[k].name)) {
-				*flags |= known[k].bit;
-				matched = true;
-			}
+		/* An atom holds no NUL (parser.c), so a->str is all of it. */
+		bit = store_flag_by_name(a->str);
+		*flags |= bit;
 		/* \Recent is session state, not a property of the message. */
-		if (matched || imap_arg_is_atom(a, "\\Recent"))
+		if (bit || imap_arg_is_atom(a, "\\Recent"))
 			continue;
 		if (kn + a->len + 2 > size)
 			continue;

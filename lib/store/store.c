@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,34 @@ void store_flag_letters(unsigned flags, char *buf)
 		if (flags & letters[i].flag)
 			*p++ = letters[i].letter;
 	*p = '\0';
+}
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} flag_names[] = {
+	{ STORE_FLAG_SEEN, "\\Seen" },
+	{ STORE_FLAG_ANSWERED, "\\Answered" },
+	{ STORE_FLAG_FLAGGED, "\\Flagged" },
+	{ STORE_FLAG_DELETED, "\\Deleted" },
+	{ STORE_FLAG_DRAFT, "\\Draft" },
+	{ STORE_FLAG_FORWARDED, "$Forwarded" },
+};
+
+const char *store_flag_name(unsigned bit)
+{
+	for (size_t i = 0; i < sizeof flag_names / sizeof *flag_names; i++)
+		if (flag_names[i].bit == bit)
+			return flag_names[i].name;
+	return NULL;
+}
+
+unsigned store_flag_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof flag_names / sizeof *flag_names; i++)
+		if (!strcasecmp(name, flag_names[i].name))
+			return flag_names[i].bit;
+	return 0;
 }
 
 /* fsync an open directory; EINVAL means the filesystem cannot sync

@@ -195,6 +195,16 @@ enum isnap_status store_scan(const char *format, const char *dest,
  * 8 bytes): "FRS". */
 void store_flag_letters(unsigned flags, char *buf);
 
+/* The IMAP name of one STORE_FLAG_* bit (\Seen, …, $Forwarded), or
+ * NULL when `bit` is not exactly one of them.  The bits run from 1 << 0
+ * up without a gap, so `for (b = 1; store_flag_name(b); b <<= 1)` visits
+ * every flag, in the order of enum store_flag. */
+const char *store_flag_name(unsigned bit);
+/* The STORE_FLAG_* bit that an IMAP flag name stands for, compared
+ * without regard to case as IMAP compares flags (\SEEN is \Seen); 0
+ * for any other flag or keyword, \Recent included. */
+unsigned store_flag_by_name(const char *name);
+
 /* mkdir -p of `relpath` below dirfd (mode 0700); returns 0 or -1 (errno).
  * Each directory it creates is durable on return (its parent is fsynced).
  * An absolute path ignores dirfd, as with openat. */

@@ -207,6 +207,30 @@ Test(maildir, flag_letters_in_ascii_order)
 	cr_expect_str_eq(buf, "DFPRST");
 }
 
+Test(maildir, flag_names_both_ways)
+{
+	unsigned all = 0, n = 0;
+
+	cr_expect_eq(store_flag_by_name("\\Seen"), STORE_FLAG_SEEN);
+	cr_expect_eq(store_flag_by_name("\\SEEN"), STORE_FLAG_SEEN);
+	cr_expect_eq(store_flag_by_name("$forwarded"), STORE_FLAG_FORWARDED);
+	cr_expect_eq(store_flag_by_name("\\Recent"), 0);
+	cr_expect_eq(store_flag_by_name("Seen"), 0);
+	cr_expect_eq(store_flag_by_name(""), 0);
+	cr_expect_str_eq(store_flag_name(STORE_FLAG_DRAFT), "\\Draft");
+	cr_expect_null(store_flag_name(0));
+	cr_expect_null(store_flag_name(STORE_FLAG_SEEN | STORE_FLAG_DRAFT));
+	for (unsigned b = 1; store_flag_name(b); b <<= 1) {
+		cr_expect_eq(store_flag_by_name(store_flag_name(b)), b);
+		all |= b;
+		n++;
+	}
+	cr_expect_eq(n, 6);
+	cr_expect_eq(all, STORE_FLAG_SEEN | STORE_FLAG_ANSWERED |
+				  STORE_FLAG_FLAGGED | STORE_FLAG_DELETED |
+				  STORE_FLAG_DRAFT | STORE_FLAG_FORWARDED);
+}
+
 Test(maildir, open_unknown_format_is_usage_error)
 {
 	struct store *s = (struct store *)1;
