@@ -327,8 +327,7 @@ static enum isnap_status copy_folder(struct migrator *m,
 	    !(utf8 = strdup(f->name)))
 		return oom(err);
 	m->folder_utf8 = utf8;
-	if (!restore_selected(m->o->include, m->o->n_include, m->o->exclude,
-			      m->o->n_exclude, utf8)) {
+	if (!restore_selected(&m->o->common, utf8)) {
 		free(utf8);
 		return ISNAP_OK;
 	}
@@ -365,7 +364,7 @@ static enum isnap_status copy_folder(struct migrator *m,
 	}
 	target = restore_target_name(utf8, f->delim,
 				     restore_target_delim(m->target),
-				     m->o->into);
+				     m->o->common.into);
 	if (!target) {
 		rc = oom(err);
 		goto out;
@@ -383,7 +382,7 @@ static enum isnap_status copy_folder(struct migrator *m,
 			rc = oom(err);
 			goto out;
 		}
-	if (m->o->dry_run) {
+	if (m->o->common.dry_run) {
 		for (size_t i = 0; i < m->n; i++)
 			if (!m->pending[i].done) {
 				m->sum->t.appended++;
@@ -415,8 +414,8 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 	struct migrator m = { .o = o, .ev = ev, .sum = sum,
 			      .host = o->src.url,
 			      .user = o->src.user ? o->src.user : "" };
-	struct restore_target_opts to = { .depth = o->depth,
-					  .dry_run = o->dry_run,
+	struct restore_target_opts to = { .depth = o->common.depth,
+					  .dry_run = o->common.dry_run,
 					  .hash = hash_source,
 					  .hash_ctx = &m,
 					  .describe = describe };
@@ -431,7 +430,8 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 		rc = oom(err);
 		goto out;
 	}
-	rc = restore_state_open(o->state_dir, o->dry_run, &state, err);
+	rc = restore_state_open(o->common.state_dir, o->common.dry_run,
+				&state, err);
 	if (!rc)
 		rc = imap_client_open(&o->src, &m.src, err);
 	if (rc) {

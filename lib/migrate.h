@@ -23,15 +23,8 @@
 
 struct migrate_opts {
 	struct imap_session_opts src, dst;
-	const char *state_dir;   /* the destination's state directory */
-	const char *into;        /* below this folder ('/'-separated), or
-				    NULL */
-	const char *const *include;
-	size_t n_include;
-	const char *const *exclude;
-	size_t n_exclude;
-	bool dry_run;
-	unsigned depth;          /* APPENDs in flight (0: default) */
+	/* The destination's state; folders selected on the source. */
+	struct restore_common_opts common;
 };
 
 struct migrate_summary {

@@ -71,6 +71,21 @@ struct restore_target_opts {
 			 char *buf, size_t size);
 };
 
+/* What restore and migrate are told alike (restore_backup.h, migrate.h):
+ * the target's state, which source folders go where, and whether
+ * anything may change. */
+struct restore_common_opts {
+	const char *state_dir;   /* the target's state directory */
+	const char *into;        /* below this folder ('/'-separated UTF-8),
+				    or NULL */
+	const char *const *include; /* as restore_selected() applies them */
+	size_t n_include;
+	const char *const *exclude;
+	size_t n_exclude;
+	bool dry_run;
+	unsigned depth;          /* APPENDs in flight (0: default) */
+};
+
 struct restore_stats {
 	uint64_t planned;      /* messages the source wants in the target */
 	uint64_t present;      /* of them, there already (state) */

@@ -501,17 +501,16 @@ static enum isnap_status on_line(void *ctx, const char *file,
 /* ---------------------------------------------------------------------- */
 /* Step 2: the plan                                                        */
 
-bool restore_selected(const char *const *include, size_t n_include,
-		      const char *const *exclude, size_t n_exclude,
+bool restore_selected(const struct restore_common_opts *o,
 		      const char *utf8)
 {
-	for (size_t i = 0; i < n_exclude; i++)
-		if (fnmatch(exclude[i], utf8, 0) == 0)
+	for (size_t i = 0; i < o->n_exclude; i++)
+		if (fnmatch(o->exclude[i], utf8, 0) == 0)
 			return false;
-	if (!n_include)
+	if (!o->n_include)
 		return true;
-	for (size_t i = 0; i < n_include; i++)
-		if (fnmatch(include[i], utf8, 0) == 0)
+	for (size_t i = 0; i < o->n_include; i++)
+		if (fnmatch(o->include[i], utf8, 0) == 0)
 			return true;
 	return false;
 }
@@ -580,14 +579,13 @@ static enum isnap_status plan(struct restorer *r)
 			r->sum->old_generation++;
 			continue;
 		}
-		if (!restore_selected(o->include, o->n_include, o->exclude,
-				      o->n_exclude, sf->utf8)) {
+		if (!restore_selected(&o->common, sf->utf8)) {
 			r->sum->excluded++;
 			continue;
 		}
 		name = restore_target_name(sf->utf8,
 					   sf->has_delim ? sf->delim : '/',
-					   dst_delim, o->into);
+					   dst_delim, o->common.into);
 		if (!name)
 			return oom(r->err);
 		t = target_folder(r, name);
@@ -625,13 +623,11 @@ static enum isnap_status plan(struct restorer *r)
 		struct sfolder *sf = &r->folders[i];
 		char *name;
 		uint32_t t;
-		if (!sf->seen || !restore_selected(o->include, o->n_include,
-						   o->exclude, o->n_exclude,
-						   sf->utf8))
+		if (!sf->seen || !restore_selected(&o->common, sf->utf8))
 			continue;
 		name = restore_target_name(sf->utf8,
 					   sf->has_delim ? sf->delim : '/',
-					   dst_delim, o->into);
+					   dst_delim, o->common.into);
 		t = name ? target_folder(r, name) : NONE;
 		free(name);
 		if (t == NONE)
@@ -913,7 +909,7 @@ static enum isnap_status transfer(struct restorer *r)
 		if (rc == ISNAP_EFOLDER)
 			rc = ISNAP_OK; /* reported; its messages stay undone */
 	}
-	if (rc || r->o->dry_run) {
+	if (rc || r->o->common.dry_run) {
 		/* A dry run counts what would be appended. */
 		for (size_t i = 0; i < r->ntf && !rc; i++)
 			for (size_t j = 0; j < r->tf[i].n; j++)
@@ -960,8 +956,8 @@ enum isnap_status restore_run(const struct restore_opts *o,
 	struct restorer r = { .o = o, .ev = ev, .sum = sum, .err = err,
 			      .cur_fmt = -1, .cur = NONE };
 	struct manifest_read_cb mcb = { .ctx = &r, .line = on_line };
-	struct restore_target_opts to = { .depth = o->depth,
-					  .dry_run = o->dry_run,
+	struct restore_target_opts to = { .depth = o->common.depth,
+					  .dry_run = o->common.dry_run,
 					  .describe = describe,
 					  .hash_ctx = &r };
 	struct imap_client *c = NULL;
@@ -977,7 +973,8 @@ enum isnap_status restore_run(const struct restore_opts *o,
 	rc = manifest_read_all(o->backup, &mcb, err);
 	if (rc)
 		goto out;
-	rc = restore_state_open(o->state_dir, o->dry_run, &state, err);
+	rc = restore_state_open(o->common.state_dir, o->common.dry_run,
+				&state, err);
 	if (rc)
 		goto out;
 	rc = imap_client_open(&o->session, &c, err);
@@ -996,7 +993,7 @@ enum isnap_status restore_run(const struct restore_opts *o,
 			}
 		rc = transfer(&r);
 	}
-	if (!rc && !o->dry_run) {
+	if (!rc && !o->common.dry_run) {
 		/* Planned, not done, not reported: the backup lacks it. */
 		for (size_t i = 0; i < r.ntf; i++) {
 			struct tfolder *tf = &r.tf[i];

@@ -22,15 +22,7 @@
 struct restore_opts {
 	const char *backup;      /* a backup directory or single-file export */
 	struct imap_session_opts session; /* the target account */
-	const char *state_dir;   /* the target's state directory */
-	const char *into;        /* restore below this folder ('/'-separated
-				    UTF-8), or NULL */
-	const char *const *include;
-	size_t n_include;
-	const char *const *exclude;
-	size_t n_exclude;
-	bool dry_run;
-	unsigned depth;          /* APPENDs in flight (0: default) */
+	struct restore_common_opts common;
 };
 
 struct restore_summary {
@@ -58,10 +50,10 @@ enum isnap_status restore_run(const struct restore_opts *o,
 char *restore_target_name(const char *utf8, char src_delim, char dst_delim,
 			  const char *into);
 
-/* --include/--exclude as backup applies them (fnmatch on the UTF-8
- * name, '*' matching '/' too; exclude wins). */
-bool restore_selected(const char *const *include, size_t n_include,
-		      const char *const *exclude, size_t n_exclude,
+/* Whether the folder named `utf8` is selected by o's --include/--exclude,
+ * as backup applies them (fnmatch on the UTF-8 name, '*' matching '/'
+ * too; exclude wins). */
+bool restore_selected(const struct restore_common_opts *o,
 		      const char *utf8);
 
 #endif

@@ -52,8 +52,8 @@ static const char migrate_usage[] =
 	"into the same account is running, 6 the state cannot be written.\n";
 
 enum {
-	OPT_JSON = OPT_COMMAND_FIRST, OPT_INTO, OPT_STATE_DIR,
-	OPT_SRC_USER, OPT_SRC_PWFILE, OPT_SRC_PWCMD, OPT_SRC_OAUTH2,
+	OPT_SRC_USER = OPT_TRANSFER_NEXT, OPT_SRC_PWFILE, OPT_SRC_PWCMD,
+	OPT_SRC_OAUTH2,
 	OPT_DST_USER, OPT_DST_PWFILE, OPT_DST_PWCMD, OPT_DST_OAUTH2,
 };
 
@@ -70,15 +70,7 @@ static const struct option long_opts[] = {
 	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "include", required_argument, NULL, OPT_INCLUDE },
-	{ "exclude", required_argument, NULL, OPT_EXCLUDE },
-	{ "into", required_argument, NULL, OPT_INTO },
-	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
-	{ "dry-run", no_argument, NULL, 'n' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
+	TRANSFER_OPTIONS,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -98,10 +90,10 @@ int cmd_migrate(int argc, char **argv)
 	struct account src, dst;
 	struct migrate_opts mo = { 0 };
 	struct migrate_summary sum;
-	struct transfer_out out = { .verbosity = 1 };
+	struct transfer_cli tc = TRANSFER_CLI_INIT;
+	struct transfer_out *out = &tc.out;
 	struct restore_events ev;
 	struct isnap_error err = { 0 };
-	const char *state_base = NULL, *into = NULL;
 	char *state_dir = NULL, *spw = NULL, *dpw = NULL;
 	enum isnap_status st;
 	int c, rc;
@@ -111,6 +103,8 @@ int cmd_migrate(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "nqvh", long_opts, NULL)) != -1) {
 		int r = 0;
+		if (transfer_option(&tc, c, optarg))
+			continue;
 		switch (c) {
 		case OPT_SRC_USER: r = account_option(&src, OPT_USER, optarg); break;
 		case OPT_SRC_PWFILE: r = account_option(&src, OPT_PWFILE, optarg); break;
@@ -129,12 +123,6 @@ int cmd_migrate(int argc, char **argv)
 		case OPT_INCLUDE: case OPT_EXCLUDE:
 			r = account_option(&src, c, optarg);
 			break;
-		case 'n': out.dry_run = true; continue;
-		case OPT_JSON: out.json = true; continue;
-		case OPT_INTO: into = optarg; continue;
-		case OPT_STATE_DIR: state_base = optarg; continue;
-		case 'q': out.verbosity = 0; continue;
-		case 'v': out.verbosity = 2; continue;
 		case 'h': fputs(migrate_usage, stdout); return EXIT_OK;
 		default:
 			fputs(migrate_usage, stderr);
@@ -149,26 +137,13 @@ int cmd_migrate(int argc, char **argv)
 	dst.session.url = argv[optind + 1];
 	side_env(&src, "IMAPSNAP_SRC_PASSWORD");
 	side_env(&dst, "IMAPSNAP_DST_PASSWORD");
-	if ((rc = account_check(&src)) || (rc = account_check(&dst)))
+	if ((rc = account_check(&src)) || (rc = account_check(&dst)) ||
+	    (rc = transfer_setup(&tc, &src, &dst.session, "Migrated",
+				 &mo.common, &state_dir)))
 		return rc;
-	if (into && (!*into || into[0] == '/' ||
-		     into[strlen(into) - 1] == '/'))
-		return account_usage_error(&src, "--into %s: expected a folder "
-					   "name such as Migrated", into);
-	if (!(state_dir = transfer_state_dir(state_base, &dst.session, &err))) {
-		fprintf(stderr, "%s: %s\n", progname, err.msg);
-		return exit_status_for(err.status);
-	}
 	mo.src = src.session;
 	mo.dst = dst.session;
-	mo.state_dir = state_dir;
-	mo.into = into;
-	mo.include = src.include;
-	mo.n_include = src.n_include;
-	mo.exclude = src.exclude;
-	mo.n_exclude = src.n_exclude;
-	mo.dry_run = out.dry_run;
-	ev = transfer_events(&out);
+	ev = transfer_events(out);
 
 	memset(&sum, 0, sizeof sum);
 	st = account_password(&src, &spw, &err);
@@ -182,9 +157,9 @@ int cmd_migrate(int argc, char **argv)
 	password_free(spw);
 	password_free(dpw);
 	rc = exit_status_for(st);
-	if (!rc && !out.dry_run && (sum.t.failed || sum.t.folders_failed))
+	if (!rc && !out->dry_run && (sum.t.failed || sum.t.folders_failed))
 		rc = EXIT_PARTIAL;
-	transfer_summary(&out, "migrate", &sum.t, NULL, st, rc, &err);
+	transfer_summary(out, "migrate", &sum.t, NULL, st, rc, &err);
 	free(state_dir);
 	return rc;
 }

@@ -1,8 +1,7 @@
 /*
  * restore_cmd.c — `imapsnap restore [options] BACKUP URL`: put a backup
- * back into an IMAP account (docs/restore.md).  Also the pieces migrate
- * shares: the state directory and the printing of a transfer's events
- * and summary.
+ * back into an IMAP account (docs/restore.md).  What it shares with
+ * migrate is in transfer_cli.c.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -55,19 +54,9 @@ static const char restore_usage[] =
 	"restore into the same account is running, 6 the backup or the state\n"
 	"cannot be read or written.\n";
 
-enum { OPT_JSON = OPT_COMMAND_FIRST, OPT_INTO, OPT_STATE_DIR };
-
 static const struct option long_opts[] = {
 	ACCOUNT_OPTIONS,
-	{ "include", required_argument, NULL, OPT_INCLUDE },
-	{ "exclude", required_argument, NULL, OPT_EXCLUDE },
-	{ "into", required_argument, NULL, OPT_INTO },
-	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
-	{ "dry-run", no_argument, NULL, 'n' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
+	TRANSFER_OPTIONS,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -76,10 +65,10 @@ int cmd_restore(int argc, char **argv)
 	struct account a;
 	struct restore_opts ro = { 0 };
 	struct restore_summary sum;
-	struct transfer_out out = { .verbosity = 1 };
+	struct transfer_cli tc = TRANSFER_CLI_INIT;
+	struct transfer_out *out = &tc.out;
 	struct restore_events ev;
 	struct isnap_error err = { 0 };
-	const char *state_base = NULL, *into = NULL;
 	char *state_dir = NULL, *password = NULL;
 	enum isnap_status st;
 	int c, rc;
@@ -91,13 +80,9 @@ int cmd_restore(int argc, char **argv)
 		case 1: continue;
 		case -1: return EXIT_USAGE;
 		}
+		if (transfer_option(&tc, c, optarg))
+			continue;
 		switch (c) {
-		case 'n': out.dry_run = true; break;
-		case OPT_JSON: out.json = true; break;
-		case OPT_INTO: into = optarg; break;
-		case OPT_STATE_DIR: state_base = optarg; break;
-		case 'q': out.verbosity = 0; break;
-		case 'v': out.verbosity = 2; break;
 		case 'h': fputs(restore_usage, stdout); return EXIT_OK;
 		default:
 			fputs(restore_usage, stderr);
@@ -108,26 +93,12 @@ int cmd_restore(int argc, char **argv)
 		return account_usage_error(&a, "expected BACKUP and URL");
 	ro.backup = argv[optind];
 	a.session.url = argv[optind + 1];
-	if ((rc = account_check(&a)))
+	if ((rc = account_check(&a)) ||
+	    (rc = transfer_setup(&tc, &a, &a.session, "Restored or "
+				 "Old/Restored", &ro.common, &state_dir)))
 		return rc;
-	if (into && (!*into || into[0] == '/' ||
-		     into[strlen(into) - 1] == '/'))
-		return account_usage_error(&a, "--into %s: expected a folder "
-					   "name such as Restored or "
-					   "Old/Restored", into);
-	if (!(state_dir = transfer_state_dir(state_base, &a.session, &err))) {
-		fprintf(stderr, "%s: %s\n", progname, err.msg);
-		return exit_status_for(err.status);
-	}
 	ro.session = a.session;
-	ro.state_dir = state_dir;
-	ro.into = into;
-	ro.include = a.include;
-	ro.n_include = a.n_include;
-	ro.exclude = a.exclude;
-	ro.n_exclude = a.n_exclude;
-	ro.dry_run = out.dry_run;
-	ev = transfer_events(&out);
+	ev = transfer_events(out);
 
 	st = account_password(&a, &password, &err);
 	if (!st) {
@@ -138,10 +109,10 @@ int cmd_restore(int argc, char **argv)
 		memset(&sum, 0, sizeof sum);
 	}
 	rc = exit_status_for(st);
-	if (!rc && !out.dry_run &&
+	if (!rc && !out->dry_run &&
 	    (sum.t.failed || sum.t.folders_failed || sum.missing))
 		rc = EXIT_PARTIAL;
-	transfer_summary(&out, "restore", &sum.t, &sum, st, rc, &err);
+	transfer_summary(out, "restore", &sum.t, &sum, st, rc, &err);
 	free(state_dir);
 	return rc;
 }

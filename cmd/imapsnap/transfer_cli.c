@@ -78,6 +78,44 @@ char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
 	return out;
 }
 
+int transfer_option(struct transfer_cli *tc, int c, const char *arg)
+{
+	switch (c) {
+	case 'n': tc->out.dry_run = true; return 1;
+	case OPT_JSON: tc->out.json = true; return 1;
+	case OPT_INTO: tc->into = arg; return 1;
+	case OPT_STATE_DIR: tc->state_base = arg; return 1;
+	case 'q': tc->out.verbosity = 0; return 1;
+	case 'v': tc->out.verbosity = 2; return 1;
+	}
+	return 0;
+}
+
+int transfer_setup(const struct transfer_cli *tc, const struct account *sel,
+		   const struct imap_session_opts *target, const char *example,
+		   struct restore_common_opts *common, char **state_dir)
+{
+	const char *into = tc->into;
+	struct isnap_error err = { 0 };
+
+	if (into && (!*into || into[0] == '/' ||
+		     into[strlen(into) - 1] == '/'))
+		return account_usage_error(sel, "--into %s: expected a folder "
+					   "name such as %s", into, example);
+	if (!(*state_dir = transfer_state_dir(tc->state_base, target, &err))) {
+		fprintf(stderr, "%s: %s\n", progname, err.msg);
+		return exit_status_for(err.status);
+	}
+	common->state_dir = *state_dir;
+	common->into = into;
+	common->include = sel->include;
+	common->n_include = sel->n_include;
+	common->exclude = sel->exclude;
+	common->n_exclude = sel->n_exclude;
+	common->dry_run = tc->out.dry_run;
+	return 0;
+}
+
 static void on_folder(void *ctx, const char *folder, bool created,
 		      uint64_t planned, uint64_t pending)
 {

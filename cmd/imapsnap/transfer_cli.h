@@ -1,14 +1,22 @@
 /*
  * transfer_cli.h — what restore and migrate share on the command line:
- * where a target account's restore state lives, and how a transfer's
- * events and summary are printed (the style of output.h: errors and one
- * summary line on stderr, folders with -v, one JSON object with --json).
+ * their common options, where a target account's restore state lives,
+ * and how a transfer's events and summary are printed (the style of
+ * output.h: errors and one summary line on stderr, folders with -v, one
+ * JSON object with --json).
+ *
+ *   static const struct option opts[] = { ..., TRANSFER_OPTIONS, { 0 } };
+ *   while ((c = getopt_long(..., "nqvh", opts, NULL)) != -1)
+ *       if (transfer_option(&tc, c, optarg)) continue;
+ *       ... account_option, the command's own options, -h
+ *   rc = transfer_setup(&tc, &acct, &target, "Restored", &o.common, &dir);
  */
 #ifndef IMAPSNAP_TRANSFER_CLI_H
 #define IMAPSNAP_TRANSFER_CLI_H
 
 #include <stdbool.h>
 
+#include "account.h"
 #include "error.h"
 #include "imap/session.h"
 #include "restore.h"
@@ -21,6 +29,47 @@ struct transfer_out {
 	bool dry_run;
 	unsigned long failures_shown;
 };
+
+/* A command's further options start at OPT_TRANSFER_NEXT. */
+enum {
+	OPT_JSON = OPT_COMMAND_FIRST, OPT_INTO, OPT_STATE_DIR,
+	OPT_TRANSFER_NEXT,
+};
+
+/* --include and --exclude are account_option's (OPT_INCLUDE, ...), and
+ * -h is the command's: it prints its own usage. */
+#define TRANSFER_OPTIONS                                                  \
+	{ "include", required_argument, NULL, OPT_INCLUDE },               \
+	{ "exclude", required_argument, NULL, OPT_EXCLUDE },               \
+	{ "into", required_argument, NULL, OPT_INTO },                     \
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },           \
+	{ "dry-run", no_argument, NULL, 'n' },                             \
+	{ "json", no_argument, NULL, OPT_JSON },                           \
+	{ "quiet", no_argument, NULL, 'q' },                               \
+	{ "verbose", no_argument, NULL, 'v' },                             \
+	{ "help", no_argument, NULL, 'h' }
+
+struct transfer_cli {
+	struct transfer_out out;
+	const char *into;        /* --into */
+	const char *state_base;  /* --state-dir */
+};
+
+#define TRANSFER_CLI_INIT { .out = { .verbosity = 1 } }
+
+/* 1 when `c` is -n, -q, -v, --json, --into or --state-dir (now applied
+ * to `tc`), else 0. */
+int transfer_option(struct transfer_cli *tc, int c, const char *arg);
+
+/* After the options: check --into (`example` is a folder name for the
+ * message), find the state directory of the `target` account, and fill
+ * `common` with it, --into, -n and the --include/--exclude of `sel`
+ * (which must outlive `common`).  0 with *state_dir malloc'd (the
+ * caller frees it, after the run), or an exit status after printing
+ * why. */
+int transfer_setup(const struct transfer_cli *tc, const struct account *sel,
+		   const struct imap_session_opts *target, const char *example,
+		   struct restore_common_opts *common, char **state_dir);
 
 /* BASE/<host[:port]>/<user> (BASE: --state-dir, else
  * $XDG_STATE_HOME/imapsnap/restore, else ~/.local/state/imapsnap/restore),
