@@ -71,9 +71,11 @@ class Parallel(TestCase):
         _, s1 = self.run_backup(one, "--connections", "1")
         _, s4 = self.run_backup(four, "--connections", "4")
         self.assertEqual(len(s1), 1, s1)
-        # Dovecot lists INBOX last: Archive/2019 (600 new) opens the
-        # second session, Sent (400) the third, which then finds INBOX.
-        self.assertGreaterEqual(len(s4), 3, s4)
+        # Dovecot lists INBOX last.  Archive/2019 (600 new) always opens
+        # a second session: five folders still wait.  Sent (400) and
+        # INBOX's shares open more only if the queue is not empty by the
+        # time their searches are answered, which depends on timing.
+        self.assertGreaterEqual(len(s4), 2, s4)
         self.assertLessEqual(len(s4), 4, s4)
         # Each message body was fetched once, by one of the sessions.
         self.assertEqual(sum(c for c, _ in s4), sum(c for c, _ in s1))
