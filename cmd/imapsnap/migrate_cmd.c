@@ -143,7 +143,7 @@ int cmd_migrate(int argc, char **argv)
 		return rc;
 	mo.src = src.session;
 	mo.dst = dst.session;
-	ev = transfer_events(out);
+	ev = transfer_events(out, "migrate");
 
 	memset(&sum, 0, sizeof sum);
 	st = account_password(&src, &spw, &err);

@@ -98,7 +98,7 @@ int cmd_restore(int argc, char **argv)
 				 "Old/Restored", &ro.common, &state_dir)))
 		return rc;
 	ro.session = a.session;
-	ev = transfer_events(out);
+	ev = transfer_events(out, "restore");
 
 	st = account_password(&a, &password, &err);
 	if (!st) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -121,8 +122,12 @@ static void on_folder(void *ctx, const char *folder, bool created,
 {
 	struct transfer_out *o = ctx;
 
+	/* Folders are planned as the run goes (migrate) or all first
+	 * (restore): the line's total grows with each. */
+	o->progress.total += pending;
 	if (o->verbosity < 2)
 		return;
+	progress_clear(&o->progress);
 	fprintf(stderr, "%s: ", progname);
 	out_safe(stderr, folder);
 	fprintf(stderr, ": %" PRIu64 " of %" PRIu64 " message%s to %s%s\n",
@@ -135,7 +140,9 @@ static void on_folder(void *ctx, const char *folder, bool created,
 
 static void on_folder_failed(void *ctx, const char *folder, const char *why)
 {
-	(void)ctx;
+	struct transfer_out *o = ctx;
+
+	progress_clear(&o->progress);
 	fprintf(stderr, "%s: ", progname);
 	out_safe(stderr, folder);
 	fputs(": folder failed: ", stderr);
@@ -150,6 +157,7 @@ static void on_failed(void *ctx, const char *folder, const char *what,
 
 	if (++o->failures_shown > FAILURES_SHOWN)
 		return;
+	progress_clear(&o->progress);
 	fprintf(stderr, "%s: ", progname);
 	out_safe(stderr, what);
 	fputs(" not transferred to ", stderr);
@@ -168,16 +176,32 @@ static void on_warning(void *ctx, const char *text)
 
 	if (o->verbosity < 1)
 		return;
+	progress_clear(&o->progress);
 	fprintf(stderr, "%s: warning: ", progname);
 	out_safe(stderr, text);
 	fputc('\n', stderr);
 }
 
-struct restore_events transfer_events(struct transfer_out *o)
+static void on_appended(void *ctx, const char *folder, uint64_t bytes)
 {
+	struct transfer_out *o = ctx;
+
+	(void)folder;
+	progress_message(&o->progress, bytes);
+}
+
+struct restore_events transfer_events(struct transfer_out *o,
+				      const char *what)
+{
+	progress_init(&o->progress, isatty(STDERR_FILENO) &&
+					    o->verbosity >= 1 && !o->json &&
+					    !o->dry_run);
+	/* The line counts from here; its label is the command. */
+	progress_folder(&o->progress, what, 0);
 	return (struct restore_events){ .ctx = o,
 					.folder = on_folder,
 					.folder_failed = on_folder_failed,
+					.appended = on_appended,
 					.failed = on_failed,
 					.warning = on_warning };
 }
@@ -234,6 +258,7 @@ void transfer_summary(struct transfer_out *o, const char *what,
 {
 	char size[32];
 
+	progress_clear(&o->progress);
 	if (st && st != ISNAP_EMSG) {
 		fprintf(stderr, "%s: %s: ", progname, what);
 		out_safe(stderr, err->msg);

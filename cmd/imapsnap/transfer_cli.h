@@ -19,6 +19,7 @@
 #include "account.h"
 #include "error.h"
 #include "imap/session.h"
+#include "output.h"
 #include "restore.h"
 
 struct restore_summary;
@@ -28,6 +29,9 @@ struct transfer_out {
 	bool json;
 	bool dry_run;
 	unsigned long failures_shown;
+	/* On a terminal (and not -q, --json): one live line for the whole
+	 * run, messages appended of those planned so far. */
+	struct progress progress;
 };
 
 /* A command's further options start at OPT_TRANSFER_NEXT. */
@@ -78,7 +82,10 @@ int transfer_setup(const struct transfer_cli *tc, const struct account *sel,
 char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
 			 struct isnap_error *err);
 
-struct restore_events transfer_events(struct transfer_out *o);
+/* The events to hand to restore and migrate; `what` ("restore",
+ * "migrate") names the progress line.  Sets up the progress line. */
+struct restore_events transfer_events(struct transfer_out *o,
+				      const char *what);
 
 /* Print the summary (or the JSON object) of a restore (`rs` non-NULL) or
  * a migrate. */

@@ -202,6 +202,23 @@ class Output(TestCase):
         self.assertEqual(int(m.group(2)), 65)
         assert_backup_matches(self, self.user, dest)
 
+    def test_restore_progress_on_a_terminal(self):
+        """restore shows one line for the whole run, cleared before its
+        summary."""
+        dest = workdir("tty-restore-src")
+        self.assertExit(harness.backup(self.user, dest), 0)
+        target = harness.SERVER.new_user("ttyr")
+        rc, out, term = run_on_tty(
+            ["restore", "--cacert", harness.SERVER.cacert,
+             "--state-dir", workdir("tty-restore-state"), dest,
+             harness.SERVER.url(target, "imaps")], target.password)
+        text = term.decode("utf-8", "replace")
+        self.assertEqual(rc, 0, text)
+        self.assertEqual(out, b"", "stdout must stay empty")
+        self.assertIn("\rrestore: 65/65 messages", text)
+        last = text.split("\r\x1b[K")[-1].strip()
+        self.assertRegex(last, r"^imapsnap: restore: 65 messages appended")
+
     def test_no_terminal_means_summary_only(self):
         """Cron: stderr is a pipe or a file.  A clean run says one line."""
         dest = workdir("cron")
