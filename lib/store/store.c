@@ -1,7 +1,7 @@
 /*
  * store.c — what all stores share: opening or scanning one by format name,
- * freeing it, telling single-file exports by their name, flag letters, and
- * the directory helpers their durability rests on.
+ * freeing it, telling single-file exports by their name, and the directory
+ * helpers their durability rests on.  (Flag names and letters: flags.c.)
  */
 #include "store/store.h"
 
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,53 +128,6 @@ void store_free(struct store *s)
 	free(dest);
 	if (fd >= 0)
 		close(fd);
-}
-
-void store_flag_letters(unsigned flags, char *buf)
-{
-	/* Maildir wants the letters in ASCII order. */
-	static const struct {
-		unsigned flag;
-		char letter;
-	} letters[] = {
-		{ STORE_FLAG_DRAFT, 'D' },     { STORE_FLAG_FLAGGED, 'F' },
-		{ STORE_FLAG_FORWARDED, 'P' }, { STORE_FLAG_ANSWERED, 'R' },
-		{ STORE_FLAG_SEEN, 'S' },      { STORE_FLAG_DELETED, 'T' },
-	};
-	char *p = buf;
-
-	for (size_t i = 0; i < sizeof letters / sizeof *letters; i++)
-		if (flags & letters[i].flag)
-			*p++ = letters[i].letter;
-	*p = '\0';
-}
-
-static const struct {
-	unsigned bit;
-	const char *name;
-} flag_names[] = {
-	{ STORE_FLAG_SEEN, "\\Seen" },
-	{ STORE_FLAG_ANSWERED, "\\Answered" },
-	{ STORE_FLAG_FLAGGED, "\\Flagged" },
-	{ STORE_FLAG_DELETED, "\\Deleted" },
-	{ STORE_FLAG_DRAFT, "\\Draft" },
-	{ STORE_FLAG_FORWARDED, "$Forwarded" },
-};
-
-const char *store_flag_name(unsigned bit)
-{
-	for (size_t i = 0; i < sizeof flag_names / sizeof *flag_names; i++)
-		if (flag_names[i].bit == bit)
-			return flag_names[i].name;
-	return NULL;
-}
-
-unsigned store_flag_by_name(const char *name)
-{
-	for (size_t i = 0; i < sizeof flag_names / sizeof *flag_names; i++)
-		if (!strcasecmp(name, flag_names[i].name))
-			return flag_names[i].bit;
-	return 0;
 }
 
 /* fsync an open directory; EINVAL means the filesystem cannot sync
