@@ -112,10 +112,11 @@ class User:
 # --- the Dovecot log -----------------------------------------------------
 
 SESSION_END = re.compile(
-    r"imap\((?P<user>[^)]*)\)<\d+><[^>]*>: Info: Disconnected: .*?"
+    r"imap\((?P<user>[^)]*)\)<\d+><(?P<sid>[^>]*)>: Info: Disconnected: .*?"
     r"\bin=\d+ out=\d+ .*?body_count=(?P<count>\d+) "
     r"body_bytes=(?P<bytes>\d+)")
-LOGIN = re.compile(r"imap-login: Info: Login: user=<(?P<user>[^>]*)>")
+LOGIN = re.compile(r"imap-login: Info: Login: user=<(?P<user>[^>]*)>"
+                   r"(?:.*?session=<(?P<sid>[^>]*)>)?")
 
 
 class LogWindow:
@@ -139,9 +140,14 @@ class LogWindow:
             text = self.text()
             logins = [m for m in LOGIN.finditer(text)
                       if m.group("user") == user.name]
+            # Only the sessions that logged in since the mark: the end of
+            # one that began before it (a test's setUp) may be logged a
+            # moment later, inside the window.
+            sids = {m.group("sid") for m in logins}
             ends = [(int(m.group("count")), int(m.group("bytes")))
                     for m in SESSION_END.finditer(text)
-                    if m.group("user") == user.name]
+                    if m.group("user") == user.name and
+                    (None in sids or m.group("sid") in sids)]
             if len(ends) >= len(logins) or time.time() > deadline:
                 if len(ends) < len(logins):
                     raise AssertionError(
