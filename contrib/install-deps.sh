@@ -13,10 +13,15 @@ set -eu
 # PKGS (libcurl, libarchive, zlib, libcrypto, jansson, inih) and criterion (unit
 # tests): keep this list in step with PKGS;
 # integration tests and demo: Dovecot's IMAP server, openssl (test CA),
-# python3; archive checks: bsdtar, unzip, zstd, xz.
+# python3; archive checks: bsdtar, unzip, zstd, xz;
+# the other servers of the integration tests: what Cyrus's and Courier's
+# IMAP servers need (the servers themselves conflict with Dovecot's and
+# are unpacked privately by tests/install-servers.sh, run at the end).
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libarchive-dev zlib1g-dev
 libssl-dev libjansson-dev libinih-dev libcriterion-dev dovecot-imapd openssl python3
-ca-certificates libarchive-tools unzip zstd xz-utils"
+ca-certificates libarchive-tools unzip zstd xz-utils
+cyrus-common sasl2-bin courier-base courier-authlib-userdb libcourier-unicode4
+libgamin0 libidn12 libgdbm6"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	missing=
@@ -43,7 +48,11 @@ for pkg in $PACKAGES; do
 	*) missing="$missing $pkg" ;;
 	esac
 done
-[ -z "$missing" ] && exit 0
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ -z "$missing" ]; then
+	sh "$HERE/../tests/install-servers.sh"
+	exit 0
+fi
 
 echo "install-deps: missing:$missing"
 if [ "$(id -u)" -ne 0 ]; then
@@ -55,3 +64,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y --no-install-recommends $missing
+sh "$HERE/../tests/install-servers.sh"

@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 
 class Result(unittest.TestResult):
@@ -137,6 +138,7 @@ def main():
     except KeyboardInterrupt:
         print("run.py: interrupted", file=sys.stderr)
     finally:
+        servers.stop_all()
         if started:
             subprocess.run(["sh", os.path.join(ROOT, "tests", "dovecot",
                                                "stop.sh"), dovecot_dir])
