@@ -41,7 +41,9 @@ struct restore_state {
 	char *dir;
 	bool readonly;
 	int lock_fd, fd;
-	struct restore_state_folder *folders;
+	/* Each folder allocated on its own: callers keep pointers to them
+	 * while more folders are added. */
+	struct restore_state_folder **folders;
 	size_t nfolders, afolders;
 	struct entry *set;
 	size_t cap, n;
@@ -158,30 +160,35 @@ struct restore_state_folder *restore_state_folder(struct restore_state *st,
 	struct restore_state_folder *f;
 
 	for (size_t i = 0; i < st->nfolders; i++)
-		if (!strcmp(st->folders[i].name, name))
-			return &st->folders[i];
+		if (!strcmp(st->folders[i]->name, name))
+			return st->folders[i];
 	if (!create)
 		return NULL;
 	if (st->nfolders == st->afolders) {
 		size_t a = st->afolders ? 2 * st->afolders : 16;
-		f = realloc(st->folders, a * sizeof *f);
-		if (!f)
+		struct restore_state_folder **v =
+			realloc(st->folders, a * sizeof *v);
+		if (!v)
 			return NULL;
-		st->folders = f;
+		st->folders = v;
 		st->afolders = a;
 	}
-	f = &st->folders[st->nfolders];
-	memset(f, 0, sizeof *f);
-	if (!(f->name = strdup(name)))
+	if (!(f = calloc(1, sizeof *f)))
 		return NULL;
-	st->nfolders++;
+	if (!(f->name = strdup(name))) {
+		free(f);
+		return NULL;
+	}
+	f->ix = (uint32_t)st->nfolders + 1;
+	st->folders[st->nfolders++] = f;
 	return f;
 }
 
 static uint32_t folder_ix(const struct restore_state *st,
 			  const struct restore_state_folder *f)
 {
-	return (uint32_t)(f - st->folders) + 1;
+	(void)st;
+	return f->ix;
 }
 
 bool restore_state_has(const struct restore_state *st,
@@ -474,13 +481,13 @@ static enum isnap_status compact(struct restore_state *st,
 				"version", LOG_VERSION),
 		  err);
 	for (size_t i = 0; i < st->nfolders && !rc; i++)
-		rc = emit(st, folder_line(&st->folders[i]), err);
+		rc = emit(st, folder_line(st->folders[i]), err);
 	for (size_t j = 0; j < st->cap && !rc; j++) {
 		const struct entry *e = &st->set[j];
 		const struct restore_state_folder *f;
 		if (!e->folder)
 			continue;
-		f = &st->folders[e->folder - 1];
+		f = st->folders[e->folder - 1];
 		if (e->gen == f->gen)
 			rc = emit(st, done_line(f, e->key, e->uid), err);
 	}
@@ -581,8 +588,10 @@ void restore_state_close(struct restore_state *st)
 	}
 	if (st->lock_fd >= 0)
 		lock_release(st->lock_fd);
-	for (size_t i = 0; i < st->nfolders; i++)
-		free(st->folders[i].name);
+	for (size_t i = 0; i < st->nfolders; i++) {
+		free(st->folders[i]->name);
+		free(st->folders[i]);
+	}
 	free(st->folders);
 	free(st->set);
 	free(st->wbuf);

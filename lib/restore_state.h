@@ -42,6 +42,7 @@ struct restore_state_folder {
 	uint32_t uidvalidity; /* 0: never seen */
 	uint32_t checked;     /* target UIDs below it are accounted for */
 	uint32_t gen;         /* bumped when UIDVALIDITY changes */
+	uint32_t ix;          /* restore_state's own */
 };
 
 /* The key of a source message: the first 16 bytes of the SHA-256 of
@@ -62,7 +63,8 @@ enum isnap_status restore_state_open(const char *dir, bool readonly,
 void restore_state_close(struct restore_state *st);
 
 /* The folder named `name` (created empty when absent and `create`);
- * NULL when absent, or out of memory. */
+ * NULL when absent, or out of memory.  It belongs to the state and stays
+ * where it is until restore_state_close. */
 struct restore_state_folder *restore_state_folder(struct restore_state *st,
 						  const char *name,
 						  bool create);

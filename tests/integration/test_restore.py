@@ -399,3 +399,33 @@ class RestoreScripted(TestCase):
             self.assertEqual(sorted(m.body for m in inbox.msgs),
                              sorted(b for _, _, b in
                                     account(self.user)["INBOX"]))
+
+
+class RestoreManyFolders(TestCase):
+    def test_forty_folders_twice(self):
+        """More folders than the restore state first makes room for: the
+        state grows while folders being restored point into it."""
+        src = harness.SERVER.new_user("rmany")
+        names = ["F%02d" % i for i in range(40)]
+        with src.oracle() as o:
+            for i, name in enumerate(names):
+                o.create(name)
+                o.append(name, simple_message("in %s" % name),
+                         flags=("\\Seen",), date=1600000000 + i)
+        work = workdir("restore-many")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(src, dest), 0, "backup")
+        dst = harness.SERVER.new_user("rmanyd")
+        state = os.path.join(work, "state")
+        run = restore(dst, dest, "--json", state=state)
+        self.assertExit(run, 0, "restore")
+        self.assertIn(b'"appended": 40', run.stdout, str(run))
+        got = account(dst)
+        self.assertEqual(sorted(got), names)
+        for name in names:
+            self.assertEqual(len(got[name]), 1, name)
+        # Into the same target again: the state now holds 41 folders
+        # from the start.
+        run = restore(dst, dest, "--json", state=state)
+        self.assertExit(run, 0, "second restore")
+        self.assertIn(b'"appended": 0', run.stdout, str(run))
