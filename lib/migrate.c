@@ -92,8 +92,8 @@ static enum isnap_status sizes_untagged(void *ctx,
 	}
 	if (!uid || !has_size)
 		return ISNAP_OK;
-	if (m->n && m->msgs[m->n - 1].uid >= uid)
-		return ISNAP_OK; /* out of order or repeated: ignored */
+	/* In any order (RFC 3501 orders no FETCH responses): sorted and
+	 * rid of repeats by sort_sizes once the listing is complete. */
 	if (m->n == m->a) {
 		size_t a = m->a ? 2 * m->a : 256;
 		struct src_msg *v = realloc(m->msgs, a * sizeof *v);
@@ -104,6 +104,26 @@ static enum isnap_status sizes_untagged(void *ctx,
 	}
 	m->msgs[m->n++] = (struct src_msg){ .uid = uid, .size = size };
 	return ISNAP_OK;
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct src_msg *)a)->uid;
+	uint32_t y = ((const struct src_msg *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sort the listing by UID and keep the first of repeated UIDs. */
+static void sort_sizes(struct migrator *m)
+{
+	size_t k = 0;
+
+	qsort(m->msgs, m->n, sizeof *m->msgs, cmp_uid);
+	for (size_t i = 0; i < m->n; i++)
+		if (!k || m->msgs[k - 1].uid != m->msgs[i].uid)
+			m->msgs[k++] = m->msgs[i];
+	m->n = k;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -307,6 +327,22 @@ static void on_message_failed(void *ctx, uint32_t uid, const char *why)
 
 /* ---------------------------------------------------------------------- */
 
+/* After a folder's fetch: every planned message must be appended, failed
+ * (counted) or gone from the source (vanished).  Any other is a failure
+ * too, so that the run never ends well with a message left behind. */
+static void account_for_all(struct migrator *m, uint64_t failed0,
+			    uint64_t vanished)
+{
+	uint64_t left = 0, told = m->sum->t.failed - failed0 + vanished;
+
+	for (size_t i = 0; i < m->n; i++)
+		left += !m->pending[i].done;
+	for (; left > told; left--)
+		restore_target_failed(m->target, m->tf, NULL,
+				      "the source sent neither the message "
+				      "nor an error");
+}
+
 static enum isnap_status copy_folder(struct migrator *m,
 				     const struct imap_folder *f,
 				     struct isnap_error *err)
@@ -319,6 +355,7 @@ static enum isnap_status copy_folder(struct migrator *m,
 				       .message_failed = on_message_failed };
 	struct fetch_stats fs = { 0 };
 	char *utf8 = NULL, *target = NULL;
+	uint64_t failed0;
 	enum isnap_status rc;
 
 	m->n = 0;
@@ -339,6 +376,8 @@ static enum isnap_status copy_folder(struct migrator *m,
 		if (info.exists)
 			rc = imap_client_simple(m->src, cmd, sizes_untagged, m,
 						err);
+		if (!rc)
+			sort_sizes(m);
 	}
 	if (rc == ISNAP_EFOLDER) {
 		/* The source refused the folder: report it, go on. */
@@ -390,12 +429,15 @@ static enum isnap_status copy_folder(struct migrator *m,
 			}
 		goto out;
 	}
+	failed0 = m->sum->t.failed;
 	if (!uidset_empty(&todo))
 		rc = fetch_messages(m->src, &ms.base, &todo, NULL, &fcb, &fs,
 				    err);
 	m->sum->vanished += fs.vanished;
 	if (!rc)
 		rc = restore_target_drain(m->target, err);
+	if (!rc)
+		account_for_all(m, failed0, fs.vanished);
 	if (!rc)
 		rc = restore_target_folder_end(m->target, m->tf, err);
 out:

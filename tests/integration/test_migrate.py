@@ -127,3 +127,44 @@ class MigrateCrash(TestCase):
             self.assertEqual(got[k], expected[k],
                              "%s: duplicates or missing after %d kills"
                              % (k, kills))
+
+
+# --- a scripted source (tests/fakeimap) --------------------------------------
+
+import sys  # noqa: E402
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "fakeimap"))
+from fakeimap import FakeIMAP, Mailbox, Script, make_messages  # noqa: E402
+
+
+class Unordered(Script):
+    """Answers each size listing in reverse UID order, as RFC 3501 allows
+    (it orders no FETCH responses)."""
+
+    def list_uids(self, c, tag, uids, items):
+        mb = c.selected
+        order = [m.uid for m in mb.msgs] if mb else []
+        for uid in reversed(uids):
+            if uid in order:
+                m = mb.msgs[order.index(uid)]
+                c.send(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (
+                    order.index(uid) + 1, uid, len(m.body)))
+        c.send(tag + b" OK FETCH done\r\n")
+
+
+class MigrateScripted(TestCase):
+    def test_fetch_responses_out_of_order(self):
+        msgs = make_messages(7)
+        script = Unordered(mailboxes=[Mailbox(b"INBOX", msgs)])
+        dst = harness.SERVER.new_user("mood")
+        state = workdir("migrate-unordered") + "/state"
+        with FakeIMAP(script) as srv:
+            run = imapsnap(
+                "migrate", "--tls", "none", "--json", "--state-dir", state,
+                srv.url(), dst.server.url(dst, "imap"),
+                env={"IMAPSNAP_SRC_PASSWORD": "secret",
+                     "IMAPSNAP_DST_PASSWORD": dst.password})
+        self.assertExit(run, 0)
+        self.assertIn(b'"appended": 7', run.stdout, str(run))
+        got = account(dst)
+        self.assertEqual(sorted(b for _, _, b in got["INBOX"]),
+                         sorted(m.body for m in msgs))
