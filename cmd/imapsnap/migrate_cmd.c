@@ -45,7 +45,8 @@ static const char migrate_usage[] =
 	"\n"
 	"  --json                  print a JSON summary on standard output\n"
 	"  -q, --quiet             print only errors\n"
-	"  -v, --verbose           also print each folder\n"
+	"  -v, --verbose           also print each folder and the protocol\n"
+	"                          trace (credentials masked)\n"
 	"\n"
 	"Exit status: 0 everything copied, 1 some messages or folders not\n"
 	"copied, 2 usage, 3 authentication, 4 connection/TLS, 5 another copy\n"
@@ -141,6 +142,8 @@ int cmd_migrate(int argc, char **argv)
 	    (rc = transfer_setup(&tc, &src, &dst.session, "Migrated",
 				 &mo.common, &state_dir)))
 		return rc;
+	transfer_trace(out, 0, "source", &src.session);
+	transfer_trace(out, 1, "destination", &dst.session);
 	mo.src = src.session;
 	mo.dst = dst.session;
 	ev = transfer_events(out, "migrate");

@@ -110,5 +110,9 @@ double progress_now(void);
  * carries state from line to line (an AUTHENTICATE exchange). */
 void trace_mask_line(char direction, const char *line, size_t len,
 		     bool *in_auth, char *out, size_t size);
+/* Print what one side sent ("C ..." or "S ...", after `label` unless it
+ * is NULL), masked, with the progress line `p` cleared first. */
+void trace_print(struct progress *p, const char *label, bool *in_auth,
+		 char direction, const char *data, size_t len);
 
 #endif

@@ -47,7 +47,8 @@ static const char restore_usage[] =
 	"\n"
 	"  --json                  print a JSON summary on standard output\n"
 	"  -q, --quiet             print only errors\n"
-	"  -v, --verbose           also print each folder\n"
+	"  -v, --verbose           also print each folder and the protocol\n"
+	"                          trace (credentials masked)\n"
 	"\n"
 	"Exit status: 0 everything restored, 1 some messages or folders not\n"
 	"restored, 2 usage, 3 authentication, 4 connection/TLS, 5 another\n"
@@ -97,6 +98,7 @@ int cmd_restore(int argc, char **argv)
 	    (rc = transfer_setup(&tc, &a, &a.session, "Restored or "
 				 "Old/Restored", &ro.common, &state_dir)))
 		return rc;
+	transfer_trace(out, 0, NULL, &a.session);
 	ro.session = a.session;
 	ev = transfer_events(out, "restore");
 

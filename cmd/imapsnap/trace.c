@@ -74,13 +74,13 @@ void trace_mask_line(char direction, const char *line, size_t len,
 	}
 }
 
-void out_trace(void *ctx, char dir, const char *data, size_t len)
+void trace_print(struct progress *p, const char *label, bool *in_auth,
+		 char dir, const char *data, size_t len)
 {
-	struct output *o = ctx;
 	size_t pos = 0, shown = 0;
 	bool first = true;
 
-	progress_clear(&o->progress);
+	progress_clear(p);
 	while (pos < len && shown < TRACE_SHOW) {
 		const char *nl = memchr(data + pos, '\n', len - pos);
 		size_t end = nl ? (size_t)(nl - data) + 1 : len;
@@ -88,8 +88,10 @@ void out_trace(void *ctx, char dir, const char *data, size_t len)
 		char text[TRACE_SHOW + 8];
 		if (take > TRACE_SHOW - shown && dir != '>')
 			take = TRACE_SHOW - shown;
-		trace_mask_line(dir, data + pos, take, &o->trace_in_auth, text,
+		trace_mask_line(dir, data + pos, take, in_auth, text,
 				sizeof text);
+		if (first && label)
+			fprintf(stderr, "%s ", label);
 		fprintf(stderr, "%s%s", first ? (dir == '>' ? "C " : "S ")
 					       : "\n  ",
 			text);
@@ -100,4 +102,11 @@ void out_trace(void *ctx, char dir, const char *data, size_t len)
 	if (pos < len)
 		fprintf(stderr, " [... %zu bytes]", len);
 	fputc('\n', stderr);
+}
+
+void out_trace(void *ctx, char dir, const char *data, size_t len)
+{
+	struct output *o = ctx;
+
+	trace_print(&o->progress, NULL, &o->trace_in_auth, dir, data, len);
 }

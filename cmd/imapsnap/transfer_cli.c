@@ -190,6 +190,23 @@ static void on_appended(void *ctx, const char *folder, uint64_t bytes)
 	progress_message(&o->progress, bytes);
 }
 
+static void on_trace(void *ctx, char dir, const char *data, size_t len)
+{
+	struct transfer_trace *t = ctx;
+
+	trace_print(&t->out->progress, t->label, &t->in_auth, dir, data, len);
+}
+
+void transfer_trace(struct transfer_out *o, unsigned which, const char *label,
+		    struct imap_session_opts *s)
+{
+	if (o->verbosity < 2 || which > 1)
+		return;
+	o->trace[which] = (struct transfer_trace){ .out = o, .label = label };
+	s->trace = on_trace;
+	s->trace_ctx = &o->trace[which];
+}
+
 struct restore_events transfer_events(struct transfer_out *o,
 				      const char *what)
 {

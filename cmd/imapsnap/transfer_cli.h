@@ -23,6 +23,14 @@
 #include "restore.h"
 
 struct restore_summary;
+struct transfer_out;
+
+/* The protocol trace of one connection (-v). */
+struct transfer_trace {
+	struct transfer_out *out;
+	const char *label;  /* "source", "destination", or NULL */
+	bool in_auth;
+};
 
 struct transfer_out {
 	int verbosity;  /* 0 quiet, 1 normal, 2 verbose */
@@ -32,6 +40,7 @@ struct transfer_out {
 	/* On a terminal (and not -q, --json): one live line for the whole
 	 * run, messages appended of those planned so far. */
 	struct progress progress;
+	struct transfer_trace trace[2];
 };
 
 /* A command's further options start at OPT_TRANSFER_NEXT. */
@@ -86,6 +95,11 @@ char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
  * "migrate") names the progress line.  Sets up the progress line. */
 struct restore_events transfer_events(struct transfer_out *o,
 				      const char *what);
+
+/* With -v, have the session `s` traced as connection `which` (0 or 1),
+ * its lines after `label` (NULL: none). */
+void transfer_trace(struct transfer_out *o, unsigned which, const char *label,
+		    struct imap_session_opts *s);
 
 /* Print the summary (or the JSON object) of a restore (`rs` non-NULL) or
  * a migrate. */

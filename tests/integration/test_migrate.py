@@ -168,3 +168,18 @@ class MigrateScripted(TestCase):
         got = account(dst)
         self.assertEqual(sorted(b for _, _, b in got["INBOX"]),
                          sorted(m.body for m in msgs))
+
+
+class MigrateVerbose(TestCase):
+    def test_protocol_trace_of_both_sides(self):
+        src = harness.SERVER.new_user("mvsrc")
+        with src.oracle() as o:
+            o.append("INBOX", harness.simple_message("traced"))
+        dst = harness.SERVER.new_user("mvdst")
+        run = migrate(src, dst, "-v", state=workdir("migrate-v") + "/s")
+        self.assertExit(run, 0)
+        err = run.stderr.decode("utf-8", "replace")
+        self.assertRegex(err, r"(?m)^source C i\d+ UID FETCH ")
+        self.assertRegex(err, r"(?m)^destination C i\d+ APPEND \"INBOX\" ")
+        self.assertNotLeaked(run, src.password)
+        self.assertNotLeaked(run, dst.password)

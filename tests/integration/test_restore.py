@@ -429,3 +429,22 @@ class RestoreManyFolders(TestCase):
         run = restore(dst, dest, "--json", state=state)
         self.assertExit(run, 0, "second restore")
         self.assertIn(b'"appended": 0', run.stdout, str(run))
+
+
+class RestoreVerbose(TestCase):
+    def test_protocol_trace(self):
+        """-v traces the target's protocol as backup's -v does, with the
+        credentials masked."""
+        src = harness.SERVER.new_user("rvsrc")
+        with src.oracle() as o:
+            o.append("INBOX", simple_message("traced"))
+        work = workdir("restore-verbose")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(src, dest), 0)
+        dst = harness.SERVER.new_user("rvdst")
+        run = restore(dst, dest, "-v", state=os.path.join(work, "s"))
+        self.assertExit(run, 0)
+        err = run.stderr.decode("utf-8", "replace")
+        self.assertRegex(err, r"(?m)^C i\d+ APPEND \"INBOX\" ")
+        self.assertRegex(err, r"(?m)^S i\d+ OK ")
+        self.assertNotLeaked(run, dst.password)
