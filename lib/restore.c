@@ -267,37 +267,45 @@ static bool listed(const struct restore_target *t, const char *raw)
 	return false;
 }
 
-/* CREATE the parents the LIST did not show (a NO there is fine: some
- * servers create parents themselves, some refuse names that exist as
- * \Noselect), then the folder. */
+static enum isnap_status create_one(struct restore_target *t,
+				    const char *raw, struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX];
+
+	memcpy(cmd, "CREATE ", 7);
+	if (!quote(raw, cmd + 7, sizeof cmd - 8))
+		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
+	return imap_client_simple(t->c, cmd, NULL, NULL, err);
+}
+
+/* CREATE the folder.  RFC 3501 asks servers to create the levels above
+ * a name themselves, and most do, as \Noselect names that hold no mail;
+ * only when the server refuses are the parents the LIST did not show
+ * created first (a refusal there is fine: the retry says what counts). */
 static enum isnap_status create(struct restore_target *t, const char *raw,
 				struct isnap_error *err)
 {
-	char cmd[COMMAND_MAX], *name = strdup(raw);
 	struct isnap_error ignored;
-	enum isnap_status rc = ISNAP_OK;
+	bool any = false;
+	char *name;
+	enum isnap_status rc = create_one(t, raw, err);
 
-	if (!name)
+	if (rc != ISNAP_EFOLDER || !t->delim)
+		return rc;
+	if (!(name = strdup(raw)))
 		return oom(err);
-	for (char *p = name; *p && t->delim; p++) {
+	for (char *p = name; *p; p++) {
 		if (*p != t->delim || p == name)
 			continue;
 		*p = '\0';
 		if (!listed(t, name)) {
-			memcpy(cmd, "CREATE ", 7);
-			if (quote(name, cmd + 7, sizeof cmd - 8))
-				imap_client_simple(t->c, cmd, NULL, NULL,
-						   &ignored);
+			any = true;
+			create_one(t, name, &ignored);
 		}
 		*p = t->delim;
 	}
-	memcpy(cmd, "CREATE ", 7);
-	if (!quote(name, cmd + 7, sizeof cmd - 8))
-		rc = isnap_fail(err, ISNAP_EFOLDER, "name too long");
-	else
-		rc = imap_client_simple(t->c, cmd, NULL, NULL, err);
 	free(name);
-	return rc;
+	return any ? create_one(t, raw, err) : rc;
 }
 
 static enum isnap_status examine(struct restore_target *t,

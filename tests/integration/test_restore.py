@@ -448,3 +448,30 @@ class RestoreVerbose(TestCase):
         self.assertRegex(err, r"(?m)^C i\d+ APPEND \"INBOX\" ")
         self.assertRegex(err, r"(?m)^S i\d+ OK ")
         self.assertNotLeaked(run, dst.password)
+
+
+class RestoreNoselectParents(TestCase):
+    def test_parents_only_as_the_target_needs(self):
+        """A folder whose parent is \\Noselect on the source is created
+        on the target without making the parent a folder of its own."""
+        src = harness.SERVER.new_user("rnosel")
+        with src.oracle() as o:
+            o.create("Top/Sub")
+            o.append("Top/Sub", simple_message("deep"))
+            parent = [f for f in o.folders() if f.name == "Top"]
+        self.assertTrue(parent and not parent[0].selectable,
+                        "the test needs Top to be \\Noselect on the source")
+        work = workdir("restore-noselect")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(src, dest), 0)
+        dst = harness.SERVER.new_user("rnoseld")
+        run = restore(dst, dest, state=os.path.join(work, "s"))
+        self.assertExit(run, 0)
+        with dst.oracle() as o:
+            folders = {f.name: f for f in o.folders()}
+        self.assertIn("Top/Sub", folders)
+        self.assertTrue("Top" not in folders or
+                        not folders["Top"].selectable,
+                        "Top was created as a folder: %s"
+                        % folders["Top"].attrs)
+        self.assertEqual(len(account(dst)["Top/Sub"]), 1)
