@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "folder_map.h"
 #include "imap/client.h"
 #include "imap/commands.h"
 #include "imap/status.h"
@@ -133,10 +134,13 @@ static json_t *json_text(const char *s)
 	return j ? j : json_null();
 }
 
-static void print_json(const char *url, const struct row *rows, size_t n,
+static void print_json(const char *url, const struct imap_folder_list *l,
+		       const struct row *rows, size_t n,
 		       enum imap_status_method method)
 {
 	json_t *doc = json_object(), *list = json_array();
+	json_t *ns = json_object();
+	char nsdelim[2] = { l->ns.delim, '\0' };
 
 	for (size_t i = 0; i < n; i++) {
 		const struct imap_folder *f = rows[i].f;
@@ -145,7 +149,11 @@ static void print_json(const char *url, const struct row *rows, size_t n,
 		json_t *o = json_object();
 		bool k = s->known;
 		json_object_set_new(o, "name", json_text(rows[i].name));
+		char *path = folder_logical_path(f->name, f->delim,
+						 l->ns.prefix);
 		json_object_set_new(o, "raw", json_text(f->name));
+		json_object_set_new(o, "path", json_text(path));
+		free(path);
 		json_object_set_new(o, "delimiter",
 				    f->delim ? json_text(delim) : json_null());
 		json_object_set_new(o, "role", json_text(f->special_use));
@@ -160,7 +168,13 @@ static void print_json(const char *url, const struct row *rows, size_t n,
 		json_object_set_new(o, "error", json_text(s->error));
 		json_array_append_new(list, o);
 	}
+	json_object_set_new(ns, "prefix", json_text(l->ns.prefix));
+	json_object_set_new(ns, "delimiter",
+			    l->ns.delim ? json_text(nsdelim) : json_null());
+	json_object_set_new(ns, "from",
+			    json_string(l->ns.known ? "NAMESPACE" : "LIST"));
 	json_object_set_new(doc, "url", json_text(url));
+	json_object_set_new(doc, "namespace", ns);
 	json_object_set_new(doc, "status_by",
 			    json_string(method == IMAP_STATUS_BY_LIST_STATUS
 						? "LIST-STATUS"
@@ -232,7 +246,7 @@ static int list_account(struct account *a, struct output *o, bool sizes)
 	}
 	qsort(rows, folders.n, sizeof *rows, by_name);
 	if (o->json) {
-		print_json(a->session.url, rows, folders.n, method);
+		print_json(a->session.url, &folders, rows, folders.n, method);
 	} else {
 		print_table(rows, folders.n);
 		for (size_t i = 0; i < folders.n; i++)

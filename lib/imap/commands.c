@@ -39,7 +39,10 @@ static enum isnap_status list_untagged(void *ctx, const struct imap_response *r,
 
 	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "LIST"))
 		return ISNAP_OK;
-	if (r->nargs != 3 || r->args[0].type != IMAP_ARG_LIST ||
+	/* LIST-EXTENDED may add a list of extended data items. */
+	if (r->nargs < 3 || r->nargs > 4 ||
+	    (r->nargs == 4 && r->args[3].type != IMAP_ARG_LIST) ||
+	    r->args[0].type != IMAP_ARG_LIST ||
 	    !imap_arg_string(&r->args[1], true, &delim, &dlen) ||
 	    !imap_arg_string(&r->args[2], false, &name, &nlen))
 		return isnap_fail(err, ISNAP_EPROTO,
@@ -88,14 +91,137 @@ static enum isnap_status list_untagged(void *ctx, const struct imap_response *r,
 	return ISNAP_OK;
 }
 
+/* * NAMESPACE (personal) (other users') (shared): the first personal
+ * one, a list of (prefix delimiter [extensions]). */
+static enum isnap_status namespace_untagged(struct imap_namespace *ns,
+					    const struct imap_response *r,
+					    struct isnap_error *err)
+{
+	const struct imap_arg *first;
+	const char *prefix, *delim;
+	size_t plen, dlen;
+
+	if (ns->known || r->nargs < 1 || r->args[0].type != IMAP_ARG_LIST ||
+	    r->args[0].count < 1)
+		return ISNAP_OK; /* NIL: no personal namespace; infer one */
+	first = &r->args[0].list[0];
+	if (first->type != IMAP_ARG_LIST || first->count < 2 ||
+	    !imap_arg_string(&first->list[0], false, &prefix, &plen) ||
+	    !imap_arg_string(&first->list[1], true, &delim, &dlen) ||
+	    dlen > 1 || memchr(prefix, '\0', plen) ||
+	    plen > FOLDER_NAME_MAX)
+		return ISNAP_OK; /* not usable: infer one */
+	if (!(ns->prefix = strndup(prefix, plen)))
+		return oom(err);
+	ns->delim = dlen == 1 ? delim[0] : '\0';
+	ns->known = true;
+	return ISNAP_OK;
+}
+
+struct list_run {
+	struct imap_folder_list *l;
+	char ns_tag[16], list_tag[16];
+	unsigned waiting;
+	bool done;
+	enum isnap_status list_result;
+};
+
+static enum isnap_status list_response(void *ctx, const struct imap_response *r,
+				       struct isnap_error *err)
+{
+	struct list_run *run = ctx;
+
+	if (r->kind == IMAP_RESP_UNTAGGED) {
+		if (!strcmp(r->name, "NAMESPACE"))
+			return namespace_untagged(&run->l->ns, r, err);
+		return list_untagged(run->l, r, err);
+	}
+	if (r->kind == IMAP_RESP_CONTINUATION)
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server asked for data nobody offered");
+	if (!strcmp(r->tag, run->list_tag)) {
+		/* LIST itself refused: nothing can be done with the account. */
+		if (strcmp(r->name, "OK"))
+			run->list_result = isnap_fail(
+				err, ISNAP_EPROTO, "the server said %s %s",
+				r->name, r->text ? r->text : "");
+	} else if (strcmp(r->tag, run->ns_tag) || !run->ns_tag[0]) {
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server answered command %.16s, which "
+				  "was never sent",
+				  r->tag);
+	}
+	/* A NAMESPACE refused is a namespace inferred. */
+	run->done = --run->waiting == 0;
+	return ISNAP_OK;
+}
+
+/* No personal namespace from the server: guess it from the LIST. */
+static enum isnap_status infer_namespace(struct imap_folder_list *l,
+					 struct isnap_error *err)
+{
+	char delim = '\0';
+	bool below_inbox = false, others = false;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct imap_folder *f = &l->v[i];
+		if (f->invalid)
+			continue;
+		if (!strcmp(f->name, "INBOX")) {
+			if (f->delim)
+				delim = f->delim;
+			continue;
+		}
+		if (!delim)
+			delim = f->delim;
+	}
+	for (size_t i = 0; i < l->n && delim; i++) {
+		const struct imap_folder *f = &l->v[i];
+		if (f->invalid || !strcmp(f->name, "INBOX"))
+			continue;
+		if (!strncasecmp(f->name, "INBOX", 5) && f->name[5] == delim)
+			below_inbox = true;
+		else
+			others = true;
+	}
+	l->ns.inferred = true;
+	l->ns.delim = delim;
+	if (below_inbox && !others) {
+		char p[7] = "INBOX";
+		p[5] = delim;
+		l->ns.prefix = strdup(p);
+	} else {
+		l->ns.prefix = strdup("");
+	}
+	return l->ns.prefix ? ISNAP_OK : oom(err);
+}
+
 enum isnap_status imap_list(struct imap_client *c, struct imap_folder_list *out,
 			    struct isnap_error *err)
 {
-	enum isnap_status st;
+	struct list_run run = { .l = out };
+	struct imap_handler h = { .ctx = &run, .response = list_response };
+	const char *cmd = imap_client_has_cap(c, "SPECIAL-USE")
+				  ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)"
+				  : "LIST \"\" \"*\"";
+	enum isnap_status st = ISNAP_OK;
 
-	st = imap_client_simple(c, "LIST \"\" \"*\"", list_untagged, out, err);
-	if (st == ISNAP_EFOLDER)
-		err->status = st = ISNAP_EPROTO; /* LIST itself refused */
+	if (imap_client_has_cap(c, "NAMESPACE")) {
+		st = imap_client_send(c, "NAMESPACE", run.ns_tag, err);
+		run.waiting++;
+	}
+	if (!st)
+		st = imap_client_send(c, cmd, run.list_tag, err);
+	run.waiting++;
+	if (!st)
+		st = imap_client_pump(c, &h, &run.done, err);
+	if (!st)
+		st = run.list_result;
+	if (!st && !out->ns.known) {
+		free(out->ns.prefix);
+		out->ns.prefix = NULL;
+		st = infer_namespace(out, err);
+	}
 	return st;
 }
 
@@ -106,8 +232,8 @@ void imap_folder_list_free(struct imap_folder_list *l)
 		free(l->v[i].special_use);
 	}
 	free(l->v);
-	l->v = NULL;
-	l->n = l->alloc = 0;
+	free(l->ns.prefix);
+	memset(l, 0, sizeof *l);
 }
 
 static bool parse_u32(const char *s, uint32_t *out)

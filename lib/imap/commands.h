@@ -2,7 +2,8 @@
  * commands.h — the few synchronous commands a backup needs before it
  * fetches: LIST, EXAMINE and UID SEARCH.  RFC 3501 §6.3.1 (SELECT/EXAMINE),
  * §6.3.8 (LIST), §6.4.4 (SEARCH); RFC 7162 (CONDSTORE: HIGHESTMODSEQ);
- * RFC 4731 (ESEARCH: UID sets as ranges); RFC 6154 (special-use flags).
+ * RFC 4731 (ESEARCH: UID sets as ranges); RFC 6154 (special-use flags);
+ * RFC 2342 (NAMESPACE); RFC 5258 (LIST-EXTENDED, its RETURN options).
  */
 #ifndef IMAPSNAP_IMAP_COMMANDS_H
 #define IMAPSNAP_IMAP_COMMANDS_H
@@ -25,13 +26,33 @@ struct imap_folder {
 	const char *invalid;
 };
 
+/* The personal namespace (RFC 2342): where the account's own folders
+ * live.  Cyrus and Courier keep them below "INBOX." with "." as
+ * delimiter, Dovecot (usually) at the top with "/". */
+struct imap_namespace {
+	bool known;        /* the server answered NAMESPACE */
+	bool inferred;     /* not known: guessed from the LIST (below) */
+	char *prefix;      /* as the server spells it (modified UTF-7);
+			      never NULL once imap_list succeeded */
+	char delim;        /* '\0' when the server says NIL */
+};
+
 struct imap_folder_list {
 	struct imap_folder *v;
 	size_t n, alloc;
+	struct imap_namespace ns;
 };
 
-/* LIST "" "*".  Folders come in the server's order; "INBOX" in any case is
- * normalised to "INBOX".  Names the server repeats are listed once. */
+/* NAMESPACE (when offered) and LIST "" "*", pipelined: one round trip.
+ * With SPECIAL-USE the LIST asks RETURN (SPECIAL-USE) (RFC 6154).
+ * Folders come in the server's order; "INBOX" in any case is normalised
+ * to "INBOX".  Names the server repeats are listed once.
+ *
+ * `out->ns` is the first personal namespace the server gave.  Without
+ * one (no NAMESPACE, refused, or no personal namespace) it is inferred
+ * from the LIST: "INBOX" and the delimiter when every other folder lies
+ * below INBOX (Courier and Cyrus's default without NAMESPACE), else ""
+ * with the delimiter of INBOX or of the first folder that has one. */
 enum isnap_status imap_list(struct imap_client *c, struct imap_folder_list *out,
 			    struct isnap_error *err);
 void imap_folder_list_free(struct imap_folder_list *l);
