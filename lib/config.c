@@ -43,6 +43,16 @@ static const struct key keys[] = {
 	{ "password_file", K_PATH, F(password_file), 0 },
 	{ "password_env", K_STR, F(password_env), 0 },
 	{ "oauth2_token_command", K_STR, F(oauth2_token_command), 0 },
+	{ "oauth2", K_STR, F(oauth2), 0 },
+	{ "oauth2_client_id", K_STR, F(oauth2_client_id), 0 },
+	{ "oauth2_client_secret", K_STR, F(oauth2_client_secret), 0 },
+	{ "oauth2_scope", K_STR, F(oauth2_scope), 0 },
+	{ "oauth2_device_url", K_STR, F(oauth2_device_url), 0 },
+	{ "oauth2_authorize_url", K_STR, F(oauth2_authorize_url), 0 },
+	{ "oauth2_token_url", K_STR, F(oauth2_token_url), 0 },
+	{ "oauth2_token_file", K_PATH, F(oauth2_token_file), 0 },
+	{ "oauth2_cacert", K_PATH, F(oauth2_cacert), 0 },
+	{ "oauth2_flow", K_STR, F(oauth2_flow), 0 },
 	{ "destination", K_PATH, F(destination), 0 },
 	{ "format", K_STR, F(format), 0 },
 	{ "include", K_GLOBS, F(include), F(n_include) },
@@ -133,6 +143,12 @@ static char *reader(char *str, int num, void *stream)
 	return str;
 }
 
+static bool is_secret(const struct key *k)
+{
+	return k->off == offsetof(struct config_account, password) ||
+	       k->off == offsetof(struct config_account, oauth2_client_secret);
+}
+
 static char **glob_list(struct config_account *a, const struct key *k,
 			size_t **count)
 {
@@ -164,8 +180,7 @@ static void account_free(struct config_account *a)
 			free(v);
 		} else if (k->type == K_STR || k->type == K_PATH) {
 			char **s = (char **)((char *)a + k->off);
-			if (*s && k->off == offsetof(struct config_account,
-						     password))
+			if (*s && is_secret(k))
 				explicit_bzero(*s, strlen(*s));
 			free(*s);
 		}
@@ -291,7 +306,7 @@ static int set_value(struct parser *p, struct config_account *a,
 		char **s = field;
 		if (!*v)
 			return fail(p, "%s: empty value", k->name);
-		if (*s && k->off == offsetof(struct config_account, password))
+		if (*s && is_secret(k))
 			explicit_bzero(*s, strlen(*s));
 		free(*s);
 		*s = NULL;
@@ -403,7 +418,12 @@ static int check_account(struct parser *p, const struct config_account *a)
 {
 	int sources = !!a->password + !!a->password_command +
 		      !!a->password_file + !!a->password_env +
-		      !!a->oauth2_token_command;
+		      !!a->oauth2_token_command + !!a->oauth2;
+	bool oauth2_detail = a->oauth2_client_id || a->oauth2_client_secret ||
+			     a->oauth2_scope || a->oauth2_device_url ||
+			     a->oauth2_authorize_url || a->oauth2_token_url ||
+			     a->oauth2_token_file || a->oauth2_cacert ||
+			     a->oauth2_flow;
 
 	p->line = a->line;
 	if (!a->url)
@@ -415,12 +435,15 @@ static int check_account(struct parser *p, const struct config_account *a)
 		return fail(p, "[%s]: no destination", a->name);
 	if (sources == 0)
 		return fail(p, "[%s]: no credentials: give password_command, "
-			    "password_file, password_env, password or "
-			    "oauth2_token_command", a->name);
+			    "password_file, password_env, password, oauth2 "
+			    "or oauth2_token_command", a->name);
 	if (sources > 1)
 		return fail(p, "[%s]: give only one of password, "
-			    "password_command, password_file, password_env "
-			    "and oauth2_token_command", a->name);
+			    "password_command, password_file, password_env, "
+			    "oauth2 and oauth2_token_command", a->name);
+	if (oauth2_detail && !a->oauth2)
+		return fail(p, "[%s]: the oauth2_* keys need oauth2 = google, "
+			    "microsoft or custom", a->name);
 	if (a->since && a->before && a->since >= a->before)
 		return fail(p, "[%s]: since must be a day before before",
 			    a->name);
@@ -462,7 +485,7 @@ enum isnap_status config_parse(const char *text, const char *where,
 	}
 	for (size_t i = 0; i < out->n && !p.failed; i++) {
 		check_account(&p, &out->v[i]);
-		if (out->v[i].password)
+		if (out->v[i].password || out->v[i].oauth2_client_secret)
 			out->holds_password = true;
 	}
 	account_free(&p.defaults);

@@ -49,6 +49,19 @@ struct config_account {
 	char *password_file;
 	char *password_env; /* the name of an environment variable */
 	char *oauth2_token_command;
+	/* Built-in OAuth2 (imapsnap auth): `oauth2` names the provider
+	 * (google, microsoft, custom) and counts as the credential source;
+	 * the other oauth2_* keys need it. */
+	char *oauth2;
+	char *oauth2_client_id;
+	char *oauth2_client_secret; /* like password: a private file only */
+	char *oauth2_scope;
+	char *oauth2_device_url;
+	char *oauth2_authorize_url;
+	char *oauth2_token_url;
+	char *oauth2_token_file;
+	char *oauth2_cacert;
+	char *oauth2_flow;
 	char *destination; /* required */
 	char *format;      /* NULL for the default */
 	char **include;    /* fnmatch(3) globs on decoded folder names */
@@ -68,7 +81,7 @@ struct config_account {
 struct config {
 	struct config_account *v;
 	size_t n;
-	bool holds_password; /* some account has an inline password */
+	bool holds_password; /* an inline password or OAuth2 client secret */
 };
 
 /* Parse `text`.  `where` names the source in messages (a path, or

@@ -119,7 +119,7 @@ int account_option(struct account *a, int c, const char *arg)
 	case OPT_SINCE: return date_option(a, &a->since, "since", arg);
 	case OPT_BEFORE: return date_option(a, &a->before, "before", arg);
 	}
-	return 0;
+	return oauth2_cli_option(&a->oauth2, c, arg);
 }
 
 /* Refuse URLs that carry a password or a path: the first would leak
@@ -153,16 +153,39 @@ static int check_url(const struct account *a, const char *url)
 
 int account_check(struct account *a)
 {
+	bool oauth2 = oauth2_cli_enabled(&a->oauth2);
 	int sources = !!a->pw.file + !!a->pw.command + !!a->password_env +
-		      !!a->password + !!a->session.oauth2_token_command;
+		      !!a->password + !!a->session.oauth2_token_command +
+		      oauth2;
+	struct isnap_error err = { 0 };
 	int rc = check_url(a, a->session.url);
 
 	if (rc)
 		return rc;
 	if (sources > 1)
 		return account_usage_error(
-			a, "give one of --password-file, --password-command "
-			   "and --oauth2-token-command");
+			a, "give one of --password-file, --password-command, "
+			   "--oauth2-token-command and --oauth2");
+	if (oauth2 && oauth2_cli_check(&a->oauth2, &err))
+		return account_usage_error(a, "%s", err.msg);
+	if (oauth2) {
+		if (a->name)
+			snprintf(a->auth_hint, sizeof a->auth_hint,
+				 "imapsnap auth %s", a->name);
+		else
+			snprintf(a->auth_hint, sizeof a->auth_hint,
+				 "imapsnap auth --oauth2 %s%s%s%s %s",
+				 a->oauth2.provider,
+				 a->oauth2.token_file ? " --oauth2-token-file "
+						      : "",
+				 a->oauth2.token_file ? a->oauth2.token_file
+						      : "",
+				 a->session.user ? " --user ..." : "",
+				 a->session.url);
+		if (oauth2_cli_source(&a->oauth2, &a->session, a->auth_hint,
+				      &err))
+			return account_usage_error(a, "%s", err.msg);
+	}
 	if (a->since && a->before && a->since >= a->before)
 		return account_usage_error(a, "--since must be a day before "
 					   "--before");
@@ -179,7 +202,7 @@ enum isnap_status account_password(const struct account *a, char **password,
 {
 	*password = NULL;
 	/* A token, not a password: the server gets nothing else. */
-	if (a->session.oauth2_token_command)
+	if (a->session.oauth2_token_command || a->session.token_fn)
 		return ISNAP_OK;
 	if (a->password_env) {
 		const char *v = getenv(a->password_env);

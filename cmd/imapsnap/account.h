@@ -23,6 +23,7 @@
 
 #include "backup.h"
 #include "cli.h"
+#include "oauth2_cli.h"
 #include "output.h"
 
 #define ACCOUNT_MAX_GLOBS 256
@@ -43,6 +44,8 @@ struct account {
 	unsigned retries;             /* reconnections per folder */
 	unsigned connections;         /* sessions at once; 0: default */
 	const char *help_command;     /* for "Run 'imapsnap help X'" */
+	struct oauth2_cli oauth2;     /* built-in OAuth2 (--oauth2) */
+	char auth_hint[512];          /* "imapsnap auth ..." for messages */
 };
 
 enum {
@@ -61,7 +64,8 @@ enum {
 	{ "tls", required_argument, NULL, OPT_TLS },                       \
 	{ "cacert", required_argument, NULL, OPT_CACERT },                 \
 	{ "insecure", no_argument, NULL, OPT_INSECURE },                   \
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT }
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },               \
+	OAUTH2_OPTIONS
 /* What to back up, and how hard to try. */
 #define BACKUP_OPTIONS                                                    \
 	{ "format", required_argument, NULL, OPT_FORMAT },                 \
@@ -84,7 +88,7 @@ int account_option(struct account *a, int c, const char *arg);
 int account_check(struct account *a);
 
 /* The password, when one is needed (*password stays NULL with an OAuth2
- * token command).  Free it with password_free. */
+ * token command or built-in OAuth2).  Free it with password_free. */
 enum isnap_status account_password(const struct account *a, char **password,
 				   struct isnap_error *err);
 

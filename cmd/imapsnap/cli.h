@@ -42,6 +42,7 @@ int cmd_run(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_auth(int argc, char **argv);
 
 extern const char *progname;
 

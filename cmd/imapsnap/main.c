@@ -21,6 +21,7 @@ static const char usage_text[] =
 	"  verify DEST       check a backup against its manifests\n"
 	"  restore BACKUP URL  put a backup back into an IMAP account\n"
 	"  migrate SRC_URL DST_URL  copy an account to another server\n"
+	"  auth ACCOUNT|URL  authorise imapsnap at an OAuth2 provider, once\n"
 	"  help [COMMAND]    show help\n"
 	"\n"
 	"options:\n"
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
 			return cmd_restore(2, args);
 		if (argc > 2 && !strcmp(argv[2], "migrate"))
 			return cmd_migrate(2, args);
+		if (argc > 2 && !strcmp(argv[2], "auth"))
+			return cmd_auth(2, args);
 		if (argc > 2 && strcmp(argv[2], "help")) {
 			fprintf(stderr, "%s: no command '%s'\n\n%s", progname,
 				argv[2], usage_text);
@@ -90,6 +93,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "auth"))
+		return cmd_auth(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s'\n\n%s", progname, argv[1],
 		usage_text);
 	return EXIT_USAGE;

@@ -57,6 +57,7 @@ static int to_account(const struct config_account *ca, struct account *a)
 	a->session.url = ca->url;
 	a->session.user = ca->user;
 	a->session.oauth2_token_command = ca->oauth2_token_command;
+	oauth2_cli_from_config(&a->oauth2, ca);
 	a->session.tls = ca->tls;
 	a->session.cacert = ca->cacert;
 	a->session.insecure = ca->insecure;

@@ -121,24 +121,24 @@ static enum isnap_status token_from_command(const char *cmd, char **token,
 	return *token ? ISNAP_OK : isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 }
 
-enum isnap_status imap_session_open(const struct imap_session_opts *o,
-				    struct imap_session **out,
-				    struct isnap_error *err)
+static void wipe_token(char *token)
+{
+	if (token) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
+}
+
+/* Connect and log in once, with `token` when not NULL. */
+static enum isnap_status connect_once(const struct imap_session_opts *o,
+				      const char *token, bool implicit,
+				      struct imap_session **out,
+				      struct isnap_error *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct imap_session *s;
-	char *token = NULL;
 	CURLcode rc;
-	bool implicit;
 
-	*out = NULL;
-	if (strncmp(o->url, "imap://", 7) && strncmp(o->url, "imaps://", 8))
-		return isnap_fail(err, ISNAP_EUSAGE,
-				  "%s: the URL must start with imap:// or "
-				  "imaps://",
-				  o->url);
-	implicit = o->url[4] == 's';
-	global_init_once();
 	s = calloc(1, sizeof *s);
 	if (!s || !(s->curl = curl_easy_init())) {
 		free(s);
@@ -164,20 +164,10 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 		curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
 	if (o->password)
 		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
-	if (o->oauth2_token_command) {
-		enum isnap_status st =
-			token_from_command(o->oauth2_token_command, &token, err);
-		if (st) {
-			curl_easy_cleanup(c);
-			free(s);
-			return st;
-		}
-	}
-	if (token || o->oauth2_token)
+	if (token)
 		/* libcurl picks OAUTHBEARER or XOAUTH2, whichever the server
 		 * offers. */
-		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER,
-				 token ? token : o->oauth2_token);
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, token);
 	if (!implicit)
 		curl_easy_setopt(c, CURLOPT_USE_SSL,
 				 o->tls == IMAP_TLS_NONE ? (long)CURLUSESSL_NONE
@@ -190,11 +180,8 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 	}
 
 	rc = curl_easy_perform(c);
-	if (token) {
+	if (token)
 		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, NULL);
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
 	if (rc == CURLE_OK)
 		rc = curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &s->sock);
 	if (rc == CURLE_OK && s->sock == CURL_SOCKET_BAD)
@@ -210,6 +197,47 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 	curl_easy_setopt(c, CURLOPT_VERBOSE, 0L);
 	*out = s;
 	return ISNAP_OK;
+}
+
+enum isnap_status imap_session_open(const struct imap_session_opts *o,
+				    struct imap_session **out,
+				    struct isnap_error *err)
+{
+	enum isnap_status st = ISNAP_OK;
+	char *token = NULL;
+	bool implicit, fresh = true;
+
+	*out = NULL;
+	if (strncmp(o->url, "imap://", 7) && strncmp(o->url, "imaps://", 8))
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "%s: the URL must start with imap:// or "
+				  "imaps://",
+				  o->url);
+	implicit = o->url[4] == 's';
+	global_init_once();
+	if (o->oauth2_token_command)
+		st = token_from_command(o->oauth2_token_command, &token, err);
+	else if (o->token_fn)
+		st = o->token_fn(o->token_ctx, false, &token, &fresh, err);
+	if (st)
+		return st;
+	st = connect_once(o, token ? token : o->oauth2_token, implicit, out,
+			  err);
+	if (st == ISNAP_EAUTH && o->token_fn && !o->oauth2_token_command &&
+	    !fresh) {
+		/* A cached token the server no longer takes (revoked, or the
+		 * server's clock runs ahead): one new one, one more try. */
+		struct isnap_error why = *err;
+		wipe_token(token);
+		token = NULL;
+		st = o->token_fn(o->token_ctx, true, &token, &fresh, err);
+		if (!st)
+			st = connect_once(o, token, implicit, out, err);
+		else if (st != ISNAP_EAUTH)
+			*err = why, st = ISNAP_EAUTH;
+	}
+	wipe_token(token);
+	return st;
 }
 
 static long elapsed_ms(const struct timespec *since)

@@ -41,6 +41,14 @@ struct imap_session_opts {
 	 * token; it runs again at every imap_session_open, so that runs
 	 * longer than a token's life keep working. */
 	const char *oauth2_token_command;
+	/* Or a function asked for the token at every imap_session_open
+	 * (lib/oauth2/access.h's oauth2_access_token fits): *token is
+	 * malloc'd, and wiped and freed here; *fresh says it was just
+	 * issued.  When the server refuses a token that was not fresh, the
+	 * function is asked once more with `renew` set. */
+	enum isnap_status (*token_fn)(void *ctx, bool renew, char **token,
+				      bool *fresh, struct isnap_error *err);
+	void *token_ctx;
 	enum imap_tls tls;
 	const char *cacert;        /* CA bundle file, or NULL for the system's */
 	bool insecure;             /* skip certificate verification */

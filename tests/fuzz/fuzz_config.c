@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct config_account *a = &cfg.v[i];
 			int sources = !!a->password + !!a->password_command +
 				      !!a->password_file + !!a->password_env +
-				      !!a->oauth2_token_command;
+				      !!a->oauth2_token_command + !!a->oauth2;
 			check(a->name != NULL, "an account without a name");
 			check(a->url != NULL && a->destination != NULL,
 			      "an account without url or destination");

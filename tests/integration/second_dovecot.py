@@ -9,6 +9,10 @@ certificates.  Dovecot 2.3 checks an OAuth2 bearer token against the
 passdb as it would a password, so a user's token here is its password.
 
     srv = SecondDovecot.start(harness.SERVER)   # in setUpModule
+    # or, with OAuth2 tokens checked by an introspection endpoint
+    # (Dovecot's oauth2 passdb) instead of taken as passwords:
+    srv = SecondDovecot.start(harness.SERVER, oauth2_introspection=URL,
+                              mechanisms="xoauth2")
     srv.url(user, "imaps") ...
     srv.stop()                                  # in tearDownModule
 
@@ -69,7 +73,13 @@ class SecondDovecot:
         self.pid = None
 
     @classmethod
-    def start(cls, base):
+    def start(cls, base, oauth2_introspection=None,
+              mechanisms="xoauth2 oauthbearer"):
+        """With `oauth2_introspection` (an https URL, served with the test
+        CA's certificate), XOAUTH2 and OAUTHBEARER logins are checked by
+        Dovecot's oauth2 passdb against that RFC 7662 endpoint, and
+        passwords are good for PLAIN and LOGIN only.  `mechanisms` are the
+        OAuth2 mechanisms offered."""
         self = cls(base, tempfile.mkdtemp(prefix="imapsnap-dovecot2-"))
         os.chmod(self.dir, 0o755)
         for sub in ("run", "state"):
@@ -95,8 +105,25 @@ class SecondDovecot:
         text = _sub(r"^((?:info_|debug_)?log_path) = .*$",
                     r"\1 = %s" % self.log, text, "log_path")
         text = _sub(r"^auth_mechanisms = .*$",
-                    "auth_mechanisms = plain login xoauth2 oauthbearer",
+                    "auth_mechanisms = plain login " + mechanisms,
                     text, "auth_mechanisms")
+        if oauth2_introspection:
+            ext = os.path.join(d, "oauth2.conf.ext")
+            with open(ext, "w") as f:
+                f.write("introspection_mode = post\n"
+                        "introspection_url = %s\n"
+                        "username_attribute = username\n"
+                        "active_attribute = active\n"
+                        "active_value = true\n"
+                        "tls_ca_cert_file = %s\n"
+                        "timeout_msecs = 10000\n"
+                        % (oauth2_introspection, self.cacert))
+            os.chmod(ext, 0o644)
+            text = _sub(r"^(passdb \{\n  driver = passwd-file\n)",
+                        r"passdb {\n  driver = oauth2\n"
+                        r"  mechanisms = xoauth2 oauthbearer\n"
+                        r"  args = %s\n}\n\g<1>  mechanisms = plain login\n"
+                        % ext, text, "passdb")
         boxes = "".join("  mailbox %s {\n    special_use = %s\n  }\n"
                         % (name, use) for name, use in SPECIAL_USE)
         text = _sub(r"^(namespace inbox \{\n)", r"\g<1>" + boxes.replace(
