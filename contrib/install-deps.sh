@@ -16,7 +16,9 @@ set -eu
 # python3; archive checks: bsdtar, unzip, zstd, xz;
 # the other servers of the integration tests: what Cyrus's and Courier's
 # IMAP servers need (the servers themselves conflict with Dovecot's and
-# are unpacked privately by tests/install-servers.sh, run at the end).
+# are unpacked privately by tests/install-servers.sh, run at the end);
+# the Gmail-like test server (tests/gmail): node and npm, which bring
+# hoodiecrow-imap.
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libarchive-dev zlib1g-dev
 libssl-dev libjansson-dev libinih-dev libcriterion-dev dovecot-imapd openssl python3
 ca-certificates libarchive-tools unzip zstd xz-utils
@@ -26,7 +28,7 @@ libgamin0 libidn12 libgdbm6"
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	missing=
 	for prog in cc make pkg-config dovecot openssl python3 bsdtar unzip \
-		zstd xz; do
+		zstd xz node npm; do
 		command -v "$prog" >/dev/null 2>&1 || missing="$missing $prog"
 	done
 	for mod in libcurl libarchive zlib libcrypto jansson inih criterion; do
@@ -38,6 +40,12 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 		exit 1
 	fi
 	exit 0
+fi
+
+# node and npm may come from elsewhere (NodeSource's nodejs includes npm,
+# and Debian's npm would not install beside it): look for the programs.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	PACKAGES="$PACKAGES nodejs npm"
 fi
 
 missing=
