@@ -158,6 +158,20 @@ function sync(message, changedBox) {
 function gmailStorage(srv) {
     // Gmail says X-GM-EXT-1; the plugin does not.
     srv.registerCapability("X-GM-EXT-1");
+    // hoodiecrow's SPECIAL-USE plugin answers LIST ... RETURN (SPECIAL-USE)
+    // with the special-use flags alone, dropping \Noselect and the rest;
+    // RFC 5258 adds to the attributes, and Gmail sends them all.
+    srv.outputHandlers.push(function(connection, response, description,
+        parsed, data, folder) {
+        if ((description === "LIST ITEM" || description === "LSUB ITEM") &&
+            folder && parsed && parsed.listSpecialUseFlags &&
+            response.attributes && Array.isArray(response.attributes[0])) {
+            response.attributes[0] = [].concat(folder.flags || [],
+                folder["special-use"] || []).map(function(f) {
+                return { type: "ATOM", value: f };
+            });
+        }
+    });
     srv.fetchHandlers["X-GM-THRID"] = function(connection, message) {
         return { type: "ATOM", value: message["X-GM-THRID"] };
     };

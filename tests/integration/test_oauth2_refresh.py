@@ -276,6 +276,24 @@ class DeviceFlow(TestCase):
         finally:
             TOKENS.rotate = False
 
+    def test_list_and_restore_too(self):
+        """Every command that logs in takes --oauth2."""
+        device_auth(self, self.user, BEARER, env=self.env)
+        run = imapsnap("list", "--cacert", BEARER.cacert, *oauth2_args(),
+                       BEARER.url(self.user), env=self.env)
+        self.assertExit(run, 0)
+        self.assertRegex(run.stdout.decode(), r"(?m)^Archive +.* 1 ")
+        dest = os.path.join(self.d, "b")
+        self.assertExit(self.backup(BEARER, dest), 0)
+        run = imapsnap("restore", "--cacert", BEARER.cacert, *oauth2_args(),
+                       "--into", "Restored", "--state-dir",
+                       os.path.join(self.d, "rs"), dest,
+                       BEARER.url(self.user), env=self.env)
+        self.assertExit(run, 0)
+        with self.user.oracle() as o:
+            self.assertEqual(len(o.messages("Restored/INBOX")), 4)
+        self.assertEqual(set(logins(BEARER, self.user)), {"OAUTHBEARER"})
+
     def test_no_token_stored_yet(self):
         run = self.backup(BEARER, os.path.join(self.d, "b"))
         self.assertExit(run, 3)
