@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oauth2/secret.h"
 #include "oauth2/store.h"
 
 struct oauth2_access {
@@ -76,9 +77,7 @@ void oauth2_access_free(struct oauth2_access *a)
 	free(a->store_path);
 	free(a->token_url);
 	free(a->client_id);
-	if (a->client_secret)
-		explicit_bzero(a->client_secret, strlen(a->client_secret));
-	free(a->client_secret);
+	oauth2_secret_free(a->client_secret);
 	free(a->cacert);
 	free(a->hint);
 	pthread_mutex_destroy(&a->lock);
@@ -150,10 +149,7 @@ static enum isnap_status refresh(struct oauth2_access *a,
 		a->stored.refresh_token = t.refresh_token;
 		t.refresh_token = NULL;
 	}
-	if (a->stored.access_token)
-		explicit_bzero(a->stored.access_token,
-			       strlen(a->stored.access_token));
-	free(a->stored.access_token);
+	oauth2_secret_free(a->stored.access_token);
 	a->stored.access_token = t.access_token;
 	t.access_token = NULL;
 	a->stored.expires_at = (int64_t)time(NULL) +
@@ -200,10 +196,7 @@ enum isnap_status oauth2_access_token(struct oauth2_access *a, bool renew,
 out:
 	if (lock >= 0)
 		close(lock);
-	if (old) {
-		explicit_bzero(old, strlen(old));
-		free(old);
-	}
+	oauth2_secret_free(old);
 	pthread_mutex_unlock(&a->lock);
 	return st;
 }

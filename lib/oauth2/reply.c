@@ -3,6 +3,7 @@
  * JSON is jansson's; the checks on top are ours.
  */
 #include "oauth2/reply.h"
+#include "oauth2/secret.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -10,18 +11,10 @@
 #include <string.h>
 #include <strings.h>
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 void oauth2_tokens_free(struct oauth2_tokens *t)
 {
-	wipe_free(t->access_token);
-	wipe_free(t->refresh_token);
+	oauth2_secret_free(t->access_token);
+	oauth2_secret_free(t->refresh_token);
 	free(t->token_type);
 	free(t->scope);
 	free(t->error);
@@ -31,7 +24,7 @@ void oauth2_tokens_free(struct oauth2_tokens *t)
 
 void oauth2_device_codes_free(struct oauth2_device_codes *d)
 {
-	wipe_free(d->device_code);
+	oauth2_secret_free(d->device_code);
 	free(d->user_code);
 	free(d->verification_uri);
 	free(d->verification_uri_complete);

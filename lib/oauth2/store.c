@@ -14,25 +14,18 @@
 #include <unistd.h>
 
 #include "fsname.h"
+#include "oauth2/secret.h"
 
 #define STORE_MAX (64 * 1024)
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 void oauth2_stored_free(struct oauth2_stored *s)
 {
-	wipe_free(s->refresh_token);
+	oauth2_secret_free(s->refresh_token);
 	free(s->token_url);
 	free(s->client_id);
-	wipe_free(s->client_secret);
+	oauth2_secret_free(s->client_secret);
 	free(s->scope);
-	wipe_free(s->access_token);
+	oauth2_secret_free(s->access_token);
 	memset(s, 0, sizeof *s);
 }
 
