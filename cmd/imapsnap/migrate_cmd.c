@@ -27,11 +27,17 @@ static const char migrate_usage[] =
 	"  --src-password-file FILE, --dst-password-file FILE\n"
 	"  --src-password-command CMD, --dst-password-command CMD\n"
 	"  --src-oauth2-token-command CMD, --dst-oauth2-token-command CMD\n"
+	"  --src-oauth2 PROVIDER, --dst-oauth2 PROVIDER\n"
+	"                          OAuth2 with the token 'imapsnap auth' stored\n"
+	"                          (google, microsoft, custom); the token file\n"
+	"                          with --src-oauth2-token-file FILE,\n"
+	"                          --dst-oauth2-token-file FILE\n"
 	"                          how each side logs in; else the password is\n"
 	"                          $IMAPSNAP_SRC_PASSWORD / $IMAPSNAP_DST_PASSWORD,\n"
 	"                          else a prompt\n"
 	"  --tls none              allow plaintext on imap:// (both sides)\n"
 	"  --cacert FILE           trust the CA certificate(s) in FILE\n"
+	"  --oauth2-cacert FILE    ... and for the OAuth2 token endpoints\n"
 	"  --insecure              do not verify the servers' certificates\n"
 	"  --timeout SECONDS       give up on a silent server (default 60)\n"
 	"\n"
@@ -56,6 +62,8 @@ enum {
 	OPT_SRC_USER = OPT_TRANSFER_NEXT, OPT_SRC_PWFILE, OPT_SRC_PWCMD,
 	OPT_SRC_OAUTH2,
 	OPT_DST_USER, OPT_DST_PWFILE, OPT_DST_PWCMD, OPT_DST_OAUTH2,
+	OPT_SRC_OAUTH2_PROVIDER, OPT_SRC_OAUTH2_TOKEN_FILE,
+	OPT_DST_OAUTH2_PROVIDER, OPT_DST_OAUTH2_TOKEN_FILE,
 };
 
 static const struct option long_opts[] = {
@@ -67,6 +75,13 @@ static const struct option long_opts[] = {
 	{ "dst-password-file", required_argument, NULL, OPT_DST_PWFILE },
 	{ "dst-password-command", required_argument, NULL, OPT_DST_PWCMD },
 	{ "dst-oauth2-token-command", required_argument, NULL, OPT_DST_OAUTH2 },
+	{ "src-oauth2", required_argument, NULL, OPT_SRC_OAUTH2_PROVIDER },
+	{ "src-oauth2-token-file", required_argument, NULL,
+	  OPT_SRC_OAUTH2_TOKEN_FILE },
+	{ "dst-oauth2", required_argument, NULL, OPT_DST_OAUTH2_PROVIDER },
+	{ "dst-oauth2-token-file", required_argument, NULL,
+	  OPT_DST_OAUTH2_TOKEN_FILE },
+	{ "oauth2-cacert", required_argument, NULL, OPT_OAUTH2_CACERT },
 	{ "tls", required_argument, NULL, OPT_TLS },
 	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
@@ -82,7 +97,7 @@ static void side_env(struct account *a, const char *var)
 	const char *v = getenv(var);
 
 	if (v && *v && !a->pw.file && !a->pw.command &&
-	    !a->session.oauth2_token_command)
+	    !a->session.oauth2_token_command && !oauth2_cli_enabled(&a->oauth2))
 		a->password_env = var;
 }
 
@@ -115,8 +130,20 @@ int cmd_migrate(int argc, char **argv)
 		case OPT_DST_PWFILE: r = account_option(&dst, OPT_PWFILE, optarg); break;
 		case OPT_DST_PWCMD: r = account_option(&dst, OPT_PWCMD, optarg); break;
 		case OPT_DST_OAUTH2: r = account_option(&dst, OPT_OAUTH2, optarg); break;
+		case OPT_SRC_OAUTH2_PROVIDER:
+			r = account_option(&src, OPT_OAUTH2_PROVIDER, optarg);
+			break;
+		case OPT_SRC_OAUTH2_TOKEN_FILE:
+			r = account_option(&src, OPT_OAUTH2_TOKEN_FILE, optarg);
+			break;
+		case OPT_DST_OAUTH2_PROVIDER:
+			r = account_option(&dst, OPT_OAUTH2_PROVIDER, optarg);
+			break;
+		case OPT_DST_OAUTH2_TOKEN_FILE:
+			r = account_option(&dst, OPT_OAUTH2_TOKEN_FILE, optarg);
+			break;
 		case OPT_TLS: case OPT_CACERT: case OPT_INSECURE:
-		case OPT_TIMEOUT:
+		case OPT_TIMEOUT: case OPT_OAUTH2_CACERT:
 			r = account_option(&src, c, optarg);
 			if (r == 1)
 				r = account_option(&dst, c, optarg);

@@ -294,6 +294,26 @@ class DeviceFlow(TestCase):
             self.assertEqual(len(o.messages("Restored/INBOX")), 4)
         self.assertEqual(set(logins(BEARER, self.user)), {"OAUTHBEARER"})
 
+    def test_migrate_between_two_oauth2_accounts(self):
+        other = harness.SERVER.new_user("ob")
+        src_tf = os.path.join(self.d, "src.json")
+        dst_tf = os.path.join(self.d, "dst.json")
+        device_auth(self, self.user, BEARER, token_file=src_tf)
+        device_auth(self, other, XOAUTH2, token_file=dst_tf)
+        run = imapsnap("migrate", "--cacert", BEARER.cacert,
+                       "--oauth2-cacert", BEARER.cacert,
+                       "--src-oauth2", "custom",
+                       "--src-oauth2-token-file", src_tf,
+                       "--dst-oauth2", "custom",
+                       "--dst-oauth2-token-file", dst_tf,
+                       "--state-dir", os.path.join(self.d, "rs"),
+                       BEARER.url(self.user), XOAUTH2.url(other))
+        self.assertExit(run, 0)
+        with other.oracle() as o:
+            self.assertEqual(len(o.messages("INBOX")), 4)
+            self.assertEqual(len(o.messages("Archive")), 1)
+        self.assertEqual(set(logins(XOAUTH2, other)), {"XOAUTH2"})
+
     def test_no_token_stored_yet(self):
         run = self.backup(BEARER, os.path.join(self.d, "b"))
         self.assertExit(run, 3)
