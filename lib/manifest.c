@@ -30,7 +30,7 @@
 
 #include "manifest_chain.h"
 
-#define MANIFEST_VERSION 1
+#define MANIFEST_VERSION 2
 /* The buffer is written out once it holds this much. */
 #define OUT_FLUSH (64 * 1024)
 

@@ -291,6 +291,29 @@ bool manifest_archive_start(struct manifest_archive *ma)
 	return archive_read_open_fd(ma->a, ma->fd, 65536) == ARCHIVE_OK;
 }
 
+const char *manifest_location_key(const char *format, uint64_t version,
+				  const char *location)
+{
+	char volume[4096];
+
+	if (version >= 2 || !format || !archive_kind_by_format(format))
+		return location;
+	/* "<volume>!<entry>": the volume's name ends in its format's suffix
+	 * and may itself hold a '!' (a single-file export's name is the
+	 * user's), as may a folder's name in the entry. */
+	for (const char *bang = strchr(location, '!'); bang;
+	     bang = strchr(bang + 1, '!')) {
+		size_t n = (size_t)(bang - location);
+		if (n >= sizeof volume)
+			break;
+		memcpy(volume, location, n);
+		volume[n] = '\0';
+		if (archive_kind_by_suffix(volume))
+			return bang + 1;
+	}
+	return location;
+}
+
 bool manifest_is_meta_entry(const char *name)
 {
 	if (name[0] == '.' && name[1] == '/')

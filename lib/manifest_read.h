@@ -31,6 +31,10 @@
 /* Longer lines are not ours (a message line is a few hundred bytes). */
 #define MANIFEST_LINE_LIMIT (1u << 20)
 
+/* The newest manifest version this imapsnap reads (the run line's
+ * "manifest"); every version from 1 up to it is read. */
+#define MANIFEST_VERSION_MAX 2
+
 struct manifest_lines {
 	char *line;
 	size_t len, cap;
@@ -105,6 +109,16 @@ const char *manifest_archive_error(struct manifest_archive *ma);
 void manifest_archive_close(struct manifest_archive *ma);
 /* Whether an archive entry's name is the manifest's. */
 bool manifest_is_meta_entry(const char *name);
+
+/* Where store_scan finds the message a line of manifest `version`
+ * records at `location`, for a run of `format`.  Version 1 wrote an
+ * archive's locations as "<volume file name>!<entry name>"; since version
+ * 2 they are the entry's name alone, relative to the volume (so that a
+ * volume renamed or moved still matches), and this returns that part of
+ * an old one.  Every other location is returned as it is.  The result
+ * points into `location`. */
+const char *manifest_location_key(const char *format, uint64_t version,
+				  const char *location);
 
 /* Fields of a parsed line, as manifest.c writes them.  Each returns false
  * (or NULL) when `key` is missing or has another type, so that a caller

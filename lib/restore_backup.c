@@ -140,6 +140,7 @@ struct rec {
 	int64_t date;         /* STORE_NO_DATE when none */
 	int tz;
 	uint64_t received;
+	uint64_t stored_size; /* bytes as stored, which store_scan reads */
 	unsigned char sha[32];
 	unsigned flags;
 	char *keywords;
@@ -185,6 +186,7 @@ struct restorer {
 	const char *formats[MAX_FORMATS];
 	size_t nformats;
 	int cur_fmt;
+	uint64_t cur_version; /* of the manifest being read */
 	struct tfolder *tf;
 	size_t ntf, atf;
 
@@ -195,6 +197,7 @@ struct restorer {
 	/* The message being read back. */
 	uint32_t cur;         /* record, or NONE */
 	bool cur_failed;
+	char cur_why[ISNAP_ERROR_MAX + 64]; /* when it cannot be held */
 	/* mboxrd undone as it streams: '>'s and "From " held at a line start,
 	 * and a CRLF whose hashing waits (the last one may not be the
 	 * server's: mbox adds a final line end). */
@@ -316,6 +319,14 @@ static uint32_t folder_of(struct restorer *r, const json_t *o)
 	return (uint32_t)r->nfolders++;
 }
 
+/* The key of by_location: a location is only unique within its format
+ * (tar and zip volumes hold entries of the same names), and a version 1
+ * manifest named an archive's volume in it (manifest_location_key). */
+static void location_key(char *buf, size_t size, int fmt, const char *loc)
+{
+	snprintf(buf, size, "%c%s", 'A' + (fmt < 0 ? 0 : fmt), loc);
+}
+
 static void message_key(char *buf, size_t size, uint32_t folder,
 			uint32_t uidvalidity, uint32_t uid)
 {
@@ -329,7 +340,7 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 	const char *loc = manifest_get_str(o, "location");
 	uint32_t folder = folder_of(r, o), ix, uv = 0, uid = 0;
 	struct rec *rec;
-	char key[64];
+	char key[64], lkey[sizeof ((struct store_location *)0)->location + 2];
 	unsigned char sha[32];
 	uint64_t received;
 
@@ -346,7 +357,11 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 		     file, line_no);
 		return ISNAP_OK;
 	}
-	ix = smap_get(&r->by_location, loc);
+	loc = manifest_location_key(r->cur_fmt >= 0 ? r->formats[r->cur_fmt]
+						    : NULL,
+				    r->cur_version, loc);
+	location_key(lkey, sizeof lkey, r->cur_fmt, loc);
+	ix = smap_get(&r->by_location, lkey);
 	if (ix == NONE) {
 		if (r->nrecs == r->arecs) {
 			size_t a = r->arecs ? 2 * r->arecs : 1024;
@@ -360,7 +375,7 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 		rec = &r->recs[ix];
 		memset(rec, 0, sizeof *rec);
 		if (!(rec->location = strdup(loc)) ||
-		    smap_set(&r->by_location, loc, ix)) {
+		    smap_set(&r->by_location, lkey, ix)) {
 			free(rec->location);
 			return oom(r->err);
 		}
@@ -374,6 +389,10 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 	rec->received = received;
 	memcpy(rec->sha, sha, 32);
 	rec->stored = manifest_get_str(o, "stored_sha256") != NULL;
+	if (!rec->stored ||
+	    !manifest_get_u64(o, "stored_size", &rec->stored_size))
+		/* mbox adds at most a final line end */
+		rec->stored_size = received + (rec->stored ? 1 : 0);
 	rec->fmt = (uint8_t)(r->cur_fmt >= 0 ? r->cur_fmt : 0);
 	rec->tf = rec->pi = NONE;
 	rec->superseded = false;
@@ -426,6 +445,8 @@ static enum isnap_status on_run(struct restorer *r, const json_t *o)
 
 	if (single)
 		fmt = single;
+	if (!manifest_get_u64(o, "manifest", &r->cur_version))
+		r->cur_version = 1;
 	r->cur_fmt = -1;
 	for (size_t i = 0; fmt && i < r->nformats; i++)
 		if (!strcmp(r->formats[i], fmt))
@@ -729,15 +750,16 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 				    struct isnap_error *err)
 {
 	struct restorer *r = ctx;
-	uint32_t ix = smap_get(&r->by_location, location);
+	char key[sizeof ((struct store_location *)0)->location + 2];
+	uint32_t ix;
 	struct rec *rec;
 
 	(void)err;
+	location_key(key, sizeof key, r->cur_fmt, location);
+	ix = smap_get(&r->by_location, key);
 	r->cur = NONE;
 	if (ix == NONE) {
-		const char *meta = strstr(location, MANIFEST_META_NAME);
-		if (!meta || strcmp(meta, MANIFEST_META_NAME))
-			r->sum->unrecorded++;
+		r->sum->unrecorded++;
 		return ISNAP_OK;
 	}
 	rec = &r->recs[ix];
@@ -746,6 +768,7 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 		return ISNAP_OK;
 	r->cur = ix;
 	r->cur_failed = false;
+	r->cur_why[0] = '\0';
 	restore_spool_reset(&r->spool);
 	EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
 	r->line_start = true;
@@ -764,11 +787,82 @@ static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
 	(void)err;
 	if (r->cur == NONE || r->cur_failed)
 		return ISNAP_OK;
-	if (r->recs[r->cur].stored)
-		return unmbox(r, data, len);
-	EVP_DigestUpdate(r->md, data, len);
-	rc = restore_spool_write(&r->spool, data, len, r->err);
+	if (r->recs[r->cur].stored) {
+		rc = unmbox(r, data, len);
+	} else {
+		EVP_DigestUpdate(r->md, data, len);
+		rc = restore_spool_write(&r->spool, data, len, r->err);
+	}
+	if (rc == ISNAP_ELOCAL) {
+		/* The spool's temporary file (a small $TMPDIR): this message
+		 * fails, the others go on. */
+		snprintf(r->cur_why, sizeof r->cur_why,
+			 "cannot be held for its APPEND: %s", r->err->msg);
+		isnap_error_clear(r->err);
+		r->cur_failed = true;
+		restore_spool_reset(&r->spool);
+		rc = ISNAP_OK;
+	}
 	return rc;
+}
+
+/* Read no more of a message than its manifest says it holds (one byte
+ * more tells that it grew): an archive entry that inflates without end
+ * fills neither memory nor $TMPDIR. */
+static uint64_t scan_limit(void *ctx)
+{
+	struct restorer *r = ctx;
+
+	return r->cur == NONE ? 0 : r->recs[r->cur].stored_size;
+}
+
+static void describe(void *ctx, const struct restore_pending *p, char *buf,
+		     size_t size);
+
+/* One message that failed to be read back or held: reported, done. */
+static void fail_message(struct restorer *r, uint32_t ix, const char *why)
+{
+	struct rec *rec = &r->recs[ix];
+	struct tfolder *tf = &r->tf[rec->tf];
+	struct restore_pending *p = &tf->p[rec->pi];
+	char what[600];
+
+	describe(r, p, what, sizeof what);
+	restore_target_failed(r->target, tf->h, what, why);
+	p->done = true; /* reported: not "missing" as well */
+	p->found = false;
+}
+
+/* store_scan_cb.unreadable: that message only. */
+static enum isnap_status scan_unreadable(void *ctx, const char *location,
+					 const char *why,
+					 struct isnap_error *err)
+{
+	struct restorer *r = ctx;
+	char key[sizeof ((struct store_location *)0)->location + 2];
+	char text[ISNAP_ERROR_MAX + 64];
+	uint32_t ix = r->cur;
+
+	(void)err;
+	r->cur = NONE;
+	if (ix == NONE) {
+		location_key(key, sizeof key, r->cur_fmt, location);
+		ix = smap_get(&r->by_location, key);
+		if (ix != NONE &&
+		    (r->recs[ix].tf == NONE ||
+		     r->tf[r->recs[ix].tf].p[r->recs[ix].pi].done ||
+		     r->recs[ix].fmt != (uint8_t)r->cur_fmt))
+			ix = NONE;
+	}
+	if (ix == NONE) {
+		/* A file or a volume: its messages are reported missing. */
+		warn(r, "reading the backup: %s", why);
+		return ISNAP_OK;
+	}
+	snprintf(text, sizeof text, "the backup's copy cannot be read: %s",
+		 why);
+	fail_message(r, ix, text);
+	return ISNAP_OK;
 }
 
 static void describe(void *ctx, const struct restore_pending *p, char *buf,
@@ -803,6 +897,11 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 	rec = &r->recs[r->cur];
 	tf = &r->tf[rec->tf];
 	p = &tf->p[rec->pi];
+	if (r->cur_failed) {
+		fail_message(r, r->cur, r->cur_why);
+		r->cur = NONE;
+		return ISNAP_OK;
+	}
 	r->cur = NONE;
 	if (rec->stored && release_held(r))
 		return r->err->status;
@@ -897,7 +996,9 @@ static enum isnap_status transfer(struct restorer *r)
 	struct store_scan_cb cb = { .ctx = r,
 				    .begin = scan_begin,
 				    .data = scan_data,
-				    .end = scan_end };
+				    .end = scan_end,
+				    .unreadable = scan_unreadable,
+				    .limit = scan_limit };
 	enum isnap_status rc = ISNAP_OK;
 
 	for (size_t i = 0; i < r->ntf && !rc; i++) {

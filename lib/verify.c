@@ -203,9 +203,16 @@ struct record {
  * recorded message not found, in case it was only moved (a generation
  * kept aside when UIDVALIDITY changed). */
 struct found {
-	const char *location;
+	const char *location; /* as shown: "<volume>!<entry>" in a volume */
+	size_t raw;           /* where the location proper starts in it */
 	uint64_t size;
 	unsigned char sha[32];
+};
+
+struct stray {
+	const char *path;
+	const char *what;
+	uint8_t fmt;
 };
 
 /* The manifest being read. */
@@ -217,6 +224,7 @@ struct reader {
 	bool end_confirms;    /* inside an archive: the archive is complete
 				 only if its run reached the end line */
 	int fmt;              /* -1 until the header names it */
+	uint64_t version;     /* the run line's "manifest" */
 	bool prev_null, prev_set;
 	char prev_name[MANIFEST_RUN_NAME_MAX], prev_sha[65];
 	uint32_t *batch;      /* records since the last commit line */
@@ -243,7 +251,8 @@ struct verifier {
 	const char **runs;
 	size_t nruns, aruns;
 	const char *formats[MAX_FORMATS];
-	bool format_failed[MAX_FORMATS];
+	bool format_failed[MAX_FORMATS]; /* some of it could not be read */
+	bool scan_failed[MAX_FORMATS];   /* its scan stopped */
 	size_t nformats;
 	int single_fmt;           /* single-file export: its format */
 
@@ -252,13 +261,24 @@ struct verifier {
 	size_t nunexp, aunexp;
 
 	struct reader rd;
+	uint64_t max_size;        /* of any record: bounds what is read of an
+				     unexpected message */
+
+	/* What the scans found that is no message (store_scan_cb.stray):
+	 * reported once every format's scan is done, and only when no
+	 * other format's scan accounts for it (a destination written in
+	 * two formats holds the files of both). */
+	struct stray *strays;
+	size_t nstrays, astrays;
 
 	/* The message store_scan is reading. */
+	int scan_fmt;             /* the format being scanned */
+	char volume[4096];        /* inside this volume, or "" */
 	EVP_MD_CTX *md;
 	uint32_t cur;             /* record, or NO_INDEX */
-	bool cur_meta;            /* one of our own entries: not a message */
 	bool cur_open;            /* begun, not ended yet */
 	uint64_t cur_size;
+	size_t cur_raw;           /* cur_loc past the volume's name */
 	char cur_loc[sizeof ((struct store_location *)0)->location];
 };
 
@@ -435,10 +455,17 @@ static void reader_start(struct verifier *v, const char *name)
 
 static bool is_retired(struct verifier *v, const struct record *r);
 
-/* Point `loc` at a fresh record, leaving the one it named in place. */
-static int new_record_at(struct verifier *v, const char *loc, uint32_t *ix)
+/* The key of by_location: a location is only unique within its format
+ * (a tar and a zip volume hold entries of the same names). */
+static void location_key(char *buf, size_t size, int fmt, const char *loc)
 {
-	uint32_t *slot = smap_slot(&v->by_location, loc);
+	snprintf(buf, size, "%c%s", 'A' + fmt, loc);
+}
+
+/* Point `key` at a fresh record, leaving the one it named in place. */
+static int new_record_at(struct verifier *v, const char *key, uint32_t *ix)
+{
+	uint32_t *slot = smap_slot(&v->by_location, key);
 	const char *copy = v->rec[*ix].location;
 
 	if (v->nrec == v->arec) {
@@ -466,8 +493,10 @@ static void on_message_line(struct verifier *v, const json_t *o)
 	const char *folder = manifest_get_str(o, "folder");
 	uint64_t size = 0, uid = 0, uidvalidity = 0;
 	unsigned char digest[32];
+	char key[sizeof ((struct store_location *)0)->location + 2];
 	struct record *r;
 	uint32_t ix;
+	int fmt;
 	bool sized;
 
 	if (!folder)
@@ -495,13 +524,16 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		       rd->line_no, folder ? folder : "?", uid);
 		return;
 	}
-	ix = smap_get(&v->by_location, loc);
+	fmt = v->single_fmt >= 0 ? v->single_fmt : rd->fmt >= 0 ? rd->fmt : 0;
+	loc = manifest_location_key(v->formats[fmt], rd->version, loc);
+	location_key(key, sizeof key, fmt, loc);
+	ix = smap_get(&v->by_location, key);
 	if (ix != NO_INDEX && v->rec[ix].uidvalidity != uidvalidity &&
 	    is_retired(v, &v->rec[ix])) {
 		/* The place was reused by a new generation (mbox offsets
 		 * start again at 0); the old record stays, unreachable by
 		 * location, and pair_moved finds its copy by hash. */
-		if (new_record_at(v, loc, &ix))
+		if (new_record_at(v, key, &ix))
 			return;
 	}
 	if (ix == NO_INDEX) {
@@ -517,12 +549,13 @@ static void on_message_line(struct verifier *v, const json_t *o)
 			v->rec = n;
 			v->arec = a;
 		}
-		copy = arena_strdup(&v->arena, loc);
+		copy = arena_strdup(&v->arena, key);
 		if (!copy || smap_put(&v->by_location, copy,
 				      (uint32_t)v->nrec)) {
 			oom(v);
 			return;
 		}
+		copy++; /* past the format */
 		ix = (uint32_t)v->nrec++;
 		v->rec[ix].location = copy;
 		container_of(copy, where, sizeof where);
@@ -547,8 +580,9 @@ static void on_message_line(struct verifier *v, const json_t *o)
 	r->uidvalidity = (uint32_t)uidvalidity;
 	r->size = size;
 	memcpy(r->sha, digest, 32);
-	r->fmt = (uint8_t)(v->single_fmt >= 0 ? v->single_fmt
-			   : rd->fmt >= 0 ? rd->fmt : 0);
+	r->fmt = (uint8_t)fmt;
+	if (size > v->max_size)
+		v->max_size = size;
 	r->confirmed = false;
 	r->found = false;
 	if (rd->nbatch == rd->abatch) {
@@ -607,14 +641,16 @@ static void on_header(struct verifier *v, const json_t *o)
 	uint64_t version = 0;
 
 	rd->header = true;
-	if (!manifest_get_u64(o, "manifest", &version) || version != 1) {
+	if (!manifest_get_u64(o, "manifest", &version) || version < 1 ||
+	    version > MANIFEST_VERSION_MAX) {
 		report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
 		       "manifest version %" PRIu64 " is not one this imapsnap "
-		       "reads (1); the rest of the file is skipped",
-		       version);
+		       "reads (1 to %d); the rest of the file is skipped",
+		       version, MANIFEST_VERSION_MAX);
 		rd->skip = true;
 		return;
 	}
+	rd->version = version;
 	if (json_is_null(prev)) {
 		rd->prev_null = true;
 	} else if (json_is_object(prev) && manifest_get_str(prev, "file") &&
@@ -1109,24 +1145,41 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Reading the messages back                                               */
 
+/* Where a found message or stray is, for a finding: inside a volume,
+ * "<volume>!<entry>". */
+static void display_location(const struct verifier *v, const char *loc,
+			     char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s%s", v->volume, v->volume[0] ? "!" : "",
+		 loc);
+}
+
 static enum isnap_status scan_begin(void *ctx, const char *location,
 				    struct isnap_error *err)
 {
 	struct verifier *v = ctx;
+	char key[sizeof v->cur_loc + 2];
 
 	(void)err;
-	snprintf(v->cur_loc, sizeof v->cur_loc, "%s", location);
-	/* The manifest itself, inside archives: not a message. */
-	v->cur_meta = manifest_is_meta_entry(location) ||
-		      (strchr(location, '!') &&
-		       strncmp(strchr(location, '!') + 1, ".imapsnap/", 10) ==
-			       0);
-	v->cur = v->cur_meta ? NO_INDEX : smap_get(&v->by_location, location);
+	display_location(v, location, v->cur_loc, sizeof v->cur_loc);
+	v->cur_raw = v->volume[0] ? strlen(v->volume) + 1 : 0;
+	location_key(key, sizeof key, v->scan_fmt, location);
+	v->cur = smap_get(&v->by_location, key);
 	v->cur_open = true;
 	v->cur_size = 0;
 	if (!EVP_DigestInit_ex(v->md, EVP_sha256(), NULL))
 		return oom(v);
 	return ISNAP_OK;
+}
+
+/* Read no more of a message than its record's size (and one byte to
+ * tell it grew); of a message no record names, no more than the largest
+ * record (it can only be a recorded message moved). */
+static uint64_t scan_limit(void *ctx)
+{
+	struct verifier *v = ctx;
+
+	return v->cur != NO_INDEX ? v->rec[v->cur].size : v->max_size;
 }
 
 static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
@@ -1201,8 +1254,6 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 	v->cur_open = false;
 	if (!EVP_DigestFinal_ex(v->md, md, &mdlen))
 		return oom(v);
-	if (v->cur_meta)
-		return ISNAP_OK;
 	if (v->cur == NO_INDEX) {
 		struct found *f;
 		if (v->nunexp == v->aunexp) {
@@ -1216,6 +1267,7 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 		f = &v->unexp[v->nunexp];
 		if (!(f->location = arena_strdup(&v->arena, v->cur_loc)))
 			return oom(v);
+		f->raw = v->cur_raw;
 		f->size = v->cur_size;
 		memcpy(f->sha, md, 32);
 		v->nunexp++;
@@ -1231,39 +1283,113 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 	v->res->checked++;
 	manifest_sha_hex(r->sha, want);
 	manifest_sha_hex(md, got);
-	if (v->cur_size != r->size)
-		report(v, VERIFY_ALTERED, r, NULL, NULL,
+	if (v->cur_size > r->size)
+		report(v, VERIFY_ALTERED, r, v->cur_loc, NULL,
+		       "longer than the %" PRIu64 " bytes recorded (not read "
+		       "further)",
+		       r->size);
+	else if (v->cur_size != r->size)
+		report(v, VERIFY_ALTERED, r, v->cur_loc, NULL,
 		       "%" PRIu64 " bytes recorded, %" PRIu64 " found",
 		       r->size, v->cur_size);
 	else if (memcmp(md, r->sha, 32) != 0)
-		report(v, VERIFY_ALTERED, r, NULL, NULL,
+		report(v, VERIFY_ALTERED, r, v->cur_loc, NULL,
 		       "SHA-256 %s recorded, %s found", want, got);
 	else
 		v->res->matched++;
 	return ISNAP_OK;
 }
 
-/* The scan stopped in the middle of a message (a compressed stream that
- * no longer decompresses, a truncated archive): that message is the one
- * the damage is in, or just before. */
-static void unreadable_message(struct verifier *v, const struct isnap_error *e)
+/* store_scan_cb.unreadable: a message (begun or not) that cannot be
+ * read, or a file, directory or volume. */
+static enum isnap_status scan_unreadable(void *ctx, const char *location,
+					 const char *why,
+					 struct isnap_error *err)
 {
+	struct verifier *v = ctx;
+	char key[sizeof v->cur_loc + 2], shown[sizeof v->cur_loc];
+	uint32_t ix;
 	struct record *r;
 
-	if (!v->cur_open || v->cur_meta)
-		return;
-	if (v->cur == NO_INDEX) {
-		report(v, VERIFY_UNREADABLE, NULL, v->cur_loc, NULL,
-		       "reading stopped in this message: %s", e->msg);
-		return;
+	(void)err;
+	if (v->cur_open) {
+		ix = v->cur;
+		v->cur_open = false;
+	} else {
+		location_key(key, sizeof key, v->scan_fmt, location);
+		ix = smap_get(&v->by_location, key);
 	}
-	r = &v->rec[v->cur];
+	display_location(v, location, shown, sizeof shown);
+	if (ix == NO_INDEX) {
+		/* No message of ours by that name: a file, a directory or a
+		 * volume, whose messages are missing now. */
+		if (!strchr(location, '@') && !strstr(location, ".imapsnap"))
+			v->format_failed[v->scan_fmt] = true;
+		report(v, VERIFY_UNREADABLE, NULL, shown, NULL, "%s", why);
+		return ISNAP_OK;
+	}
+	r = &v->rec[ix];
 	if (r->found)
-		return;
+		return ISNAP_OK;
 	r->found = true;
 	v->res->checked++;
-	report(v, VERIFY_UNREADABLE, r, NULL, NULL,
-	       "reading stopped in this message: %s", e->msg);
+	report(v, VERIFY_UNREADABLE, r, shown, NULL, "%s", why);
+	return ISNAP_OK;
+}
+
+/* Our own entries inside a volume, which are no messages. */
+static bool is_meta_entry(const char *path)
+{
+	return manifest_is_meta_entry(path) ||
+	       !strncmp(path, ".imapsnap/", 10);
+}
+
+/* store_scan_cb.stray */
+static enum isnap_status scan_stray(void *ctx, const char *path,
+				    const char *what, bool leftover,
+				    struct isnap_error *err)
+{
+	struct verifier *v = ctx;
+	char shown[sizeof v->cur_loc];
+	struct stray *st;
+
+	(void)err;
+	display_location(v, path, shown, sizeof shown);
+	if (leftover) {
+		report(v, VERIFY_NOTE, NULL, shown, NULL,
+		       "%s; the next backup removes it", what);
+		return ISNAP_OK;
+	}
+	if (v->volume[0]) {
+		/* Only this format's scan sees inside its volumes. */
+		if (!is_meta_entry(path))
+			report(v, VERIFY_UNEXPECTED, NULL, shown, NULL,
+			       "%s, recorded in no manifest", what);
+		return ISNAP_OK;
+	}
+	if (v->nstrays == v->astrays) {
+		size_t a = v->astrays ? 2 * v->astrays : 64;
+		struct stray *x = realloc(v->strays, a * sizeof *x);
+		if (!x)
+			return oom(v);
+		v->strays = x;
+		v->astrays = a;
+	}
+	st = &v->strays[v->nstrays];
+	st->path = arena_strdup(&v->arena, path);
+	st->what = arena_strdup(&v->arena, what);
+	if (!st->path || !st->what)
+		return oom(v);
+	st->fmt = (uint8_t)v->scan_fmt;
+	v->nstrays++;
+	return ISNAP_OK;
+}
+
+static void scan_volume(void *ctx, const char *name)
+{
+	struct verifier *v = ctx;
+
+	snprintf(v->volume, sizeof v->volume, "%s", name ? name : "");
 }
 
 static enum isnap_status scan_all(struct verifier *v)
@@ -1273,19 +1399,26 @@ static enum isnap_status scan_all(struct verifier *v)
 		.begin = scan_begin,
 		.data = scan_data,
 		.end = scan_end,
+		.unreadable = scan_unreadable,
+		.stray = scan_stray,
+		.limit = scan_limit,
+		.volume = scan_volume,
 	};
 
 	for (size_t i = 0; i < v->nformats; i++) {
 		struct isnap_error e = { 0 };
-		enum isnap_status rc = store_scan(v->formats[i], v->dest, &cb,
-						  &e);
+		enum isnap_status rc;
+		v->scan_fmt = (int)i;
+		v->volume[0] = '\0';
+		rc = store_scan(v->formats[i], v->dest, &cb, &e);
 		if (v->fatal)
 			return v->fatal;
 		if (rc == ISNAP_ENOMEM)
 			return oom(v);
 		if (rc) {
-			v->format_failed[i] = true;
-			unreadable_message(v, &e);
+			v->format_failed[i] = v->scan_failed[i] = true;
+			if (v->cur_open)
+				scan_unreadable(v, v->cur_loc, e.msg, &e);
 			report(v, VERIFY_UNREADABLE, NULL, NULL, NULL,
 			       "reading the %s backup: %s", v->formats[i],
 			       e.msg);
@@ -1295,13 +1428,72 @@ static enum isnap_status scan_all(struct verifier *v)
 	return ISNAP_OK;
 }
 
+/* Whether format `fmt`'s scan reported `path`, or a directory above it,
+ * as a stray. */
+static bool stray_for(const struct smap *set, int fmt, const char *path)
+{
+	char key[4400];
+	size_t n = strlen(path);
+
+	if (n + 2 > sizeof key)
+		return true;
+	location_key(key, sizeof key, fmt, path);
+	for (;;) {
+		char *slash;
+		if (smap_get(set, key) != NO_INDEX)
+			return true;
+		if (!(slash = strrchr(key + 1, '/')))
+			return false;
+		*slash = '\0';
+	}
+}
+
+/* A file no manifest accounts for is unexpected when no format's scan
+ * claims it: each scan walks the whole destination and reports what is
+ * no part of its format. */
+static enum isnap_status report_strays(struct verifier *v)
+{
+	struct smap set = { 0 }, done = { 0 };
+	enum isnap_status rc = ISNAP_OK;
+	char key[4400];
+
+	for (size_t i = 0; i < v->nstrays && !rc; i++) {
+		const char *copy;
+		location_key(key, sizeof key, v->strays[i].fmt,
+			     v->strays[i].path);
+		if (smap_get(&set, key) != NO_INDEX)
+			continue;
+		if (!(copy = arena_strdup(&v->arena, key)) ||
+		    smap_put(&set, copy, 0))
+			rc = oom(v);
+	}
+	for (size_t i = 0; i < v->nstrays && !rc; i++) {
+		const struct stray *st = &v->strays[i];
+		bool everywhere = true;
+		for (size_t f = 0; f < v->nformats && everywhere; f++)
+			if (f != st->fmt && !v->scan_failed[f])
+				everywhere = stray_for(&set, (int)f, st->path);
+		if (!everywhere || smap_get(&done, st->path) != NO_INDEX)
+			continue;
+		if (smap_put(&done, st->path, 0)) {
+			rc = oom(v);
+			break;
+		}
+		report(v, VERIFY_UNEXPECTED, NULL, st->path, NULL,
+		       "%s, recorded in no manifest", st->what);
+	}
+	smap_free(&set);
+	smap_free(&done);
+	return rc;
+}
+
 static void report_unexpected(struct verifier *v, const struct found *u)
 {
 	struct record guess;
 	struct verify_finding f = { .kind = VERIFY_UNEXPECTED,
 				    .location = u->location };
 
-	guess_owner(v, u->location, &guess);
+	guess_owner(v, u->location + u->raw, &guess);
 	f.folder = guess.folder != NO_INDEX ? v->folders[guess.folder] : NULL;
 	f.uidvalidity = guess.uidvalidity;
 	f.uid = guess.uid;
@@ -1475,6 +1667,8 @@ enum isnap_status verify_run(const char *dest, const struct verify_opts *opts,
 	if (!rc)
 		rc = pair_moved(&v);
 	if (!rc)
+		rc = report_strays(&v);
+	if (!rc)
 		report_missing(&v);
 	res->recorded = v.nrec;
 	if (!rc && (res->missing || res->altered || res->unexpected ||
@@ -1495,6 +1689,7 @@ out:
 	smap_free(&v.folder_ix);
 	smap_free(&v.retired);
 	free(v.unexp);
+	free(v.strays);
 	arena_free(&v.arena);
 	return rc;
 }

@@ -372,8 +372,9 @@ static void ar_locate(struct store *s, struct store_location *loc)
 	struct arch *ar = ar_of(s);
 
 	memset(loc, 0, sizeof *loc);
-	snprintf(loc->location, sizeof loc->location, "%s!%s", ar->volume,
-		 ar->name);
+	/* Relative to the volume: a volume or export renamed or moved still
+	 * matches its manifest. */
+	snprintf(loc->location, sizeof loc->location, "%s", ar->name);
 	loc->stored_size = ar->size;
 }
 

@@ -33,6 +33,7 @@
 	X(archive_entry_clear) \
 	X(archive_entry_filetype) \
 	X(archive_entry_free) \
+	X(archive_entry_hardlink) \
 	X(archive_entry_new) \
 	X(archive_entry_pathname) \
 	X(archive_entry_pathname_utf8) \
@@ -44,6 +45,7 @@
 	X(archive_entry_set_size) \
 	X(archive_error_string) \
 	X(archive_read_data) \
+	X(archive_read_data_skip) \
 	X(archive_read_free) \
 	X(archive_read_new) \
 	X(archive_read_next_header) \
@@ -85,6 +87,7 @@ extern struct archive_lib archive_lib;
 #define archive_entry_clear (archive_lib.archive_entry_clear)
 #define archive_entry_filetype (archive_lib.archive_entry_filetype)
 #define archive_entry_free (archive_lib.archive_entry_free)
+#define archive_entry_hardlink (archive_lib.archive_entry_hardlink)
 #define archive_entry_new (archive_lib.archive_entry_new)
 #define archive_entry_pathname (archive_lib.archive_entry_pathname)
 #define archive_entry_pathname_utf8 (archive_lib.archive_entry_pathname_utf8)
@@ -96,6 +99,7 @@ extern struct archive_lib archive_lib;
 #define archive_entry_set_size (archive_lib.archive_entry_set_size)
 #define archive_error_string (archive_lib.archive_error_string)
 #define archive_read_data (archive_lib.archive_read_data)
+#define archive_read_data_skip (archive_lib.archive_read_data_skip)
 #define archive_read_free (archive_lib.archive_read_free)
 #define archive_read_new (archive_lib.archive_read_new)
 #define archive_read_next_header (archive_lib.archive_read_next_header)

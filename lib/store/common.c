@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -224,16 +225,43 @@ int store_open_regular(int dirfd, const char *rel)
 	return fd;
 }
 
+void store_feed_start(struct store_feed *f, const struct store_scan_cb *cb)
+{
+	uint64_t limit = cb->limit ? cb->limit(cb->ctx) : UINT64_MAX;
+
+	f->cb = cb;
+	f->left = limit == UINT64_MAX ? UINT64_MAX : limit + 1;
+}
+
+enum isnap_status store_feed(struct store_feed *f, const void *p, size_t n,
+			     struct isnap_error *err)
+{
+	if ((uint64_t)n > f->left)
+		n = (size_t)f->left;
+	if (!n)
+		return ISNAP_OK;
+	if (f->left != UINT64_MAX)
+		f->left -= n;
+	return f->cb->data(f->cb->ctx, p, n, err);
+}
+
+bool store_feed_full(const struct store_feed *f)
+{
+	return f->left == 0;
+}
+
 enum isnap_status store_feed_file(int fd, const char *what,
 				  const struct store_scan_cb *cb,
 				  struct isnap_error *err)
 {
 	char *buf = malloc(STORE_CHUNK);
 	enum isnap_status rc = ISNAP_OK;
+	struct store_feed f;
 
 	if (!buf)
 		return store_oom(err);
-	for (;;) {
+	store_feed_start(&f, cb);
+	while (!store_feed_full(&f)) {
 		ssize_t n = read(fd, buf, STORE_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -244,12 +272,75 @@ enum isnap_status store_feed_file(int fd, const char *what,
 		}
 		if (n == 0)
 			break;
-		rc = cb->data(cb->ctx, buf, (size_t)n, err);
+		rc = store_feed(&f, buf, (size_t)n, err);
 		if (rc)
 			break;
 	}
 	free(buf);
 	return rc;
+}
+
+enum isnap_status store_scan_unreadable(const struct store_scan_cb *cb,
+					const char *location,
+					enum isnap_status rc,
+					struct isnap_error *err)
+{
+	char why[ISNAP_ERROR_MAX];
+
+	if (!cb->unreadable || rc == ISNAP_ENOMEM)
+		return rc;
+	snprintf(why, sizeof why, "%s", err->msg);
+	isnap_error_clear(err);
+	return cb->unreadable(cb->ctx, location, why, err);
+}
+
+enum isnap_status store_scan_stray(const struct store_scan_cb *cb,
+				   const char *path, const char *what,
+				   bool leftover, struct isnap_error *err)
+{
+	return cb->stray ? cb->stray(cb->ctx, path, what, leftover, err)
+			 : ISNAP_OK;
+}
+
+const char *store_type_name(int dirfd, const char *rel, unsigned char type)
+{
+	struct stat sb;
+
+	switch (type) {
+	case DT_REG: return "a file";
+	case DT_DIR: return "a directory";
+	case DT_LNK: return "a symbolic link";
+	default: break;
+	}
+	if (fstatat(dirfd, rel, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+		return "something that cannot be examined";
+	if (S_ISFIFO(sb.st_mode))
+		return "a FIFO";
+	if (S_ISSOCK(sb.st_mode))
+		return "a socket";
+	if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
+		return "a device";
+	return "neither a file nor a directory";
+}
+
+bool store_dir_has_entries(int dirfd, const char *rel)
+{
+	int fd = openat(dirfd, rel,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	bool any = false;
+	DIR *d;
+
+	if (fd < 0)
+		return true;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return true;
+	}
+	while (!any && (de = readdir(d)) != NULL)
+		any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return any;
 }
 
 /* A decimal number without leading zero that fits in 32 bits, at *p. */

@@ -58,11 +58,47 @@ char *store_join(const char *a, const char *b);
  * Returns the fd, or -1 with errno (EINVAL: not a regular file). */
 int store_open_regular(int dirfd, const char *rel);
 
-/* Read the whole file at fd from its current offset and hand it to cb->data
- * in chunks of at most STORE_CHUNK bytes. */
+/* One message's bytes on their way to cb->data, bounded by cb->limit:
+ *
+ *   rc = cb->begin(...); store_feed_start(&f, cb);
+ *   while (more && !store_feed_full(&f)) rc = store_feed(&f, p, n, err);
+ *   ... skip the rest of the message ...; rc = cb->end(...)
+ */
+struct store_feed {
+	const struct store_scan_cb *cb;
+	uint64_t left;  /* bytes the caller still takes */
+};
+void store_feed_start(struct store_feed *f, const struct store_scan_cb *cb);
+/* Hands over what the caller still takes of p[0..n) and drops the rest. */
+enum isnap_status store_feed(struct store_feed *f, const void *p, size_t n,
+			     struct isnap_error *err);
+/* The caller takes nothing more of this message. */
+bool store_feed_full(const struct store_feed *f);
+
+/* Read the file at fd from its current offset and hand it to cb->data in
+ * chunks of at most STORE_CHUNK bytes, no more than the caller's limit
+ * (store_feed).  ISNAP_ELOCAL when reading fails. */
 enum isnap_status store_feed_file(int fd, const char *what,
 				  const struct store_scan_cb *cb,
 				  struct isnap_error *err);
+
+/* For a scanner: report what cannot be read (cb->unreadable) and go on,
+ * or, without that callback, return `rc` with err as it is.  `err` holds
+ * the reason. */
+enum isnap_status store_scan_unreadable(const struct store_scan_cb *cb,
+					const char *location,
+					enum isnap_status rc,
+					struct isnap_error *err);
+/* For a scanner: report a stray (cb->stray), or pass over it. */
+enum isnap_status store_scan_stray(const struct store_scan_cb *cb,
+				   const char *path, const char *what,
+				   bool leftover, struct isnap_error *err);
+/* What a directory entry of this type is, for a stray: "a symbolic
+ * link", "a FIFO", ... ("a file" for DT_REG). */
+const char *store_type_name(int dirfd, const char *rel, unsigned char type);
+/* Whether dirfd/rel is a directory holding anything (a directory that
+ * cannot be read counts as holding something). */
+bool store_dir_has_entries(int dirfd, const char *rel);
 
 /* Parse "<uidvalidity>_<uid>.imapsnap" at the start of `name` (numbers
  * without leading zeros, 32 bits); *rest points after ".imapsnap".  The

@@ -10,8 +10,12 @@
  * other such line); the line end before it belongs to the blank separator
  * line, not to the message.  The splitter holds back at most that line
  * end and the five bytes of "From ", so memory does not depend on the
- * file.  Directories whose names start with '.' (the state in .imapsnap)
- * are not entered; fsname never gives a folder such a name.
+ * file.  Everything else below the destination (outside .imapsnap/) is
+ * reported as a stray: files of other names, symlinks, directories whose
+ * names start with '.' that hold anything (fsname never gives a folder
+ * such a name).  A file that cannot be read, or whose compressed stream
+ * breaks, is reported unreadable (the message it broke in, or the file)
+ * and the scan goes on with the next file.
  */
 #include "store/store.h"
 
@@ -35,7 +39,10 @@ enum split_state { AT_START, IN_FROM_LINE, IN_BODY };
 
 struct splitter {
 	const struct store_scan_cb *cb;
+	struct store_feed feed;
 	const char *file;
+	bool cb_failed;        /* a callback, not the file, stopped it */
+	char loc[sizeof ((struct store_location *)0)->location];
 	uint64_t pos;          /* offset of the next byte */
 	enum split_state state;
 	unsigned matched;      /* bytes of "From " held at a line start */
@@ -45,23 +52,41 @@ struct splitter {
 	bool in_msg;
 };
 
+/* A callback's failure stops the whole scan; the file's own does not. */
+static enum isnap_status by_cb(struct splitter *sp, enum isnap_status rc)
+{
+	if (rc)
+		sp->cb_failed = true;
+	return rc;
+}
+
 static enum isnap_status begin(struct splitter *sp, struct isnap_error *err)
 {
-	char loc[sizeof ((struct store_location *)0)->location];
-	int n = snprintf(loc, sizeof loc, "%s@%" PRIu64, sp->file,
+	int n = snprintf(sp->loc, sizeof sp->loc, "%s@%" PRIu64, sp->file,
 			 sp->matched_at);
+	enum isnap_status rc;
 
-	if (n < 0 || (size_t)n >= sizeof loc)
+	if (n < 0 || (size_t)n >= sizeof sp->loc)
 		return isnap_fail(err, ISNAP_EINTEGRITY,
 				  "%s: path too long for a location", sp->file);
 	sp->in_msg = true;
-	return sp->cb->begin(sp->cb->ctx, loc, err);
+	rc = by_cb(sp, sp->cb->begin(sp->cb->ctx, sp->loc, err));
+	if (!rc)
+		store_feed_start(&sp->feed, sp->cb);
+	return rc;
 }
 
+static enum isnap_status end(struct splitter *sp, struct isnap_error *err)
+{
+	sp->in_msg = false;
+	return by_cb(sp, sp->cb->end(sp->cb->ctx, err));
+}
+
+/* The message's bytes, as far as the caller wants them (store_feed). */
 static enum isnap_status data(struct splitter *sp, const char *p, size_t n,
 			      struct isnap_error *err)
 {
-	return n ? sp->cb->data(sp->cb->ctx, p, n, err) : ISNAP_OK;
+	return by_cb(sp, store_feed(&sp->feed, p, n, err));
 }
 
 /* The line start held back is no From line after all. */
@@ -134,8 +159,7 @@ static enum isnap_status body(struct splitter *sp, const char *p, size_t n,
 				sp->nl_held = false;
 				sp->matched = 0;
 				sp->line_start = false;
-				sp->in_msg = false;
-				rc = sp->cb->end(sp->cb->ctx, err);
+				rc = end(sp, err);
 				if (rc)
 					return rc;
 				sp->state = IN_FROM_LINE;
@@ -175,7 +199,7 @@ static enum isnap_status split_end(struct splitter *sp, struct isnap_error *err)
 		/* A From line cut short: a message begun, nothing of it. */
 		rc = begin(sp, err);
 		if (!rc)
-			rc = sp->cb->end(sp->cb->ctx, err);
+			rc = end(sp, err);
 		return rc;
 	}
 	/* The last LF is the blank separator line; a partial "From" after
@@ -185,8 +209,7 @@ static enum isnap_status split_end(struct splitter *sp, struct isnap_error *err)
 		if (rc)
 			return rc;
 	}
-	sp->in_msg = false;
-	return sp->cb->end(sp->cb->ctx, err);
+	return end(sp, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -292,11 +315,23 @@ static enum isnap_status scan_file(int dfd, const char *dest, const char *rel,
 	enum isnap_status rc;
 	int fd = store_open_regular(dfd, rel);
 
-	if (fd < 0)
-		return read_failed(dest, rel, err);
+	if (fd < 0) {
+		if (errno == EINVAL)
+			isnap_fail(err, ISNAP_EINTEGRITY,
+				   "%s/%s is %s, not an mbox file", dest, rel,
+				   store_type_name(dfd, rel, DT_UNKNOWN));
+		else
+			read_failed(dest, rel, err);
+		return store_scan_unreadable(cb, rel, err->status, err);
+	}
 	rc = gzip ? scan_gz(fd, dest, rel, &sp, in, out, err)
 		  : scan_plain(fd, dest, rel, &sp, in, err);
 	close(fd);
+	/* The file broke (not a callback): the message it broke in, or
+	 * the file itself, is unreadable; the other files go on. */
+	if (rc && rc != ISNAP_ENOMEM && !sp.cb_failed)
+		rc = store_scan_unreadable(cb, sp.in_msg ? sp.loc : rel, rc,
+					   err);
 	return rc;
 }
 
@@ -320,26 +355,42 @@ static enum isnap_status scan_dir(int dfd, const char *dest, const char *rel,
 	if (depth > MAX_DEPTH)
 		return isnap_fail(err, ISNAP_EINTEGRITY,
 				  "%s/%s: folders nested too deep", dest, rel);
-	if (store_list_dir(dfd, rel, &v, &n) != 0)
-		return errno == ENOMEM
-			       ? store_oom(err)
-			       : isnap_fail_errno(err, ISNAP_ELOCAL,
-						  "reading %s%s%s", dest,
-						  *rel ? "/" : "", rel);
+	if (store_list_dir(dfd, rel, &v, &n) != 0) {
+		if (errno == ENOMEM)
+			return store_oom(err);
+		isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s%s%s", dest,
+				 *rel ? "/" : "", rel);
+		return *rel ? store_scan_unreadable(cb, rel, ISNAP_ELOCAL, err)
+			    : ISNAP_ELOCAL;
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
+		const char *name = v[i].name;
 		char *sub;
-		bool dir = v[i].type == DT_DIR && v[i].name[0] != '.';
-		bool file = v[i].type == DT_REG && ends_with(v[i].name, ext);
-		if (!dir && !file)
+		bool dir = v[i].type == DT_DIR && name[0] != '.';
+		bool file = v[i].type != DT_DIR && ends_with(name, ext);
+		bool state = !*rel && v[i].type == DT_DIR &&
+			     !strcmp(name, ".imapsnap");
+		if (state)
 			continue;
-		sub = store_join(rel, v[i].name);
+		sub = store_join(rel, name);
 		if (!sub) {
 			rc = store_oom(err);
 			break;
 		}
-		rc = dir ? scan_dir(dfd, dest, sub, gzip, depth + 1, cb, in,
-				    out, err)
-			 : scan_file(dfd, dest, sub, gzip, cb, in, out, err);
+		if (dir)
+			rc = scan_dir(dfd, dest, sub, gzip, depth + 1, cb, in,
+				      out, err);
+		else if (file)
+			rc = scan_file(dfd, dest, sub, gzip, cb, in, out, err);
+		else if (v[i].type != DT_DIR || store_dir_has_entries(dfd, sub))
+			rc = store_scan_stray(
+				cb, sub,
+				v[i].type == DT_DIR
+					? "a directory imapsnap does not write"
+				: v[i].type == DT_REG
+					? "a file that is no mbox of imapsnap"
+					: store_type_name(dfd, sub, v[i].type),
+				false, err);
 		free(sub);
 	}
 	store_dirents_free(v, n);

@@ -34,6 +34,7 @@
 #define IMAPSNAP_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -81,7 +82,10 @@ struct store_folder {
  *   maildir   "<folder path>/cur/<uidvalidity>_<uid>.imapsnap" (no flags)
  *   mbox      "<folder path>.mbox@<offset of the From line>"
  *   mbox.gz   "<folder path>.mbox.gz@<offset in the uncompressed stream>"
- *   archives  "<volume file name>!<entry name>"
+ *   archives  "<entry name>", relative to the volume it is in (the
+ *             volume's own file name is no part of it, so that a renamed
+ *             export still matches; manifests before this held
+ *             "<volume file name>!<entry name>")
  * When the store changes the bytes (mbox: LF line ends, >From quoting),
  * `stored_sha256` is the SHA-256 of the message bytes as stored (the From
  * line and the blank separator line excluded) and has_stored_sha256 is set;
@@ -94,15 +98,55 @@ struct store_location {
 };
 
 /* What store_scan reports: every message a backup in some format holds,
- * with the same `location` string that locate() gave when it was saved. */
+ * with the same `location` string that locate() gave when it was saved,
+ * and everything else it finds there that is no message of that format.
+ *
+ * For one message: begin, data ... (the bytes as stored, in order, in
+ * chunks), then end — or unreadable in place of end when reading failed
+ * midway, or unreadable alone when the message could not be opened at
+ * all.  The optional callbacks may be NULL: without `unreadable` such a
+ * failure stops the scan with its error, without `stray` what is no
+ * message is passed over in silence. */
 struct store_scan_cb {
 	void *ctx;
 	enum isnap_status (*begin)(void *ctx, const char *location,
 				   struct isnap_error *err);
-	/* The message's bytes as stored, in order, in chunks. */
 	enum isnap_status (*data)(void *ctx, const void *data, size_t len,
 				  struct isnap_error *err);
 	enum isnap_status (*end)(void *ctx, struct isnap_error *err);
+
+	/* Optional.  The message at `location` (begun or not) cannot be
+	 * read: permission denied, a symlink or a device under a message's
+	 * name, an I/O error, a damaged compressed stream.  `why` is one
+	 * sentence.  The scan goes on with the next message (or, when the
+	 * damage is in the stream itself, the next file or volume). */
+	enum isnap_status (*unreadable)(void *ctx, const char *location,
+					const char *why,
+					struct isnap_error *err);
+	/* Optional.  Something the backup holds that is no message of this
+	 * format: a file under another name, a symlink, a FIFO, a directory
+	 * that holds something and is not one of the store's, an archive
+	 * entry of another kind.  `path` is relative to the destination, or,
+	 * inside a volume (between volume(name) and volume(NULL)), the
+	 * entry's name.  `leftover` marks what a run of this store left
+	 * unfinished when it was interrupted (a Maildir tmp/ file, a
+	 * temporary volume): imapsnap's own, removed by the next run. */
+	enum isnap_status (*stray)(void *ctx, const char *path,
+				   const char *what, bool leftover,
+				   struct isnap_error *err);
+	/* Optional.  Called right after begin: the most bytes the caller
+	 * wants of that message (the size its manifest records).  The
+	 * scanner hands over at most one byte more, so that the caller can
+	 * tell the message grew, then skips the rest without storing or
+	 * hashing it: a message that inflates far beyond its size (an
+	 * archive bomb) costs no memory and no disk. */
+	uint64_t (*limit)(void *ctx);
+	/* Optional.  Archives: the messages and strays that follow are
+	 * entries of volume `name` (a file name in the destination, or the
+	 * single-file export's own name); NULL when that volume is done.
+	 * Locations are relative to the volume, so a volume renamed or moved
+	 * still matches its manifest. */
+	void (*volume)(void *ctx, const char *name);
 };
 
 struct store;

@@ -773,7 +773,8 @@ static enum isnap_status seen_end(void *ctx, struct isnap_error *err)
 
 static void scan(const char *format, struct seen *v)
 {
-	struct store_scan_cb cb = { v, seen_begin, seen_data, seen_end };
+	struct store_scan_cb cb = { .ctx = v, .begin = seen_begin,
+				    .data = seen_data, .end = seen_end };
 	struct isnap_error err = { 0 };
 
 	memset(v, 0, sizeof *v);

@@ -74,7 +74,8 @@ static enum isnap_status seen_end(void *ctx, struct isnap_error *err)
 static enum isnap_status scan(const char *format, const char *where,
 			      struct seen *v, struct isnap_error *err)
 {
-	struct store_scan_cb cb = { v, seen_begin, seen_data, seen_end };
+	struct store_scan_cb cb = { .ctx = v, .begin = seen_begin,
+				    .data = seen_data, .end = seen_end };
 
 	memset(v, 0, sizeof *v);
 	memset(err, 0, sizeof *err);
@@ -198,6 +199,173 @@ Test(scan, maildir_finds_every_generation_and_skips_the_rest)
 	expect_message(&v, "INBOX/new/5_4.imapsnap", "four");
 	expect_message(&v, "INBOX/.uidvalidity-4/cur/4_1.imapsnap", "old");
 	expect_message(&v, "INBOX/Sub/cur/5_1.imapsnap", "child");
+}
+
+/* What a full scan reports besides the messages: strays, unreadable
+ * messages, and how much of each message it hands over. */
+struct full {
+	struct seen v;
+	char stray[MAX_SEEN][256];
+	bool leftover[MAX_SEEN];
+	int nstray;
+	char bad[MAX_SEEN][256];
+	int nbad;
+	uint64_t limit;
+};
+
+static enum isnap_status full_stray(void *ctx, const char *path,
+				    const char *what, bool leftover,
+				    struct isnap_error *err)
+{
+	struct full *f = ctx;
+
+	(void)err;
+	cr_assert_not(f->v.open, "a stray inside a message");
+	cr_assert_lt(f->nstray, MAX_SEEN);
+	cr_assert(what && *what);
+	snprintf(f->stray[f->nstray], sizeof f->stray[0], "%s", path);
+	f->leftover[f->nstray++] = leftover;
+	return ISNAP_OK;
+}
+
+static enum isnap_status full_unreadable(void *ctx, const char *location,
+					 const char *why,
+					 struct isnap_error *err)
+{
+	struct full *f = ctx;
+
+	(void)err;
+	cr_assert(why && *why);
+	cr_assert_lt(f->nbad, MAX_SEEN);
+	snprintf(f->bad[f->nbad++], sizeof f->bad[0], "%s", location);
+	f->v.open = false;
+	return ISNAP_OK;
+}
+
+static uint64_t full_limit(void *ctx)
+{
+	return ((struct full *)ctx)->limit;
+}
+
+static enum isnap_status full_scan(const char *format, struct full *f,
+				   uint64_t limit)
+{
+	struct store_scan_cb cb = { .ctx = f, .begin = seen_begin,
+				    .data = seen_data, .end = seen_end,
+				    .stray = full_stray,
+				    .unreadable = full_unreadable,
+				    .limit = full_limit };
+	struct isnap_error err = { 0 };
+	enum isnap_status rc;
+
+	memset(f, 0, sizeof *f);
+	f->limit = limit;
+	rc = store_scan(format, dest, &cb, &err);
+	cr_assert_eq(rc, ISNAP_OK, "%s", err.msg);
+	return rc;
+}
+
+static int find_str(char (*v)[256], int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return i;
+	return -1;
+}
+
+Test(scan, maildir_reports_everything_that_is_no_message)
+{
+	struct full f;
+	char path[512];
+
+	put_str("INBOX/cur/5_1.imapsnap:2,S", "one");
+	put_str("INBOX/tmp/5_9.imapsnap.123", "uncommitted");
+	put_str("INBOX/tmp/other", "another program's");
+	put_str("INBOX/cur/1234.M1P2.host:2,S", "a reader's own file");
+	put_str("INBOX/new/notes", "planted");
+	put_str("INBOX/.other/cur/4_7.imapsnap", "hidden");
+	put_str("INBOX/stray", "beside cur");
+	put_str("README", "at the top");
+	put_str("cur/1_1.imapsnap", "not in a folder");
+	put_str(".imapsnap/state", "ours");
+	snprintf(path, sizeof path, "%s/INBOX/empty", dest);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/INBOX/cur/fifo", dest);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	full_scan("maildir", &f, UINT64_MAX);
+	cr_expect_eq(f.v.n, 1);
+	expect_message(&f.v, "INBOX/cur/5_1.imapsnap", "one");
+	cr_expect_eq(f.nstray, 9);
+	for (int i = 0; i < f.nstray; i++)
+		cr_expect_eq(f.leftover[i],
+			     !strcmp(f.stray[i], "INBOX/tmp/5_9.imapsnap.123"),
+			     "%s", f.stray[i]);
+	const char *want[] = { "INBOX/tmp/5_9.imapsnap.123", "INBOX/tmp/other",
+			       "INBOX/cur/1234.M1P2.host:2,S", "INBOX/new/notes",
+			       "INBOX/.other", "INBOX/stray", "README", "cur",
+			       "INBOX/cur/fifo" };
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+		cr_expect_geq(find_str(f.stray, f.nstray, want[i]), 0,
+			      "%s not reported", want[i]);
+}
+
+Test(scan, maildir_symlinked_message_fails_alone)
+{
+	struct full f;
+	char path[512];
+
+	put_str("INBOX/cur/5_1.imapsnap:2,S", "one");
+	put_str("INBOX/cur/5_3.imapsnap:2,S", "three");
+	snprintf(path, sizeof path, "%s/INBOX/cur/5_2.imapsnap:2,S", dest);
+	cr_assert_eq(symlink("/etc/passwd", path), 0);
+	full_scan("maildir", &f, UINT64_MAX);
+	cr_expect_eq(f.v.n, 2);
+	expect_message(&f.v, "INBOX/cur/5_1.imapsnap", "one");
+	expect_message(&f.v, "INBOX/cur/5_3.imapsnap", "three");
+	cr_expect_eq(f.nbad, 1);
+	cr_expect_str_eq(f.bad[0], "INBOX/cur/5_2.imapsnap");
+}
+
+Test(scan, reading_stops_one_byte_past_the_limit)
+{
+	static const char mbox[] = "From a Thu Jan  1 00:00:00 1970\n"
+				   "Subject: one\n\nlong body\n\n"
+				   "From b Thu Jan  1 00:00:00 1970\n"
+				   "short\n\n";
+	struct full f;
+
+	put_str("INBOX/cur/5_1.imapsnap:2,S", "0123456789");
+	full_scan("maildir", &f, 4);
+	cr_expect_eq(f.v.n, 1);
+	cr_expect_eq(f.v.len[0], 5);
+	tmpdir_teardown();
+	tmpdir_setup();
+	put_str("INBOX.mbox", mbox);
+	full_scan("mbox", &f, 3);
+	cr_expect_eq(f.v.n, 2, "the next message is still found");
+	cr_expect_eq(f.v.len[0], 4);
+	cr_expect_eq(f.v.len[1], 4);
+	expect_message(&f.v, "INBOX.mbox@0", "Subj");
+}
+
+Test(scan, mbox_reports_strays_and_goes_on_after_a_bad_file)
+{
+	struct full f;
+
+	put_str("A.mbox", "not an mbox at all");
+	put_str("B.mbox", "From x Thu Jan  1 00:00:00 1970\nok\n\n");
+	put_str("notes.txt", "planted");
+	put_str("INBOX/cur/1_1.imapsnap", "a maildir here");
+	put_str(".imapsnap/state", "ours");
+	full_scan("mbox", &f, UINT64_MAX);
+	cr_expect_eq(f.v.n, 1);
+	expect_message(&f.v, "B.mbox@0", "ok\n");
+	cr_expect_eq(f.nbad, 1);
+	cr_expect_str_eq(f.bad[0], "A.mbox");
+	cr_expect_eq(f.nstray, 2);
+	cr_expect_geq(find_str(f.stray, f.nstray, "notes.txt"), 0);
+	cr_expect_geq(find_str(f.stray, f.nstray, "INBOX/cur/1_1.imapsnap"),
+		      0);
 }
 
 Test(scan, maildir_refuses_what_is_not_a_file)
