@@ -158,7 +158,13 @@ static enum isnap_status header(struct arch *ar, const char *path,
 	archive_kind_set_path(ar->kind, e, path);
 	archive_entry_set_filetype(e, type);
 	archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);
-	archive_entry_set_mtime(e, mtime, 0);
+	/* Zip keeps a date in two fields: the DOS one, which starts in 1980
+	 * (an earlier date is written as 1980-01-01), and the extended
+	 * timestamp, 32 bits that Info-ZIP's unzip and libarchive read as
+	 * unsigned on 64-bit systems, so that a date before 1970 would come
+	 * out as one after 2038.  Such a date is left to the DOS field. */
+	if (mtime >= 0 || !ar->kind->zip)
+		archive_entry_set_mtime(e, mtime, 0);
 	if (type == AE_IFREG)
 		archive_entry_set_size(e, (la_int64_t)size);
 	{
@@ -207,6 +213,7 @@ static enum isnap_status ar_open_folder(struct store *s,
 					struct isnap_error *err)
 {
 	struct arch *ar = ar_of(s);
+	enum isnap_status rc;
 
 	(void)present; /* what an earlier volume holds is in the state */
 	if (ar->path)
@@ -218,7 +225,15 @@ static enum isnap_status ar_open_folder(struct store *s,
 				  "open_folder: no UIDVALIDITY");
 	ar->uidvalidity = f->uidvalidity;
 	ar->dirs_written = false;
-	return store_folder_path(f, &ar->path, err);
+	rc = store_folder_path(f, &ar->path, err);
+	/* The folder's directories now, so that a folder without a message
+	 * is in the volume too and extracting it gives the empty folder.  (A
+	 * volume that ends up without messages is not kept at all.) */
+	if (!rc)
+		rc = start_volume(ar, err);
+	if (!rc)
+		rc = folder_dirs(ar, err);
+	return rc;
 }
 
 /* Volumes are never changed once written, and the UIDVALIDITY is part of
@@ -434,7 +449,7 @@ static enum isnap_status ar_add_meta_file(struct store *s, const char *name,
 		return isnap_fail(err, ISNAP_EUSAGE,
 				  "add_meta_file: a message is open");
 	/* A run that saved nothing writes no volume: nothing to describe. */
-	if (!ar->a && !ar->single)
+	if (ar->messages == 0 && !ar->single)
 		return ISNAP_OK;
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
 		return isnap_fail_errno(err, ISNAP_ELOCAL,

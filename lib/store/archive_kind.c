@@ -1,13 +1,16 @@
 /*
  * archive_kind.c — see archive_kind.h.
  *
- * Tar volumes use the GNU tar format: names as bytes (ours are UTF-8, since
- * fsname escapes anything else), long names through ././@LongLink, sizes
- * past 8 GiB in base-256; GNU tar, bsdtar and Python's tarfile read it
- * without a warning.  (pax would mark names that do not convert in the
- * reader's locale "hdrcharset=BINARY", which GNU tar warns about on every
- * entry.)  Zip names are flagged UTF-8 (general purpose bit 11), which is
- * what unzip, Python and Windows expect.
+ * Tar volumes are POSIX pax, restricted: a plain ustar header for each
+ * entry, and a pax extended header only where ustar falls short — a date
+ * before 1970 (an INTERNALDATE of 1960 stays 1960; GNU tar's format would
+ * write 1970), a name past 100 bytes or not ASCII, a size past 8 GiB.
+ * Headers are written in the C.UTF-8 locale (archive_kind_utf8_begin),
+ * so names, always UTF-8 since fsname escapes anything else, convert
+ * cleanly and are never marked hdrcharset=BINARY; GNU tar, bsdtar and
+ * Python's tarfile read them without a warning.  Zip names are flagged
+ * UTF-8 (general purpose bit 11), which is what unzip, Python and Windows
+ * expect.
  */
 #include "store/archive_kind.h"
 #include "store/archive_lib.h"
@@ -72,7 +75,7 @@ struct archive *archive_kind_writer(const struct archive_kind *k,
 		if (rc == ARCHIVE_OK)
 			rc = archive_write_set_options(a, "hdrcharset=UTF-8");
 	} else {
-		rc = archive_write_set_format_gnutar(a);
+		rc = archive_write_set_format_pax_restricted(a);
 		if (rc == ARCHIVE_OK && !strcmp(k->format, "tar.gz"))
 			rc = archive_write_add_filter_gzip(a);
 		else if (rc == ARCHIVE_OK && !strcmp(k->format, "tar.zst"))

@@ -65,6 +65,7 @@
 	X(archive_write_new) \
 	X(archive_write_open_fd) \
 	X(archive_write_set_format_gnutar) \
+	X(archive_write_set_format_pax_restricted) \
 	X(archive_write_set_format_zip) \
 	X(archive_write_set_options) \
 
@@ -119,6 +120,7 @@ extern struct archive_lib archive_lib;
 #define archive_write_new (archive_lib.archive_write_new)
 #define archive_write_open_fd (archive_lib.archive_write_open_fd)
 #define archive_write_set_format_gnutar (archive_lib.archive_write_set_format_gnutar)
+#define archive_write_set_format_pax_restricted (archive_lib.archive_write_set_format_pax_restricted)
 #define archive_write_set_format_zip (archive_lib.archive_write_set_format_zip)
 #define archive_write_set_options (archive_lib.archive_write_set_options)
 #endif

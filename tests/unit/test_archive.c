@@ -285,6 +285,55 @@ Test(archive, volume_holds_a_maildir_zip)
 	writes_a_maildir_volume("zip");
 }
 
+/* A folder without messages is in the export as its directories, and a
+ * date before 1970 survives in tar (pax) and is never read as one after
+ * 2038 in zip. */
+static void empty_folders_and_old_dates(const char *format)
+{
+	char file[256];
+	struct entry v[16];
+	struct store *s;
+	int n;
+
+	snprintf(file, sizeof file, "%s/all.%s", base, format);
+	s = open_at(format, file);
+	open_folder(s, "Empty", 7);
+	s->ops->close_folder(s, NULL);
+	open_folder(s, "INBOX", 7);
+	save(s, 1, 0, -315619200, msg1, NULL); /* 1960-01-01 00:00 UTC */
+	save(s, 2, 0, 1600000000, msg1, NULL);
+	s->ops->close_folder(s, NULL);
+	finish(s);
+	store_free(s);
+	n = read_entries(file, v, 16);
+	cr_expect_not_null(find_entry(v, n, "Empty/cur/"), "%s", format);
+	cr_expect_not_null(find_entry(v, n, "Empty/new/"), "%s", format);
+	cr_expect_not_null(find_entry(v, n, "Empty/tmp/"), "%s", format);
+	if (strcmp(format, "zip"))
+		cr_expect_eq(find_entry(v, n, "INBOX/cur/7_1.imapsnap:2,")->mtime,
+			     -315619200, "%s", format);
+	else
+		cr_expect_lt(find_entry(v, n, "INBOX/cur/7_1.imapsnap:2,")->mtime,
+			     (long long)INT32_MAX, "zip: read back after 2038");
+	cr_expect_eq(find_entry(v, n, "INBOX/cur/7_2.imapsnap:2,")->mtime,
+		     1600000000, "%s", format);
+}
+
+Test(archive, empty_folders_and_old_dates_tar)
+{
+	empty_folders_and_old_dates("tar");
+}
+
+Test(archive, empty_folders_and_old_dates_tar_gz)
+{
+	empty_folders_and_old_dates("tar.gz");
+}
+
+Test(archive, empty_folders_and_old_dates_zip)
+{
+	empty_folders_and_old_dates("zip");
+}
+
 Test(archive, nothing_saved_means_no_volume)
 {
 	struct store *s = open_at("tar.gz", dest);
