@@ -13,7 +13,8 @@ set -eu
 # PKGS (libcurl, libarchive, zlib, libcrypto, jansson, inih) and criterion (unit
 # tests): keep this list in step with PKGS;
 # integration tests and demo: Dovecot's IMAP server, openssl (test CA),
-# python3; archive checks: bsdtar, unzip, zstd, xz;
+# python3; archive checks: bsdtar, unzip, zstd, xz; the mail readers the
+# tests read backups with: mutt (driven through tmux) and notmuch;
 # the other servers of the integration tests: what Cyrus's and Courier's
 # IMAP servers need (the servers themselves conflict with Dovecot's and
 # are unpacked privately by tests/install-servers.sh, run at the end);
@@ -21,14 +22,14 @@ set -eu
 # hoodiecrow-imap.
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libarchive-dev zlib1g-dev
 libssl-dev libjansson-dev libinih-dev libcriterion-dev dovecot-imapd openssl python3
-ca-certificates libarchive-tools unzip zstd xz-utils
+ca-certificates libarchive-tools unzip zstd xz-utils mutt tmux notmuch
 cyrus-common sasl2-bin courier-base courier-authlib-userdb libcourier-unicode4
 libgamin0 libidn12 libgdbm6"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	missing=
 	for prog in cc make pkg-config dovecot openssl python3 bsdtar unzip \
-		zstd xz node npm; do
+		zstd xz node npm mutt tmux notmuch; do
 		command -v "$prog" >/dev/null 2>&1 || missing="$missing $prog"
 	done
 	for mod in libcurl libarchive zlib libcrypto jansson inih criterion; do

@@ -413,7 +413,8 @@ static void iso_utc(const struct timespec *ts, char *buf, size_t size)
 }
 
 /* INTERNALDATE in ISO 8601 with the zone the server gave it in. */
-static bool iso_zoned(int64_t epoch, int tz_minutes, char *buf, size_t size)
+static bool iso_zoned(int64_t epoch, int tz_minutes, bool leap_second,
+		      char *buf, size_t size)
 {
 	struct tm tm;
 	time_t t;
@@ -430,6 +431,9 @@ static bool iso_zoned(int64_t epoch, int tz_minutes, char *buf, size_t size)
 	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!n)
 		return false;
+	/* RFC 3339 5.7: the leap second is 23:59:60, as the server said. */
+	if (leap_second && tm.tm_sec == 59)
+		memcpy(buf + n - 2, "60", 2);
 	snprintf(buf + n, size - n, "%c%02u:%02u", tz_minutes < 0 ? '-' : '+',
 		 off / 60 % 100, off % 60);
 	return true;
@@ -1103,7 +1107,8 @@ static void record_message(struct manifest *m, struct mstore *ms,
 				  ms->folder.uidvalidity);
 		bad |= set_u64(o, "uid", msg->uid);
 		if (msg->internaldate != STORE_NO_DATE &&
-		    iso_zoned(msg->internaldate, msg->tz_minutes, when,
+		    iso_zoned(msg->internaldate, msg->tz_minutes,
+			      msg->leap_second, when,
 			      sizeof when))
 			bad |= set_str(o, "internaldate", when);
 		if (msg->rfc822_size != STORE_NO_SIZE)
@@ -1119,6 +1124,8 @@ static void record_message(struct manifest *m, struct mstore *ms,
 			hex(loc->stored_sha256, 32, digest);
 			bad |= set_u64(o, "stored_size", loc->stored_size);
 			bad |= set_str(o, "stored_sha256", digest);
+			if (loc->added[0])
+				bad |= set_str(o, "added", loc->added);
 		}
 		if (msg->rfc822_size != STORE_NO_SIZE &&
 		    msg->rfc822_size != ms->received)

@@ -748,6 +748,7 @@ enum isnap_status restore_target_append(struct restore_target *t,
 							  ? INT64_MIN
 							  : m->internaldate,
 				  .tz_minutes = m->tz_minutes,
+				  .leap_second = m->leap_second,
 				  .size = p->size };
 	if (!(tok = malloc(sizeof *tok)))
 		return oom(err);

@@ -139,8 +139,12 @@ struct rec {
 	uint32_t uidvalidity, uid;
 	int64_t date;         /* STORE_NO_DATE when none */
 	int tz;
+	bool leap;            /* date is :59 of a leap second's minute */
 	uint64_t received;
 	uint64_t stored_size; /* bytes as stored, which store_scan reads */
+	uint32_t added;       /* of them, header lines the store added at
+				 the start (mbox: Status:), not the
+				 server's */
 	unsigned char sha[32];
 	unsigned flags;
 	char *keywords;
@@ -197,6 +201,7 @@ struct restorer {
 	/* The message being read back. */
 	uint32_t cur;         /* record, or NONE */
 	bool cur_failed;
+	uint64_t cur_skip;    /* added bytes still to leave out */
 	char cur_why[ISNAP_ERROR_MAX + 64]; /* when it cannot be held */
 	/* mboxrd undone as it streams: '>'s and "From " held at a line start,
 	 * and a CRLF whose hashing waits (the last one may not be the
@@ -226,8 +231,9 @@ static void warn(struct restorer *r, const char *fmt, ...)
 	r->ev->warning(r->ev->ctx, text);
 }
 
-/* "2023-11-15T00:13:20+02:00" → epoch and zone. */
-static bool parse_iso(const char *s, int64_t *epoch, int *tz)
+/* "2023-11-15T00:13:20+02:00" → epoch and zone; a leap second (:60)
+ * is :59 of its minute, and *leap says so. */
+static bool parse_iso(const char *s, int64_t *epoch, int *tz, bool *leap)
 {
 	struct tm tm = { 0 };
 	int y, mo, d, h, mi, sec, zh, zm, n = 0;
@@ -242,7 +248,8 @@ static bool parse_iso(const char *s, int64_t *epoch, int *tz)
 	tm.tm_mday = d;
 	tm.tm_hour = h;
 	tm.tm_min = mi;
-	tm.tm_sec = sec;
+	tm.tm_sec = sec == 60 ? 59 : sec;
+	*leap = sec == 60;
 	*tz = (zh * 60 + zm) * (sign == '-' ? -1 : 1);
 	*epoch = (int64_t)timegm(&tm) - (int64_t)*tz * 60;
 	return true;
@@ -389,6 +396,10 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 	rec->received = received;
 	memcpy(rec->sha, sha, 32);
 	rec->stored = manifest_get_str(o, "stored_sha256") != NULL;
+	{
+		const char *added = manifest_get_str(o, "added");
+		rec->added = added ? (uint32_t)strnlen(added, 4096) : 0;
+	}
 	if (!rec->stored ||
 	    !manifest_get_u64(o, "stored_size", &rec->stored_size))
 		/* mbox adds at most a final line end */
@@ -397,9 +408,10 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 	rec->tf = rec->pi = NONE;
 	rec->superseded = false;
 	if (!parse_iso(manifest_get_str(o, "internaldate"), &rec->date,
-		       &rec->tz)) {
+		       &rec->tz, &rec->leap)) {
 		rec->date = STORE_NO_DATE;
 		rec->tz = 0;
+		rec->leap = false;
 	}
 	if (parse_flags(json_object_get(o, "flags"), &rec->flags,
 			&rec->keywords))
@@ -768,6 +780,7 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 		return ISNAP_OK;
 	r->cur = ix;
 	r->cur_failed = false;
+	r->cur_skip = rec->added;
 	r->cur_why[0] = '\0';
 	restore_spool_reset(&r->spool);
 	EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
@@ -787,6 +800,14 @@ static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
 	(void)err;
 	if (r->cur == NONE || r->cur_failed)
 		return ISNAP_OK;
+	if (r->cur_skip) {
+		/* The store's own header lines: not the server's bytes. */
+		size_t k = len < r->cur_skip ? len : (size_t)r->cur_skip;
+		r->cur_skip -= k;
+		data = (const char *)data + k;
+		if (!(len -= k))
+			return ISNAP_OK;
+	}
 	if (r->recs[r->cur].stored) {
 		rc = unmbox(r, data, len);
 	} else {
@@ -950,6 +971,7 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 							     : "",
 				   .internaldate = rec->date,
 				   .tz_minutes = rec->tz,
+				   .leap_second = rec->leap,
 				   .size = rec->received };
 	restore_spool_rewind(&r->spool);
 	return restore_target_append(r->target, tf->h, p, &m,

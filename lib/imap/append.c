@@ -38,7 +38,8 @@ static const char *const months[12] = { "Jan", "Feb", "Mar", "Apr",
 					"May", "Jun", "Jul", "Aug",
 					"Sep", "Oct", "Nov", "Dec" };
 
-bool append_format_date(int64_t epoch, int tz_minutes, char out[27])
+bool append_format_date(int64_t epoch, int tz_minutes, bool leap_second,
+			char out[27])
 {
 	struct tm tm;
 	time_t t;
@@ -52,8 +53,8 @@ bool append_format_date(int64_t epoch, int tz_minutes, char out[27])
 		return false;
 	snprintf(out, 27, "%02d-%s-%04d %02d:%02d:%02d %c%02d%02d",
 		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, tz_minutes < 0 ? '-' : '+', tz / 60,
-		 tz % 60);
+		 tm.tm_min, leap_second && tm.tm_sec == 59 ? 60 : tm.tm_sec,
+		 tz_minutes < 0 ? '-' : '+', tz / 60, tz % 60);
 	return true;
 }
 
@@ -127,7 +128,8 @@ size_t append_command(const struct append_msg *m, bool literal_plus,
 		return 0;
 	n += (size_t)k;
 	if (m->internaldate != INT64_MIN &&
-	    append_format_date(m->internaldate, m->tz_minutes, date)) {
+	    append_format_date(m->internaldate, m->tz_minutes, m->leap_second,
+			       date)) {
 		k = snprintf(buf + n, size - n, " \"%s\"", date);
 		if (k < 0 || (size_t)k >= size - n)
 			return 0;

@@ -41,6 +41,8 @@ struct append_msg {
 	const char *flags;
 	int64_t internaldate;   /* seconds since the epoch, or INT64_MIN */
 	int tz_minutes;         /* the zone to write it in */
+	bool leap_second;       /* internaldate is :59 of a leap second's
+				   minute, to be written :60 */
 	uint64_t size;          /* exactly the bytes the reader delivers */
 };
 
@@ -85,9 +87,12 @@ void *appender_take_waiting(struct appender *ap);
 /* --- the pieces, exposed for the tests ---------------------------------- */
 
 /* "17-Jul-1996 02:44:25 -0700": `epoch` shown in the zone `tz_minutes`
- * east of UTC; out needs 27 bytes.  False for a date that cannot be
- * written (before year 1 or after 9999, a zone beyond ±99:59). */
-bool append_format_date(int64_t epoch, int tz_minutes, char out[27]);
+ * east of UTC; out needs 27 bytes.  With `leap_second`, `epoch` is :59 of
+ * the minute that had one, and the seconds are written "60".  False for a
+ * date that cannot be written (before year 1 or after 9999, a zone beyond
+ * ±99:59). */
+bool append_format_date(int64_t epoch, int tz_minutes, bool leap_second,
+			char out[27]);
 
 /* Whether `flag` can be given to APPEND: a system flag other than
  * \Recent (\Seen \Answered \Flagged \Deleted \Draft), or a keyword that is

@@ -85,7 +85,7 @@ static bool digits(const char *s, int n, int *out)
 }
 
 bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
-			      int *tz_minutes)
+			      int *tz_minutes, bool *leap_second)
 {
 	/* "dd-Mon-yyyy hh:mm:ss +zzzz", 26 octets; day may be " 7". */
 	struct tm tm = { 0 };
@@ -113,10 +113,14 @@ bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
 	tm.tm_mday = day;
 	tm.tm_hour = hh;
 	tm.tm_min = mm;
-	tm.tm_sec = ss;
+	/* POSIX time has no 23:59:60: keep the second that precedes it,
+	 * and say so. */
+	tm.tm_sec = ss == 60 ? 59 : ss;
 	int tz = (zh * 60 + zm) * (s[21] == '-' ? -1 : 1);
 	*epoch = (int64_t)timegm(&tm) - (int64_t)tz * 60;
 	*tz_minutes = tz;
+	if (leap_second)
+		*leap_second = ss == 60;
 	return true;
 }
 
@@ -171,10 +175,12 @@ static void parse_items(const struct imap_arg *items, size_t count,
 			   val->type == IMAP_ARG_STRING) {
 			int64_t t;
 			int tz;
+			bool leap;
 			if (fetch_parse_internaldate(val->str, val->len, &t,
-						     &tz)) {
+						     &tz, &leap)) {
 				im->m.internaldate = t;
 				im->m.tz_minutes = tz;
+				im->m.leap_second = leap;
 			}
 		} else if (imap_arg_is_atom(name, "RFC822.SIZE")) {
 			uint64_t v;

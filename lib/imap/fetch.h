@@ -69,9 +69,11 @@ enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
 
 /* Parse an IMAP date-time ("17-Jul-1996 02:44:25 -0700", day possibly
  * space-padded) into seconds since the epoch (UTC) and the zone in
- * minutes.  Returns false when malformed. */
+ * minutes.  A leap second (":60") gives the epoch of ":59" of the same
+ * minute, never the next day's first second, and sets *leap_second (when
+ * not NULL).  Returns false when malformed. */
 bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
-			      int *tz_minutes);
+			      int *tz_minutes, bool *leap_second);
 
 /* Map a FLAGS list to STORE_FLAG_* bits; other flags and keywords go to
  * `keywords` (space-separated, cut to `size`); \Recent is dropped. */

@@ -17,6 +17,11 @@
  * committed, and is fetched again.  The UIDs the index lists are the
  * folder's `present` set, so a re-run never writes a message twice.
  *
+ * Right after the From line come the Status: and X-Status: lines that
+ * mutt writes (status_lines), so that every mbox reader sees the
+ * message's flags; they are part of the message as stored, and locate()
+ * names them in `added`, so that restore leaves them out again.
+ *
  * The From line needs the sender and INTERNALDATE before the message's
  * first byte is written.  The sender comes from the Return-Path header:
  * the store holds back the message's start, up to the end of its header
@@ -76,6 +81,8 @@ struct mbox {
 	uint32_t uid;
 	uint64_t size, written;
 	int64_t date;
+	unsigned flags;            /* for the Status: lines */
+	char added[32];            /* the lines written */
 	uint64_t msg_start;        /* uncompressed offset of its From line */
 	uint64_t from_len;
 	size_t hdr_len;
@@ -85,6 +92,7 @@ struct mbox {
 
 	/* The message last ended, for locate. */
 	uint64_t last_offset, last_stored;
+	char last_added[32];
 	unsigned char last_sha[32];
 
 	/* Ended since the last commit. */
@@ -297,7 +305,32 @@ static int body_sink(void *ctx, const char *data, size_t len)
 	return mbox_out_write(mb->out, data, len);
 }
 
-/* Write the From line, then what was held back. */
+static void status_lines(unsigned flags, char buf[32])
+{
+	size_t n = 0;
+
+	/* mutt: R read, O old (seen by a reader before; an unread message
+	 * in a backup is not new mail); X-Status: A answered, F flagged,
+	 * and Dovecot's T draft, D deleted. */
+	n += (size_t)sprintf(buf, "Status: %s\n",
+			     flags & STORE_FLAG_SEEN ? "RO" : "O");
+	if (flags & (STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED |
+		     STORE_FLAG_DRAFT | STORE_FLAG_DELETED)) {
+		n += (size_t)sprintf(buf + n, "X-Status: ");
+		if (flags & STORE_FLAG_ANSWERED)
+			buf[n++] = 'A';
+		if (flags & STORE_FLAG_FLAGGED)
+			buf[n++] = 'F';
+		if (flags & STORE_FLAG_DRAFT)
+			buf[n++] = 'T';
+		if (flags & STORE_FLAG_DELETED)
+			buf[n++] = 'D';
+		buf[n++] = '\n';
+	}
+	buf[n] = '\0';
+}
+
+/* Write the From line and the Status: lines, then what was held back. */
 static enum isnap_status start_body(struct mbox *mb, int64_t date,
 				    struct isnap_error *err)
 {
@@ -310,7 +343,9 @@ static enum isnap_status start_body(struct mbox *mb, int64_t date,
 	n = snprintf(line, sizeof line, "From %s %s\n", sender, when);
 	mb->from_written = true;
 	mb->from_len = (uint64_t)n;
+	status_lines(mb->flags, mb->added);
 	if (mbox_out_write(mb->out, line, (size_t)n) ||
+	    body_sink(mb, mb->added, strlen(mb->added)) ||
 	    mboxrd_feed(&mb->q, mb->hdr, mb->hdr_len))
 		return write_failed(mb, err);
 	return ISNAP_OK;
@@ -759,6 +794,7 @@ static enum isnap_status mb_begin_message(struct store *s,
 	mb->size = m->size;
 	mb->written = 0;
 	mb->date = m->internaldate;
+	mb->flags = m->flags;
 	mb->msg_start = mb->data_end;
 	mb->hdr_len = 0;
 	mb->from_written = false;
@@ -840,6 +876,7 @@ static enum isnap_status finish_message(struct mbox *mb,
 				  " bytes received, %" PRIu64 " expected",
 				  m->uid, mb->written, m->size);
 	if (!mb->from_written) {
+		mb->flags = m->flags; /* the final ones, since none went out */
 		rc = start_body(mb, mb->date != STORE_NO_DATE
 					    ? mb->date
 					    : m->internaldate,
@@ -862,6 +899,7 @@ static enum isnap_status finish_message(struct mbox *mb,
 	e->file_end = 0; /* known at commit */
 	mb->last_offset = mb->msg_start;
 	mb->last_stored = mb->stored;
+	memcpy(mb->last_added, mb->added, sizeof mb->last_added);
 	mb->data_end = e->offset + e->length;
 	mb->in_msg = false;
 	return ISNAP_OK;
@@ -893,6 +931,7 @@ static void mb_locate(struct store *s, struct store_location *loc)
 	loc->stored_size = mb->last_stored;
 	loc->has_stored_sha256 = true;
 	memcpy(loc->stored_sha256, mb->last_sha, sizeof loc->stored_sha256);
+	memcpy(loc->added, mb->last_added, sizeof loc->added);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -980,6 +1019,12 @@ static enum isnap_status mb_close_folder(struct store *s,
 		return ISNAP_OK;
 	mb_abort_message(s);
 	rc = mb_commit(s, err);
+	/* A folder without a message still gets a valid gzip file (one
+	 * empty member), which gzip -t and zcat accept; the index names no
+	 * commit, so the next run that adds messages cuts it away first. */
+	if (!rc && mb->gzip && mb->committed_end == 0 &&
+	    mbox_out_empty_member(mb->out) != 0)
+		rc = write_failed(mb, err);
 	release_folder(mb);
 	return rc;
 }

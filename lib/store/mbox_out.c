@@ -257,6 +257,17 @@ int mbox_out_commit(struct mbox_out *o, uint64_t *file_end)
 	return mbox_out_mark(o);
 }
 
+int mbox_out_empty_member(struct mbox_out *o)
+{
+	uint64_t end;
+
+	if (!o->gzip || pos(o) != 0 || o->in_member)
+		return 0;
+	if (start_member(o))
+		return -1;
+	return mbox_out_commit(o, &end);
+}
+
 void mbox_out_free(struct mbox_out *o)
 {
 	if (!o)

@@ -43,6 +43,10 @@ int mbox_out_mark(struct mbox_out *o);
 int mbox_out_write(struct mbox_out *o, const void *data, size_t len);
 int mbox_out_rewind(struct mbox_out *o);
 int mbox_out_commit(struct mbox_out *o, uint64_t *file_end);
+/* gzip, and nothing was ever written to the file: write one empty gzip
+ * member (20 bytes) and sync it, so that the file is a valid gzip file.
+ * A no-op otherwise. */
+int mbox_out_empty_member(struct mbox_out *o);
 /* Closes the file; what was not committed stays as a torn tail. */
 void mbox_out_free(struct mbox_out *o);
 

@@ -60,6 +60,10 @@ struct store_message {
 	int64_t internaldate;   /* seconds since the epoch (UTC), or
 				   STORE_NO_DATE when not known (yet) */
 	int tz_minutes;         /* the zone INTERNALDATE was given in */
+	bool leap_second;       /* INTERNALDATE said :60 (a leap second,
+				   RFC 3339 5.7, RFC 5322 3.3); internaldate
+				   is then :59 of the same minute, the last
+				   second POSIX times can hold */
 	uint64_t rfc822_size;   /* RFC822.SIZE, or STORE_NO_SIZE */
 	uint64_t size;          /* bytes write() will deliver in total */
 	uint64_t modseq;        /* MODSEQ with CONDSTORE, else 0 */
@@ -86,7 +90,8 @@ struct store_folder {
  *             volume's own file name is no part of it, so that a renamed
  *             export still matches; manifests before this held
  *             "<volume file name>!<entry name>")
- * When the store changes the bytes (mbox: LF line ends, >From quoting),
+ * When the store changes the bytes (mbox: LF line ends, >From quoting,
+ * the Status: lines in `added`),
  * `stored_sha256` is the SHA-256 of the message bytes as stored (the From
  * line and the blank separator line excluded) and has_stored_sha256 is set;
  * otherwise the stored bytes are exactly the received ones. */
@@ -95,6 +100,11 @@ struct store_location {
 	uint64_t stored_size;
 	bool has_stored_sha256;
 	unsigned char stored_sha256[32];
+	/* Header lines the store added at the very start of the message as
+	 * stored, which are no part of what the server sent (mbox: Status:
+	 * and X-Status:, for mail readers); "" when none.  Reading a message
+	 * back means leaving out these bytes first. */
+	char added[32];
 };
 
 /* What store_scan reports: every message a backup in some format holds,

@@ -58,13 +58,24 @@ def read_mboxrd(data):
     return result
 
 
-def expected_mbox_form(body):
-    """A server message as an mbox reader gives it back: LF line ends and
-    a final line end."""
+def status_lines(flags):
+    """The Status: and X-Status: lines mutt writes for these IMAP flags
+    (mutt's copy.c; Dovecot's T and D in X-Status)."""
+    f = {x.lower() for x in flags}
+    out = b"Status: " + (b"RO" if "\\seen" in f else b"O") + b"\n"
+    x = b"".join(letter for flag, letter in (
+        ("\\answered", b"A"), ("\\flagged", b"F"), ("\\draft", b"T"),
+        ("\\deleted", b"D")) if flag in f)
+    return out + (b"X-Status: " + x + b"\n" if x else b"")
+
+
+def expected_mbox_form(body, flags=()):
+    """A server message as an mbox reader gives it back: the Status:
+    lines first, LF line ends and a final line end."""
     text = body.replace(b"\r\n", b"\n")
     if text and not text.endswith(b"\n"):
         text += b"\n"
-    return text
+    return status_lines(flags) + text
 
 
 def read_index(path):
@@ -109,7 +120,7 @@ class Mbox(TestCase):
                 for offset, from_line, text in parsed:
                     self.assertRegex(from_line, FROM_LINE)
                     uid = index[offset]
-                    want = expected_mbox_form(o.body(uid))
+                    want = expected_mbox_form(o.body(uid), msgs[uid].flags)
                     if text != want:
                         self.fail("%s UID %d differs after reading back "
                                   "(%d vs %d bytes)" % (f.name, uid,

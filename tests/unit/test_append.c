@@ -19,14 +19,22 @@ Test(append, date_round_trips_through_the_parser)
 	int64_t t;
 	int tz;
 
-	cr_assert(append_format_date(837596665, -420, out));
+	bool leap;
+
+	cr_assert(append_format_date(837596665, -420, false, out));
 	cr_assert_str_eq(out, "17-Jul-1996 02:44:25 -0700");
-	cr_assert(fetch_parse_internaldate(out, strlen(out), &t, &tz));
+	cr_assert(fetch_parse_internaldate(out, strlen(out), &t, &tz, &leap));
 	cr_assert_eq(t, 837596665);
 	cr_assert_eq(tz, -420);
-	cr_assert(append_format_date(1704063600, 90, out));
+	cr_assert_not(leap);
+	cr_assert(append_format_date(1704063600, 90, false, out));
 	cr_assert_str_eq(out, "01-Jan-2024 00:30:00 +0130");
-	cr_assert_not(append_format_date(0, 100 * 60, out));
+	cr_assert_not(append_format_date(0, 100 * 60, false, out));
+	/* A leap second goes back as it came, on its own day. */
+	cr_assert(fetch_parse_internaldate("01-Jul-2015 01:59:60 +0200", 26,
+					   &t, &tz, &leap));
+	cr_assert(append_format_date(t, tz, leap, out));
+	cr_assert_str_eq(out, "01-Jul-2015 01:59:60 +0200");
 }
 
 Test(append, flags_only_what_append_may_carry)

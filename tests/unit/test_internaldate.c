@@ -6,7 +6,30 @@
 
 static bool parse(const char *s, int64_t *t, int *tz)
 {
-	return fetch_parse_internaldate(s, strlen(s), t, tz);
+	return fetch_parse_internaldate(s, strlen(s), t, tz, NULL);
+}
+
+/* RFC 5322 3.3 and RFC 3339 5.7 allow a leap second, :60.  POSIX time
+ * cannot hold it: it is :59 of the same minute, flagged, never the first
+ * second of the next day. */
+Test(internaldate, leap_second_stays_on_its_day)
+{
+	int64_t t;
+	int tz;
+	bool leap = false;
+
+	cr_assert(fetch_parse_internaldate("30-Jun-2015 23:59:60 +0000", 26,
+					   &t, &tz, &leap));
+	cr_assert(leap);
+	cr_assert_eq(t, 1435708799); /* 2015-06-30 23:59:59 UTC */
+	cr_assert(fetch_parse_internaldate("01-Jul-2015 01:59:60 +0200", 26,
+					   &t, &tz, &leap));
+	cr_assert(leap);
+	cr_assert_eq(t, 1435708799);
+	cr_assert(fetch_parse_internaldate("30-Jun-2015 23:59:59 +0000", 26,
+					   &t, &tz, &leap));
+	cr_assert_not(leap);
+	cr_assert_eq(t, 1435708799);
 }
 
 Test(internaldate, rfc_example_with_negative_zone)

@@ -238,7 +238,9 @@ static const char body1[] = "Return-Path: <alice@example.org>\r\n"
 			    "\r\n"
 			    "From here\r\n>From there\r\n>>From everywhere\r\n"
 			    "lone\rcr\r\n";
-static const char stored1[] = "Return-Path: <alice@example.org>\n"
+/* The Status: line mbox writes after the From line (unread: "O"). */
+#define ST "Status: O\n"
+static const char stored1[] = ST "Return-Path: <alice@example.org>\n"
 			      "From: alice@example.org\n"
 			      "Subject: one\n"
 			      "\n"
@@ -246,7 +248,7 @@ static const char stored1[] = "Return-Path: <alice@example.org>\n"
 			      "lone\rcr\n";
 /* No Return-Path, no final line end. */
 static const char body2[] = "Subject: two\r\n\r\nno end";
-static const char stored2[] = "Subject: two\n\nno end\n";
+static const char stored2[] = ST "Subject: two\n\nno end\n";
 
 /* 1700000000 is Tue Nov 14 22:13:20 2023 UTC. */
 #define DATE1 1700000000
@@ -269,13 +271,13 @@ static void writes_mboxrd(const char *format, const char *file)
 	close_folder(s);
 	store_free(s);
 	got = content(format, file, &len);
-	cr_expect_str_eq(got, FROM1 "Return-Path: <alice@example.org>\n"
+	cr_expect_str_eq(got, FROM1 ST "Return-Path: <alice@example.org>\n"
 			      "From: alice@example.org\n"
 			      "Subject: one\n"
 			      "\n"
 			      ">From here\n>>From there\n>>>From everywhere\n"
 			      "lone\rcr\n"
-			      "\n" FROM2 "Subject: two\n\nno end\n\n");
+			      "\n" FROM2 ST "Subject: two\n\nno end\n\n");
 	cr_expect_eq(len, strlen(got));
 	free(got);
 }
@@ -291,6 +293,69 @@ Test(mbox, gzip_holds_the_same_bytes)
 	writes_mboxrd("mbox.gz", "INBOX.mbox.gz");
 	cr_expect(exists(".imapsnap/mbox/INBOX.mbox.gz.idx"));
 	cr_expect_not(exists("INBOX.mbox"));
+}
+
+/* The flags as mutt writes them: Status: R(ead) O(ld), X-Status:
+ * A(nswered) F(lagged), and Dovecot's T (draft) and D (deleted). */
+Test(mbox, status_lines_carry_the_flags)
+{
+	static const struct {
+		unsigned flags;
+		const char *lines;
+	} cases[] = {
+		{ 0, "Status: O\n" },
+		{ STORE_FLAG_SEEN, "Status: RO\n" },
+		{ STORE_FLAG_SEEN | STORE_FLAG_FLAGGED | STORE_FLAG_ANSWERED,
+		  "Status: RO\nX-Status: AF\n" },
+		{ STORE_FLAG_DRAFT | STORE_FLAG_DELETED | STORE_FLAG_FORWARDED,
+		  "Status: O\nX-Status: TD\n" },
+	};
+	struct store *s = open_store("mbox");
+	struct store_location loc;
+	size_t len;
+	char *got;
+
+	open_folder(s, "INBOX", 7, NULL);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct store_message m = msg((uint32_t)i + 1, DATE1,
+					     strlen(body2));
+		m.flags = cases[i].flags;
+		save_meta(s, m, m, body2, strlen(body2), 7, &loc);
+		cr_expect_str_eq(loc.added, cases[i].lines);
+		cr_expect_eq(loc.stored_size,
+			     strlen(cases[i].lines) + strlen(stored2) -
+				     strlen(ST));
+	}
+	close_folder(s);
+	store_free(s);
+	got = slurp("INBOX.mbox", &len);
+	cr_expect_not_null(strstr(got, "2023\nStatus: RO\nX-Status: AF\n"
+				       "Subject: two\n"));
+	free(got);
+}
+
+Test(mbox, an_empty_gzip_folder_is_a_valid_gzip_file)
+{
+	struct store *s = open_store("mbox.gz");
+	size_t len;
+	char *got;
+
+	open_folder(s, "Empty", 7, NULL);
+	close_folder(s);
+	store_free(s);
+	cr_expect_gt(size_of("Empty.mbox.gz"), 0);
+	got = gunzip("Empty.mbox.gz", &len);
+	cr_expect_eq(len, 0);
+	free(got);
+	/* Messages added later follow on from it, as one stream. */
+	s = open_store("mbox.gz");
+	open_folder(s, "Empty", 7, NULL);
+	save(s, 1, DATE1, body2, NULL);
+	close_folder(s);
+	store_free(s);
+	got = gunzip("Empty.mbox.gz", &len);
+	cr_expect_eq(len, 44 + strlen(stored2) + 1);
+	free(got);
 }
 
 Test(mbox, nested_folders_are_directories)
@@ -364,8 +429,9 @@ Test(mbox, date_known_only_at_the_end)
 			     44),
 		     0, "%.60s", got);
 	cr_expect_not_null(strstr(got, "\n\nFrom MAILER-DAEMON Thu Jan  1 "
-				       "00:00:00 1970\naaaa"));
-	cr_expect_eq(len, 44 + strlen(stored2) + 1 + 44 + sizeof big + 1);
+				       "00:00:00 1970\n" ST "aaaa"));
+	cr_expect_eq(len, 44 + strlen(stored2) + 1 + 44 + strlen(ST) +
+				  sizeof big + 1);
 	free(got);
 }
 
@@ -459,7 +525,7 @@ static void crash_before_commit(const char *format, const char *file,
 	cr_assert_eq(len, want_len + 44 + strlen(stored2) + 1);
 	cr_expect_eq(memcmp(got, want, want_len), 0);
 	cr_expect_str_eq(got + want_len,
-			 "From MAILER-DAEMON Tue Nov 14 22:13:20 2023\n"
+			 "From MAILER-DAEMON Tue Nov 14 22:13:20 2023\n" ST
 			 "Subject: two\n\nno end\n\n");
 	free(got);
 	free(want);
@@ -604,8 +670,8 @@ static void abort_leaves_nothing(const char *format, const char *file)
 	close_folder(s);
 	store_free(s);
 	got = content(format, file, &len);
-	cr_expect_str_eq(got, "From MAILER-DAEMON Tue Nov 14 22:13:20 2023\n"
-			      "Subject: two\n\nno end\n\n" FROM1
+	cr_expect_str_eq(got, "From MAILER-DAEMON Tue Nov 14 22:13:20 2023\n" ST
+			      "Subject: two\n\nno end\n\n" FROM1 ST
 			      "Return-Path: <alice@example.org>\n"
 			      "From: alice@example.org\n"
 			      "Subject: one\n"
@@ -828,7 +894,9 @@ static void locate_matches_scan(const char *format, const char *ext)
 	cr_expect_eq(memcmp(loc[0].stored_sha256, want, 32), 0);
 	sha256(stored2, strlen(stored2), want);
 	cr_expect_eq(memcmp(loc[1].stored_sha256, want, 32), 0);
-	cr_expect_eq(loc[3].stored_size, 0, "an empty message stays empty");
+	cr_expect_eq(loc[3].stored_size, strlen(ST),
+		     "an empty message is its Status: line");
+	cr_expect_str_eq(loc[3].added, ST);
 
 	scan(format, v);
 	cr_expect_eq(v->n, 4);
@@ -901,9 +969,9 @@ Test(mbox, large_message_streams_through)
 	store_free(s);
 	got = gunzip("INBOX.mbox.gz", &len);
 	/* Every "From abc\r\n" line becomes ">From abc\n". */
-	cr_expect_eq(loc.stored_size, n);
-	cr_expect_eq(len, 44 + n + 1);
-	sha256(got + 44, n, want);
+	cr_expect_eq(loc.stored_size, strlen(ST) + n);
+	cr_expect_eq(len, 44 + strlen(ST) + n + 1);
+	sha256(got + 44, strlen(ST) + n, want);
 	cr_expect_eq(memcmp(loc.stored_sha256, want, 32), 0);
 	free(big);
 	free(got);
