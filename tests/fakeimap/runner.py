@@ -336,9 +336,14 @@ def unquote(b):
     return FROM_QUOTED.sub(lambda m: m.group(0)[1:], b)
 
 
+STATUS_LINES = re.compile(rb"Status: (?:RO|O)\n(?:X-Status: A?F?T?D?\n)?")
+
+
 def mbox_split(data):
-    """The messages of an mbox file (From line and separator removed,
-    unquoted)."""
+    """The messages of an mbox file (From line, the Status: lines the store
+    writes after it, and separator removed; unquoted).  The Status: lines
+    must be there; tests/integration/test_readers.py checks what they
+    say."""
     out = []
     if not data:
         return out
@@ -353,7 +358,11 @@ def mbox_split(data):
             raise AssertionError("mbox message not followed by a blank "
                                  "line: %r" % chunk[-40:])
         nl = chunk.index(b"\n")
-        out.append(unquote(chunk[nl + 1:-1]))
+        status = STATUS_LINES.match(chunk, nl + 1)
+        if not status:
+            raise AssertionError("mbox message without its Status: line: "
+                                 "%r" % chunk[nl + 1:nl + 40])
+        out.append(unquote(chunk[status.end():-1]))
     return out
 
 
