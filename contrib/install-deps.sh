@@ -25,6 +25,9 @@ libssl-dev libjansson-dev libinih-dev libcriterion-dev dovecot-imapd openssl pyt
 ca-certificates libarchive-tools unzip zstd xz-utils mutt tmux notmuch
 cyrus-common sasl2-bin courier-base courier-authlib-userdb libcourier-unicode4
 libgamin0 libidn12 libgdbm6"
+# The --metrics file and the alert rules are checked with promtool
+# (Debian's prometheus package).
+PACKAGES="$PACKAGES prometheus"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	missing=
@@ -35,6 +38,9 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 	for mod in libcurl libarchive zlib libcrypto jansson inih criterion; do
 		pkg-config --exists "$mod" 2>/dev/null ||
 			missing="$missing $mod(pkg-config)"
+	done
+	for prog in promtool; do
+		command -v "$prog" >/dev/null 2>&1 || missing="$missing $prog"
 	done
 	if [ -n "$missing" ]; then
 		echo "install-deps: no dpkg here; install these yourself:$missing" >&2

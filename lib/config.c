@@ -65,6 +65,7 @@ static const struct key keys[] = {
 	{ "timeout", K_TIMEOUT, F(timeout_sec), 0 },
 	{ "retries", K_RETRIES, F(retries), 0 },
 	{ "connections", K_CONNECTIONS, F(connections), 0 },
+	{ "metrics_file", K_PATH, F(metrics_file), 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -76,6 +76,7 @@ struct config_account {
 	bool has_retries;  /* retries was given */
 	unsigned retries;  /* reconnections per folder, 0 to 100 */
 	unsigned connections; /* sessions at once, 1 to 64; 0: the default */
+	char *metrics_file; /* where `run` reports this account; NULL: nowhere */
 };
 
 struct config {

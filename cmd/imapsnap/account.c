@@ -224,7 +224,8 @@ enum isnap_status account_password(const struct account *a, char **password,
 	return *password ? ISNAP_OK : err->status;
 }
 
-int account_backup(struct account *a, struct output *o, struct json_t **json)
+int account_backup(struct account *a, struct output *o, struct json_t **json,
+		   struct backup_summary *sum_out)
 {
 	struct backup_opts bo = { 0 };
 	struct backup_summary sum = { 0 };
@@ -264,5 +265,7 @@ int account_backup(struct account *a, struct output *o, struct json_t **json)
 	if (!rc && !bo.dry_run && sum.fetch.failed)
 		rc = EXIT_PARTIAL;
 	*json = out_summary(o, a->name, a->dest, &sum, st, rc, &err);
+	if (sum_out)
+		*sum_out = sum;
 	return rc;
 }

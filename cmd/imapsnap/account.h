@@ -97,8 +97,9 @@ int account_usage_error(const struct account *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Back up `a` with output `o` (dry run as o->dry_run says).  Returns the
- * exit status; *json receives the --json object (NULL without --json). */
+ * exit status; *json receives the --json object (NULL without --json),
+ * and *sum, when not NULL, the run's summary (for --metrics). */
 int account_backup(struct account *a, struct output *o,
-		   struct json_t **json);
+		   struct json_t **json, struct backup_summary *sum);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "metrics.h"
 
 static const char backup_usage[] =
 	"usage: imapsnap backup [options] URL DEST\n"
@@ -46,31 +47,58 @@ static const char backup_usage[] =
 	"                          fetched and write nothing\n"
 	"\n"
 	"  --json                  print a JSON summary on standard output\n"
+	"  --metrics FILE          write the run's outcome to FILE for\n"
+	"                          Prometheus (node_exporter's textfile\n"
+	"                          collector); the account label is\n"
+	"                          user@host[:port]\n"
 	"  -q, --quiet             print only errors\n"
 	"  -v, --verbose           also print folders and the protocol trace\n"
 	"\n"
 	"Exit status: 0 all saved, 1 some messages or folders not saved,\n"
 	"2 usage, 3 authentication, 4 connection/TLS, 5 destination locked,\n"
-	"6 destination not writable.\n";
+	"6 destination (or metrics file) not writable.\n";
 
-enum { OPT_JSON = OPT_COMMAND_FIRST };
+enum { OPT_JSON = OPT_COMMAND_FIRST, OPT_METRICS };
 
 static const struct option long_opts[] = {
 	ACCOUNT_OPTIONS,
 	BACKUP_OPTIONS,
 	{ "dry-run", no_argument, NULL, 'n' },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
+/* The account label of `imapsnap backup`: user@host[:port], the user
+ * from --user when given, else from the URL. */
+static void metrics_label(const struct account *a, char *buf, size_t size)
+{
+	const char *rest = strstr(a->session.url, "://");
+	const char *at, *end;
+
+	rest = rest ? rest + 3 : a->session.url;
+	end = rest + strcspn(rest, "/");
+	at = memchr(rest, '@', (size_t)(end - rest));
+	if (a->session.user)
+		snprintf(buf, size, "%s@%.*s", a->session.user,
+			 (int)(end - (at ? at + 1 : rest)), at ? at + 1 : rest);
+	else
+		snprintf(buf, size, "%.*s", (int)(end - rest), rest);
+}
+
 int cmd_backup(int argc, char **argv)
 {
 	struct account a;
 	struct output out;
 	struct json_t *json;
+	struct backup_summary sum = { 0 };
+	struct metrics_account m;
+	struct isnap_error err = { 0 };
+	const char *metrics = NULL;
+	char label[512];
 	int c, rc, verbosity = 1;
 	bool dry_run = false, as_json = false;
 
@@ -84,6 +112,7 @@ int cmd_backup(int argc, char **argv)
 		switch (c) {
 		case 'n': dry_run = true; break;
 		case OPT_JSON: as_json = true; break;
+		case OPT_METRICS: metrics = optarg; break;
 		case 'q': verbosity = 0; break;
 		case 'v': verbosity = 2; break;
 		case 'h': fputs(backup_usage, stdout); return EXIT_OK;
@@ -98,10 +127,21 @@ int cmd_backup(int argc, char **argv)
 	a.dest = argv[optind + 1];
 	if ((rc = account_check(&a)))
 		return rc;
+	if (metrics && metrics_check_path(metrics, &err))
+		return account_usage_error(&a, "%s", err.msg);
 
+	/* A dry run is no backup: it must not look like one to monitoring. */
+	if (dry_run)
+		metrics = NULL;
+	metrics_label(&a, label, sizeof label);
+	metrics_account_begin(&m, label, a.dest);
 	out_init(&out, verbosity, as_json, dry_run, NULL);
-	rc = account_backup(&a, &out, &json);
+	rc = account_backup(&a, &out, &json, &sum);
 	out_json_print(json);
 	out_free(&out);
+	if (metrics) {
+		metrics_account_end(&m, rc, &sum);
+		rc = metrics_write_or_complain(metrics, &m, 1, rc);
+	}
 	return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "account.h"
 #include "config.h"
+#include "metrics.h"
 
 static const char run_usage[] =
 	"usage: imapsnap run [options] [ACCOUNT...]\n"
@@ -24,21 +25,27 @@ static const char run_usage[] =
 	"                          ~/.config/imapsnap/config)\n"
 	"  -n, --dry-run           connect, list and plan; print what would be\n"
 	"                          fetched and write nothing\n"
+	"  --metrics FILE          write each account's outcome to FILE for\n"
+	"                          Prometheus (node_exporter's textfile\n"
+	"                          collector), one `account` label each\n"
+	"                          (default: the config's metrics_file)\n"
 	"  --json                  print a JSON summary on standard output\n"
 	"  -q, --quiet             print only errors\n"
 	"  -v, --verbose           also print folders and the protocol trace\n"
 	"\n"
 	"Exit status: 0 every account saved; otherwise that of the first\n"
 	"account that could not run (2 config, 3 authentication,\n"
-	"4 connection/TLS, 5 destination locked, 6 destination not\n"
-	"writable), else 1 when some messages or folders were not saved.\n";
+	"4 connection/TLS, 5 destination locked, 6 destination or metrics\n"
+	"file not writable), else 1 when some messages or folders were not\n"
+	"saved.\n";
 
-enum { OPT_JSON = OPT_COMMAND_FIRST };
+enum { OPT_JSON = OPT_COMMAND_FIRST, OPT_METRICS };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "dry-run", no_argument, NULL, 'n' },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -111,34 +118,99 @@ static int pick(const struct config *cfg, int argc, char **argv,
 	return 0;
 }
 
-int cmd_run(int argc, char **argv)
+/* The metrics file of each account (NULL: none), checked before anything
+ * runs: a typo must not cost a night of backups. */
+static int metrics_paths(const char *cli, const struct config_account **todo,
+			 size_t n, const char **paths)
 {
-	char default_path[4096], prefix[128];
-	const char *path = NULL;
-	const struct config_account **todo = NULL;
-	struct account *accts = NULL;
-	struct config cfg;
 	struct isnap_error err = { 0 };
-	json_t *doc = NULL, *list = NULL;
-	size_t n = 0, failed = 0;
-	int c, rc = EXIT_OK, verbosity = 1;
-	bool dry_run = false, as_json = false, partial = false;
+
+	for (size_t i = 0; i < n; i++) {
+		paths[i] = cli ? cli : todo[i]->metrics_file;
+		if (paths[i] && metrics_check_path(paths[i], &err)) {
+			fprintf(stderr, "%s: run: [%s]: ", progname,
+				todo[i]->name);
+			out_safe(stderr, err.msg);
+			fputc('\n', stderr);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* Each metrics file once, with the accounts that report to it. */
+static int write_metrics(const char **paths, const struct metrics_account *m,
+			 size_t n, int rc)
+{
+	struct metrics_account *group = calloc(n ? n : 1, sizeof *group);
+
+	if (!group) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return rc ? rc : EXIT_LOCAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		bool first = paths[i] != NULL;
+		for (size_t j = 0; j < i && first; j++)
+			first = !paths[j] || strcmp(paths[j], paths[i]);
+		if (!first)
+			continue;
+		for (size_t j = i; j < n; j++)
+			if (paths[j] && !strcmp(paths[j], paths[i]))
+				group[k++] = m[j];
+		rc = metrics_write_or_complain(paths[i], group, k, rc);
+	}
+	free(group);
+	return rc;
+}
+
+struct run_opts {
+	const char *path;     /* the config file */
+	const char *metrics;  /* --metrics */
+	int verbosity;
+	bool dry_run, as_json;
+};
+
+static int parse_run_opts(int argc, char **argv, struct run_opts *ro)
+{
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:nqvh", long_opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': path = optarg; break;
-		case 'n': dry_run = true; break;
-		case OPT_JSON: as_json = true; break;
-		case 'q': verbosity = 0; break;
-		case 'v': verbosity = 2; break;
-		case 'h': fputs(run_usage, stdout); return EXIT_OK;
+		case 'c': ro->path = optarg; break;
+		case 'n': ro->dry_run = true; break;
+		case OPT_JSON: ro->as_json = true; break;
+		case OPT_METRICS: ro->metrics = optarg; break;
+		case 'q': ro->verbosity = 0; break;
+		case 'v': ro->verbosity = 2; break;
+		case 'h': fputs(run_usage, stdout); return -1;
 		default:
 			fputs(run_usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (!path) {
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	char default_path[4096], prefix[128];
+	struct run_opts ro = { .verbosity = 1 };
+	const struct config_account **todo = NULL;
+	const char **mpaths = NULL;
+	struct account *accts = NULL;
+	struct metrics_account *mets = NULL;
+	struct config cfg;
+	struct isnap_error err = { 0 };
+	json_t *doc = NULL, *list = NULL;
+	size_t n = 0, failed = 0;
+	int rc = EXIT_OK;
+	bool partial = false;
+
+	if ((rc = parse_run_opts(argc, argv, &ro)))
+		return rc < 0 ? EXIT_OK : rc;
+	if (!ro.path) {
 		if (!config_default_path(getenv("XDG_CONFIG_HOME"),
 					 getenv("HOME"), default_path,
 					 sizeof default_path)) {
@@ -146,17 +218,19 @@ int cmd_run(int argc, char **argv)
 				"--config FILE, or set HOME\n", progname);
 			return EXIT_USAGE;
 		}
-		path = default_path;
+		ro.path = default_path;
 	}
-	if (config_load(path, getenv("HOME"), getuid(), &cfg, &err)) {
+	if (config_load(ro.path, getenv("HOME"), getuid(), &cfg, &err)) {
 		fprintf(stderr, "%s: ", progname);
 		out_safe(stderr, err.msg);
 		fputc('\n', stderr);
 		return EXIT_USAGE;
 	}
-	todo = calloc(cfg.n, sizeof *todo);
-	accts = calloc(cfg.n, sizeof *accts);
-	if (!todo || !accts) {
+	todo = calloc(cfg.n ? cfg.n : 1, sizeof *todo);
+	accts = calloc(cfg.n ? cfg.n : 1, sizeof *accts);
+	mets = calloc(cfg.n ? cfg.n : 1, sizeof *mets);
+	mpaths = calloc(cfg.n ? cfg.n : 1, sizeof *mpaths);
+	if (!todo || !accts || !mets || !mpaths) {
 		fprintf(stderr, "%s: out of memory\n", progname);
 		rc = EXIT_PARTIAL;
 		goto out;
@@ -168,22 +242,31 @@ int cmd_run(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		if ((rc = to_account(todo[i], &accts[i])))
 			goto out;
+	if ((rc = metrics_paths(ro.metrics, todo, n, mpaths)))
+		goto out;
+	if (ro.dry_run) /* a dry run is no backup; monitoring must not
+			   see one */
+		memset(mpaths, 0, n * sizeof *mpaths);
 
-	if (as_json) {
+	if (ro.as_json) {
 		doc = json_object();
 		list = json_array();
-		json_object_set_new(doc, "config", json_string(path));
+		json_object_set_new(doc, "config", json_string(ro.path));
 		json_object_set_new(doc, "accounts", list);
 	}
 	for (size_t i = 0; i < n; i++) {
+		struct backup_summary sum = { 0 };
 		struct output out;
 		json_t *j;
 		int arc;
 		snprintf(prefix, sizeof prefix, "%s: %s", progname,
 			 accts[i].name);
-		out_init(&out, verbosity, as_json, dry_run, prefix);
-		arc = account_backup(&accts[i], &out, &j);
+		metrics_account_begin(&mets[i], accts[i].name, accts[i].dest);
+		out_init(&out, ro.verbosity, ro.as_json, ro.dry_run, prefix);
+		arc = account_backup(&accts[i], &out, &j, &sum);
 		out_free(&out);
+		if (mpaths[i])
+			metrics_account_end(&mets[i], arc, &sum);
 		if (j)
 			json_array_append_new(list, j);
 		if (arc == EXIT_PARTIAL)
@@ -194,9 +277,11 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!rc && partial)
 		rc = EXIT_PARTIAL;
-	if (n > 1 && !as_json && (verbosity >= 1 || rc))
+	rc = write_metrics(mpaths, mets, n, rc);
+	if (n > 1 && !ro.as_json && (ro.verbosity >= 1 || rc))
 		fprintf(stderr, "%s: %zu of %zu accounts %s\n", progname,
-			n - failed, n, dry_run ? "planned" : "backed up");
+			n - failed, n,
+			ro.dry_run ? "planned" : "backed up");
 	if (doc) {
 		json_object_set_new(doc, "exit", json_integer(rc));
 		out_json_print(doc);
@@ -204,6 +289,8 @@ int cmd_run(int argc, char **argv)
 out:
 	free(todo);
 	free(accts);
+	free(mets);
+	free(mpaths);
 	config_free(&cfg);
 	return rc;
 }
