@@ -13,6 +13,7 @@
 #include "account.h"
 #include "config.h"
 #include "metrics.h"
+#include "shard.h"
 
 static const char run_usage[] =
 	"usage: imapsnap run [options] [ACCOUNT...]\n"
@@ -25,6 +26,11 @@ static const char run_usage[] =
 	"                          ~/.config/imapsnap/config)\n"
 	"  -n, --dry-run           connect, list and plan; print what would be\n"
 	"                          fetched and write nothing\n"
+	"  --shard K/N             only the accounts in shard K of N (0 to\n"
+	"                          N-1, by a hash of the account's name), so\n"
+	"                          that N workers cover each account once\n"
+	"  --shard auto/N          K from $JOB_COMPLETION_INDEX (Kubernetes\n"
+	"                          Indexed Job) or $SLURM_ARRAY_TASK_ID\n"
 	"  --metrics FILE          write each account's outcome to FILE for\n"
 	"                          Prometheus (node_exporter's textfile\n"
 	"                          collector), one `account` label each\n"
@@ -39,13 +45,14 @@ static const char run_usage[] =
 	"file not writable), else 1 when some messages or folders were not\n"
 	"saved.\n";
 
-enum { OPT_JSON = OPT_COMMAND_FIRST, OPT_METRICS };
+enum { OPT_JSON = OPT_COMMAND_FIRST, OPT_METRICS, OPT_SHARD };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "dry-run", no_argument, NULL, 'n' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "shard", required_argument, NULL, OPT_SHARD },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -118,6 +125,31 @@ static int pick(const struct config *cfg, int argc, char **argv,
 	return 0;
 }
 
+/* Keep those of the n accounts (todo[i], made into accts[i]) that are in
+ * shard `sh`, in order. */
+static int keep_shard(const struct shard *sh,
+		      const struct config_account **todo,
+		      struct account *accts, size_t *n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		int k = shard_of(todo[i]->name, sh->count);
+		if (k < 0) {
+			fprintf(stderr, "%s: run: --shard: cannot hash the "
+				"account names (out of memory)\n", progname);
+			return EXIT_PARTIAL;
+		}
+		if ((unsigned)k != sh->index)
+			continue;
+		if (kept != i)
+			accts[kept] = accts[i];
+		todo[kept++] = todo[i];
+	}
+	*n = kept;
+	return 0;
+}
+
 /* The metrics file of each account (NULL: none), checked before anything
  * runs: a typo must not cost a night of backups. */
 static int metrics_paths(const char *cli, const struct config_account **todo,
@@ -167,12 +199,14 @@ static int write_metrics(const char **paths, const struct metrics_account *m,
 struct run_opts {
 	const char *path;     /* the config file */
 	const char *metrics;  /* --metrics */
+	struct shard shard;
 	int verbosity;
 	bool dry_run, as_json;
 };
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *ro)
 {
+	char why[256];
 	int c;
 
 	optind = 1;
@@ -182,6 +216,14 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *ro)
 		case 'n': ro->dry_run = true; break;
 		case OPT_JSON: ro->as_json = true; break;
 		case OPT_METRICS: ro->metrics = optarg; break;
+		case OPT_SHARD:
+			if (!shard_parse(optarg, getenv("JOB_COMPLETION_INDEX"),
+					 getenv("SLURM_ARRAY_TASK_ID"),
+					 &ro->shard, why, sizeof why)) {
+				fprintf(stderr, "%s: run: %s\n", progname, why);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'q': ro->verbosity = 0; break;
 		case 'v': ro->verbosity = 2; break;
 		case 'h': fputs(run_usage, stdout); return -1;
@@ -195,7 +237,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *ro)
 
 int cmd_run(int argc, char **argv)
 {
-	char default_path[4096], prefix[128];
+	char default_path[4096], prefix[128], shard_text[64] = "";
 	struct run_opts ro = { .verbosity = 1 };
 	const struct config_account **todo = NULL;
 	const char **mpaths = NULL;
@@ -238,10 +280,18 @@ int cmd_run(int argc, char **argv)
 	if ((rc = pick(&cfg, argc - optind, argv + optind, todo, &n)))
 		goto out;
 	/* Every account is checked before any runs: a typo in the last one
-	 * must not show up only after hours of backing up the first. */
+	 * must not show up only after hours of backing up the first.  With
+	 * --shard, the accounts of the other shards too: a broken config
+	 * fails every worker at once, not one in N. */
 	for (size_t i = 0; i < n; i++)
 		if ((rc = to_account(todo[i], &accts[i])))
 			goto out;
+	if (ro.shard.count) {
+		if ((rc = keep_shard(&ro.shard, todo, accts, &n)))
+			goto out;
+		snprintf(shard_text, sizeof shard_text, "shard %u/%u: ",
+			 ro.shard.index, ro.shard.count);
+	}
 	if ((rc = metrics_paths(ro.metrics, todo, n, mpaths)))
 		goto out;
 	if (ro.dry_run) /* a dry run is no backup; monitoring must not
@@ -252,6 +302,16 @@ int cmd_run(int argc, char **argv)
 		doc = json_object();
 		list = json_array();
 		json_object_set_new(doc, "config", json_string(ro.path));
+		if (ro.shard.count) {
+			json_t *sh = json_object();
+			json_object_set_new(sh, "index",
+					    json_integer(ro.shard.index));
+			json_object_set_new(sh, "count",
+					    json_integer(ro.shard.count));
+			json_object_set_new(sh, "from",
+					    json_string(ro.shard.from));
+			json_object_set_new(doc, "shard", sh);
+		}
 		json_object_set_new(doc, "accounts", list);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -278,9 +338,13 @@ int cmd_run(int argc, char **argv)
 	if (!rc && partial)
 		rc = EXIT_PARTIAL;
 	rc = write_metrics(mpaths, mets, n, rc);
-	if (n > 1 && !ro.as_json && (ro.verbosity >= 1 || rc))
-		fprintf(stderr, "%s: %zu of %zu accounts %s\n", progname,
-			n - failed, n,
+	if (n == 0 && ro.shard.count && ro.verbosity >= 1 && !ro.as_json)
+		fprintf(stderr, "%s: %sno account of the config is in this "
+			"shard\n", progname, shard_text);
+	else if ((n > 1 || ro.shard.count) && !ro.as_json &&
+		 (ro.verbosity >= 1 || rc))
+		fprintf(stderr, "%s: %s%zu of %zu accounts %s\n", progname,
+			shard_text, n - failed, n,
 			ro.dry_run ? "planned" : "backed up");
 	if (doc) {
 		json_object_set_new(doc, "exit", json_integer(rc));
