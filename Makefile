@@ -86,14 +86,24 @@ FUZZ_SECONDS ?= 30
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) sh tests/fuzz/run.sh
 
+# Where `make install` puts things; the Debian package (debian/rules) sets
+# the completion directories to Debian's vendor ones.
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+
 install: $(BUILD)/imapsnap
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
-	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
-	install -m 755 $(BUILD)/imapsnap $(DESTDIR)$(PREFIX)/bin/imapsnap
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 755 $(BUILD)/imapsnap $(DESTDIR)$(BINDIR)/imapsnap
 	install -m 644 $(BUILD)/libimapsnap.a $(DESTDIR)$(PREFIX)/lib/libimapsnap.a
-	install -m 644 docs/imapsnap.1 $(DESTDIR)$(PREFIX)/share/man/man1/imapsnap.1
-	install -m 644 docs/imapsnap.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/imapsnap.conf.5
-	install -m 644 contrib/bash-completion/imapsnap $(DESTDIR)$(PREFIX)/share/bash-completion/completions/imapsnap
+	install -m 644 docs/imapsnap.1 $(DESTDIR)$(MANDIR)/man1/imapsnap.1
+	install -m 644 docs/imapsnap.conf.5 $(DESTDIR)$(MANDIR)/man5/imapsnap.conf.5
+	install -m 644 contrib/bash-completion/imapsnap $(DESTDIR)$(BASHCOMPDIR)/imapsnap
+	install -m 644 contrib/zsh/_imapsnap $(DESTDIR)$(ZSHCOMPDIR)/_imapsnap
+	install -m 644 contrib/fish/imapsnap.fish $(DESTDIR)$(FISHCOMPDIR)/imapsnap.fish
 
 clean:
 	rm -rf $(BUILD) demo-backup

@@ -26,8 +26,9 @@ ca-certificates libarchive-tools unzip zstd xz-utils mutt tmux notmuch
 cyrus-common sasl2-bin courier-base courier-authlib-userdb libcourier-unicode4
 libgamin0 libidn12 libgdbm6"
 # The --metrics file and the alert rules are checked with promtool
-# (Debian's prometheus package).
-PACKAGES="$PACKAGES prometheus"
+# (Debian's prometheus package); the shell completions are run in bash
+# (with bash-completion), zsh and fish.
+PACKAGES="$PACKAGES prometheus bash-completion zsh fish"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	missing=
@@ -39,7 +40,7 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 		pkg-config --exists "$mod" 2>/dev/null ||
 			missing="$missing $mod(pkg-config)"
 	done
-	for prog in promtool; do
+	for prog in promtool zsh fish; do
 		command -v "$prog" >/dev/null 2>&1 || missing="$missing $prog"
 	done
 	if [ -n "$missing" ]; then
