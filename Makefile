@@ -3,7 +3,9 @@
 #   make            build build/imapsnap and build/libimapsnap.a
 #   make check      unit tests (Criterion) and integration tests (real Dovecot)
 #   make demo       back up a throwaway local Dovecot with sample mail
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (the program, man pages and
+#                   completions; libimapsnap.a is internal, see
+#                   docs/decisions.md)
 #   make clean
 #
 # Dependencies come from pkg-config; `make deps` installs them on Debian.
@@ -95,10 +97,9 @@ ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 install: $(BUILD)/imapsnap
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 755 $(BUILD)/imapsnap $(DESTDIR)$(BINDIR)/imapsnap
-	install -m 644 $(BUILD)/libimapsnap.a $(DESTDIR)$(PREFIX)/lib/libimapsnap.a
 	install -m 644 docs/imapsnap.1 $(DESTDIR)$(MANDIR)/man1/imapsnap.1
 	install -m 644 docs/imapsnap.conf.5 $(DESTDIR)$(MANDIR)/man5/imapsnap.conf.5
 	install -m 644 contrib/bash-completion/imapsnap $(DESTDIR)$(BASHCOMPDIR)/imapsnap
