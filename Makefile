@@ -3,6 +3,7 @@
 #   make            build build/imapsnap and build/libimapsnap.a
 #   make check      unit tests (Criterion) and integration tests (real Dovecot)
 #   make demo       back up a throwaway local Dovecot with sample mail
+#   make deb        the Debian package, into build/deb/
 #   make install    PREFIX=/usr/local DESTDIR= (the program, man pages and
 #                   completions; libimapsnap.a is internal, see
 #                   docs/decisions.md)
@@ -39,12 +40,12 @@ CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check unit integration demo install clean deps bench fuzz
+.PHONY: all check unit integration demo install clean deps bench fuzz deb
 all: $(BUILD)/imapsnap
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libimapsnap.a: $(LIB_OBJ)
 	@rm -f $@
@@ -57,7 +58,7 @@ $(BUILD)/imapsnap: $(CMD_OBJ) $(BUILD)/libimapsnap.a
 # it pulls in only the modules it uses.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libimapsnap.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libimapsnap.a $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libimapsnap.a $(LDLIBS) $(TEST_LIBS)
 
 deps:
 	@sh contrib/install-deps.sh
@@ -105,6 +106,12 @@ install: $(BUILD)/imapsnap
 	install -m 644 contrib/bash-completion/imapsnap $(DESTDIR)$(BASHCOMPDIR)/imapsnap
 	install -m 644 contrib/zsh/_imapsnap $(DESTDIR)$(ZSHCOMPDIR)/_imapsnap
 	install -m 644 contrib/fish/imapsnap.fish $(DESTDIR)$(FISHCOMPDIR)/imapsnap.fish
+
+# The Debian package (debian/): dpkg-buildpackage -us -uc -b on a copy of
+# this tree in build/deb/, where the .deb lands (and not in the parent
+# directory).  As root, installs the build dependencies with apt-get.
+deb:
+	sh contrib/build-deb.sh $(BUILD)/deb
 
 clean:
 	rm -rf $(BUILD) demo-backup
