@@ -8,7 +8,7 @@
 # (tests/integration/test_completion.py checks, as it does for bash and
 # zsh).
 
-set -l commands backup list run verify restore migrate help
+set -l commands backup list run verify restore migrate auth help
 
 # The [NAME]s of the config file that `imapsnap run` would read.
 function __imapsnap_accounts
@@ -47,19 +47,33 @@ complete -c imapsnap -n "not __fish_seen_subcommand_from $commands" -a run -d 'B
 complete -c imapsnap -n "not __fish_seen_subcommand_from $commands" -a verify -d 'Check a backup against its manifests'
 complete -c imapsnap -n "not __fish_seen_subcommand_from $commands" -a restore -d 'Put a backup back into an IMAP account'
 complete -c imapsnap -n "not __fish_seen_subcommand_from $commands" -a migrate -d 'Copy an account to another server'
+complete -c imapsnap -n "not __fish_seen_subcommand_from $commands" -a auth -d 'Authorise imapsnap at an OAuth2 provider, once'
 complete -c imapsnap -n "not __fish_seen_subcommand_from $commands" -a help -d 'Show help'
-complete -c imapsnap -n '__fish_seen_subcommand_from help' -a 'backup list run verify restore migrate'
+complete -c imapsnap -n '__fish_seen_subcommand_from help' -a 'backup list run verify restore migrate auth'
 
 # How to reach and log in to the server: backup, list, restore.
 set -l conn 'backup list restore'
-complete -c imapsnap -n "__imapsnap_using $conn" -l user -x -d 'The login name'
+complete -c imapsnap -n "__imapsnap_using $conn auth" -l user -x -d 'The login name'
 complete -c imapsnap -n "__imapsnap_using $conn" -l password-file -r -F -d 'Read the password from FILE'
 complete -c imapsnap -n "__imapsnap_using $conn" -l password-command -x -a '(__fish_complete_command)' -d 'Use the first line CMD prints'
 complete -c imapsnap -n "__imapsnap_using $conn" -l oauth2-token-command -x -a '(__fish_complete_command)' -d 'Log in with the OAuth2 token CMD prints'
 complete -c imapsnap -n "__imapsnap_using $conn migrate" -l tls -x -a 'starttls none' -d 'Allow plaintext on imap:// with none'
 complete -c imapsnap -n "__imapsnap_using $conn migrate" -l cacert -r -F -d 'Trust the CA certificates in FILE'
 complete -c imapsnap -n "__imapsnap_using $conn migrate" -l insecure -d 'Do not verify the certificate'
-complete -c imapsnap -n "__imapsnap_using $conn migrate" -l timeout -x -d 'Give up on a silent server (seconds)'
+complete -c imapsnap -n "__imapsnap_using $conn migrate auth" -l timeout -x -d 'Give up on a silent server (seconds)'
+
+# OAuth2, built in: backup, list, restore and auth.
+set -l oauth 'backup list restore auth'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2 -x -a 'google microsoft custom' -d 'The OAuth2 provider'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-client-id -x -d 'The client id imapsnap is registered under'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-client-secret-file -r -F -d 'The client secret, first line of FILE'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-scope -x -d "Override the provider's scope"
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-device-url -x -d 'Override the device authorization endpoint'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-authorize-url -x -d 'Override the authorization endpoint'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-token-url -x -d 'Override the token endpoint'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-token-file -r -F -d 'Where the refresh token is kept'
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-cacert -r -F -d "CA bundle for the provider's endpoints"
+complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-flow -x -a 'device loopback' -d 'How to authorise'
 
 # What to back up or restore.
 complete -c imapsnap -n '__imapsnap_using backup' -l format -x -a 'maildir mbox mbox.gz tar tar.gz tar.zst tar.xz zip' -d 'The store to write'
@@ -74,9 +88,9 @@ complete -c imapsnap -n '__imapsnap_using backup run' -l metrics -r -F -d 'Write
 complete -c imapsnap -n '__imapsnap_using list' -l sizes -d 'Add up message sizes the server does not report'
 
 # run
-complete -c imapsnap -n '__imapsnap_using run' -s c -l config -r -F -d 'The config file'
+complete -c imapsnap -n '__imapsnap_using run auth' -s c -l config -r -F -d 'The config file'
 complete -c imapsnap -n '__imapsnap_using run' -l shard -x -d 'Only the accounts in shard K of N (K/N or auto/N)'
-complete -c imapsnap -n '__imapsnap_using run' -a '(__imapsnap_accounts)' -d Account
+complete -c imapsnap -n '__imapsnap_using run auth' -a '(__imapsnap_accounts)' -d Account
 
 # verify
 complete -c imapsnap -n '__imapsnap_using verify' -l expect -x -d 'Also require the run with this manifest SHA-256'
@@ -93,10 +107,10 @@ end
 
 # What every command prints.
 complete -c imapsnap -n "__imapsnap_using backup list run verify restore migrate" -l json -d 'Print JSON on standard output'
-complete -c imapsnap -n "__imapsnap_using backup list run verify restore migrate" -s q -l quiet -d 'Print only errors'
+complete -c imapsnap -n "__imapsnap_using backup list run verify restore migrate auth" -s q -l quiet -d 'Print only errors'
 complete -c imapsnap -n "__imapsnap_using backup list run restore migrate" -s v -l verbose -d 'Also print the protocol trace'
-complete -c imapsnap -n "__imapsnap_using backup list run verify restore migrate" -l help -d 'Show the options'
+complete -c imapsnap -n "__imapsnap_using backup list run verify restore migrate auth" -l help -d 'Show the options'
 
 # Operands: URLs and paths.
-complete -c imapsnap -n '__imapsnap_using backup list restore migrate' -a 'imaps:// imap://' -d URL
+complete -c imapsnap -n '__imapsnap_using backup list restore migrate auth' -a 'imaps:// imap://' -d URL
 complete -c imapsnap -n '__imapsnap_using backup verify restore' -F

@@ -16,17 +16,21 @@ zpty -w complete "PS1=''; fpath=($dir \$fpath)"
 zpty -w complete "autoload -U compinit; compinit -u -D"
 # Record every match offered; -O, -A and -D only ask compadd to match.
 zpty -w complete "compadd() { if [[ \${@[(I)-[OAD]]} -eq 0 ]]; then local -a __h; builtin compadd -A __h \"\$@\"; print -rl -- \$__h >> $out; fi; builtin compadd \"\$@\"; }"
-zpty -w complete "zstyle ':completion:*' list-prompt ''; zstyle ':completion:*' menu no"
-zpty -w complete "comppostfuncs=(exit)"
+# Nothing listed on the terminal: nobody reads it, and a long listing
+# would fill the pty and stall zsh.  After the completion, exit.
+zpty -w complete "unsetopt AUTO_LIST LIST_AMBIGUOUS LIST_BEEP BEEP"
+zpty -w complete "__done() { compstate[list]=''; print -r -- '<<done>>' >> $out; exit; }; comppostfuncs=(__done)"
 zpty -w complete "bindkey '^I' complete-word"
 zpty -n -w complete "$*"$'\t'
 # Wait for the completion to run and zsh to exit (at most 10 s).
 integer i
-for (( i = 0; i < 100; i++ )); do
-  zpty -t complete 2>/dev/null || break
-  zpty -r -t complete line 2>/dev/null
-  sleep 0.1
+for (( i = 0; i < 200; i++ )); do
+  grep -qx '<<done>>' $out 2>/dev/null && break
+  sleep 0.05
 done
 zpty -d complete
-sort -u $out
+grep -vx '<<done>>' $out | sort -u
+grep -qx '<<done>>' $out
+rc=$?
 rm -f $out
+exit $rc

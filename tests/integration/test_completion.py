@@ -17,7 +17,7 @@ from harness import TestCase, imapsnap, workdir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-COMMANDS = ["backup", "list", "run", "verify", "restore", "migrate"]
+COMMANDS = ["backup", "list", "run", "verify", "restore", "migrate", "auth"]
 LONG = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9-]*")
 
 
@@ -123,3 +123,9 @@ class Completion(TestCase):
                 self.assertEqual(
                     complete(shell, ["imapsnap", "run", ""], env=env),
                     {"work", "home-2"})
+                self.assertEqual(
+                    complete(shell, ["imapsnap", "auth", ""], env=env),
+                    {"work", "home-2", "imaps://", "imap://"})
+                self.assertEqual(
+                    complete(shell, ["imapsnap", "backup", "--oauth2", ""]),
+                    {"google", "microsoft", "custom"})
