@@ -116,4 +116,5 @@ deb:
 clean:
 	rm -rf $(BUILD) demo-backup
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (Not build/deb: make deb's copy of the tree, with its own build.)
+-include $(shell find $(BUILD) -path $(BUILD)/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
