@@ -18,17 +18,20 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 K8S = os.path.join(ROOT, "contrib", "kubernetes")
 CHECK = os.path.join(ROOT, "tests", "kubernetes")
 MANIFESTS = sorted(f for f in os.listdir(K8S) if f.endswith(".yaml"))
+ONCE = os.path.join(K8S, "once")
 
 
-def run_check(directory):
+def run_check(directory, *more):
     node = shutil.which("node")
     if not node:
         raise AssertionError("node not found (Debian's nodejs package)")
     if not os.path.isdir(os.path.join(CHECK, "node_modules")):
         raise AssertionError("the check's packages are not installed: "
                              "(cd tests/kubernetes && npm ci)")
-    files = sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                   if f.endswith(".yaml"))
+    files = []
+    for d in (directory,) + more:
+        files += sorted(os.path.join(d, f) for f in os.listdir(d)
+                        if f.endswith(".yaml"))
     p = subprocess.run([node, os.path.join(CHECK, "check.mjs")] + files,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=120)
@@ -42,9 +45,11 @@ def read(name):
 
 class Manifests(TestCase):
     def test_schema_check_passes(self):
-        rc, out = run_check(K8S)
+        rc, out = run_check(K8S, ONCE)
         self.assertEqual(rc, 0, out)
-        self.assertIn("%d documents, no problem" % (len(MANIFESTS) + 1), out)
+        # metrics-exporter.yaml holds two documents; once/ one.
+        self.assertIn("%d documents, no problem" % (len(MANIFESTS) + 2), out)
+        self.assertIn("checked volume-shell.yaml: Pod imapsnap-shell", out)
 
     def test_schema_check_catches_mistakes(self):
         cases = [
@@ -119,8 +124,13 @@ class Manifests(TestCase):
                          "files the config names that the Secret lacks")
         self.assertIn("mountPath: /run/secrets/imapsnap", cron)
         self.assertIn("mountPath: /backup\n", cron)
-        for dest in re.findall(r"(?m)^destination = (.*)$", config):
-            self.assertTrue(dest.startswith("/backup/"), dest)
+        for key in ("destination", "oauth2_token_file"):
+            paths = re.findall(r"(?m)^%s = (.*)$" % key, config)
+            self.assertTrue(paths, key)
+            for path in paths:
+                self.assertTrue(path.startswith("/backup/"),
+                                "%s = %s: not on the backup volume"
+                                % (key, path))
         self.assertRegex(cron, r"- --metrics\n\s+- /backup/[\w.-]+\.prom\n")
         self.assertIn("--collector.textfile.directory=/backup",
                       read("metrics-exporter.yaml"))

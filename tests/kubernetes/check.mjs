@@ -12,10 +12,11 @@
 //    models) catches unknown fields, a misspelt "parallelism" say, which
 //    the API server's strict field validation refuses but a schema
 //    without additionalProperties lets through.
-// A Kustomization must list exactly the other files given.  Exits 1 with
+// A Kustomization must list exactly the other files given from its own
+// directory.  Exits 1 with
 // every problem found, 0 with one line per document checked.
 import { readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, dirname } from "node:path";
 import YAML from "yaml";
 // Only the generated models: the client itself wants a newer Node.
 import * as gen from "@kubernetes/client-node/dist/gen/models/all.js";
@@ -24,6 +25,7 @@ const KINDS = {
   "v1/ConfigMap": ["kubernetes-models/v1/ConfigMap", "V1ConfigMap"],
   "v1/Secret": ["kubernetes-models/v1/Secret", "V1Secret"],
   "v1/Service": ["kubernetes-models/v1/Service", "V1Service"],
+  "v1/Pod": ["kubernetes-models/v1/Pod", "V1Pod"],
   "v1/PersistentVolumeClaim": ["kubernetes-models/v1/PersistentVolumeClaim",
     "V1PersistentVolumeClaim"],
   "apps/v1/Deployment": ["kubernetes-models/apps/v1/Deployment",
@@ -69,7 +71,8 @@ async function check(file, doc, others) {
                 `${doc.metadata?.name ?? ""}`.trim();
   if (doc.kind === "Kustomization") {
     const listed = [...(doc.resources ?? [])].sort();
-    const want = others.filter(f => f !== basename(file)).sort();
+    const want = others.filter(f => dirname(f) === dirname(file) &&
+                                    f !== file).map(f => basename(f)).sort();
     if (JSON.stringify(listed) !== JSON.stringify(want))
       problems.push(`${where}: lists ${listed.join(", ")}, ` +
                     `but the manifests are ${want.join(", ")}`);
@@ -97,7 +100,7 @@ if (files.length === 0) {
   console.error("usage: node check.mjs FILE.yaml...");
   process.exit(2);
 }
-const names = files.map(f => basename(f));
+const names = files;
 let n = 0;
 for (const file of files) {
   // YAML 1.1, as Kubernetes reads it.
