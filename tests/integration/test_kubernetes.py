@@ -6,6 +6,7 @@ pieces fit together: N is the same in completions, parallelism and
 --shard auto/N, the config is one imapsnap itself accepts, and every
 file and path it names is in the Secret or on the backup volume."""
 
+import fcntl
 import os
 import re
 import shutil
@@ -21,13 +22,27 @@ MANIFESTS = sorted(f for f in os.listdir(K8S) if f.endswith(".yaml"))
 ONCE = os.path.join(K8S, "once")
 
 
+def install():
+    """npm ci in tests/kubernetes once, from its lock file (several test
+    runs may race)."""
+    done = os.path.join(CHECK, "node_modules", ".package-lock.json")
+    if os.path.exists(done):
+        return
+    if not shutil.which("npm"):
+        raise AssertionError("npm not found (contrib/install-deps.sh)")
+    with open(os.path.join(CHECK, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(done):
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund",
+                            "--silent"], cwd=CHECK, check=True,
+                           stdout=subprocess.DEVNULL, timeout=300)
+
+
 def run_check(directory, *more):
     node = shutil.which("node")
     if not node:
-        raise AssertionError("node not found (Debian's nodejs package)")
-    if not os.path.isdir(os.path.join(CHECK, "node_modules")):
-        raise AssertionError("the check's packages are not installed: "
-                             "(cd tests/kubernetes && npm ci)")
+        raise AssertionError("node not found (contrib/install-deps.sh)")
+    install()
     files = []
     for d in (directory,) + more:
         files += sorted(os.path.join(d, f) for f in os.listdir(d)
