@@ -72,7 +72,7 @@ complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-device-url -x -d 'Ov
 complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-authorize-url -x -d 'Override the authorization endpoint'
 complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-token-url -x -d 'Override the token endpoint'
 complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-token-file -r -F -d 'Where the refresh token is kept'
-complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-cacert -r -F -d "CA bundle for the provider's endpoints"
+complete -c imapsnap -n "__imapsnap_using $oauth migrate" -l oauth2-cacert -r -F -d "CA bundle for the provider's endpoints"
 complete -c imapsnap -n "__imapsnap_using $oauth" -l oauth2-flow -x -a 'device loopback' -d 'How to authorise'
 
 # What to back up or restore.
@@ -103,6 +103,8 @@ for side in src dst
     complete -c imapsnap -n '__imapsnap_using migrate' -l $side-password-file -r -F -d "The $side password file"
     complete -c imapsnap -n '__imapsnap_using migrate' -l $side-password-command -x -a '(__fish_complete_command)' -d "The $side password command"
     complete -c imapsnap -n '__imapsnap_using migrate' -l $side-oauth2-token-command -x -a '(__fish_complete_command)' -d "The $side OAuth2 token command"
+    complete -c imapsnap -n '__imapsnap_using migrate' -l $side-oauth2 -x -a 'google microsoft custom' -d "OAuth2 for the $side, with the stored token"
+    complete -c imapsnap -n '__imapsnap_using migrate' -l $side-oauth2-token-file -r -F -d "The $side token file"
 end
 
 # What every command prints.
