@@ -270,18 +270,26 @@ class Metrics(TestCase):
             account = "user@127.0.0.1:%d" % srv.port
         return r, read_metrics(self, mfile), account
 
+    class WithoutUid2(Script):
+        """Answers every UID FETCH without UID 2, then `tagged`."""
+
+        def __init__(self, tagged):
+            super().__init__([Mailbox("INBOX", make_messages(3))])
+            self.tagged = tagged
+
+        def fetch(self, c, tag, uids, items):
+            by_uid = c.selected.by_uid()
+            for seq, uid in enumerate(uids, 1):
+                if uid in by_uid and uid != 2:
+                    self.send_message(c, seq, by_uid[uid])
+            c.send(tag + b" " + self.tagged + b"\r\n")
+
     def test_messages_skipped_failed(self):
         """The server refuses the FETCH after sending UIDs 1 and 3: UID 2
         is a failed message (tried again next run), not an expunged one."""
-        class Refuses(Script):
-            def fetch(self, c, tag, uids, items):
-                by_uid = c.selected.by_uid()
-                for seq, uid in enumerate(uids, 1):
-                    if uid in by_uid and uid != 2:
-                        self.send_message(c, seq, by_uid[uid])
-                c.send(tag + b" NO [SERVERBUG] cannot read message 2\r\n")
         r, m, a = self.fake_run(
-            Refuses([Mailbox("INBOX", make_messages(3))]), "mskipf")
+            self.WithoutUid2(b"NO [SERVERBUG] cannot read message 2"),
+            "mskipf")
         self.assertExit(r, 1)
         doc = json.loads(r.stdout)
         self.assertEqual(doc["failed"], 1, r)
@@ -294,15 +302,7 @@ class Metrics(TestCase):
     def test_messages_skipped_expunged(self):
         """UID 2 is gone by the time it is fetched (the FETCH answers the
         others, OK): expunged meanwhile, and the run still succeeds."""
-        class Expunged(Script):
-            def fetch(self, c, tag, uids, items):
-                by_uid = c.selected.by_uid()
-                for seq, uid in enumerate(uids, 1):
-                    if uid in by_uid and uid != 2:
-                        self.send_message(c, seq, by_uid[uid])
-                c.send(tag + b" OK FETCH done\r\n")
-        r, m, a = self.fake_run(
-            Expunged([Mailbox("INBOX", make_messages(3))]), "mskipe")
+        r, m, a = self.fake_run(self.WithoutUid2(b"OK FETCH done"), "mskipe")
         self.assertExit(r, 0)
         self.assertEqual(json.loads(r.stdout)["vanished"], 1, r)
         self.assertEqual(value(m, "imapsnap_last_run_messages_skipped", a,
