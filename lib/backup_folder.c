@@ -466,7 +466,9 @@ enum isnap_status backup_folder(struct worker *w, const struct imap_folder *lf,
 {
 	struct run *r = w->r;
 	struct imap_mailbox_info mi;
-	struct store_folder f = { .name = lf->name, .delim = lf->delim };
+	struct store_folder f = { .name = lf->name, .delim = lf->delim,
+				  .ns_prefix = r->folders->ns.prefix,
+				  .role = lf->special_use };
 	struct uidset todo = UIDSET_INIT, present = UIDSET_INIT;
 	uint32_t todo_max = 0;
 	struct fetch_stats stats = { 0 };

@@ -199,7 +199,9 @@ static enum isnap_status backup_part(struct worker *w, struct part *p,
 	struct run *r = w->r;
 	struct imap_mailbox_info mi;
 	struct store_folder f = { .name = p->lf->name, .utf8 = p->utf8,
-				  .delim = p->lf->delim };
+				  .delim = p->lf->delim,
+				  .ns_prefix = r->folders->ns.prefix,
+				  .role = p->lf->special_use };
 	struct uidset present = UIDSET_INIT;
 	struct fetch_stats stats = { 0 };
 	struct fetch_callbacks cb = {

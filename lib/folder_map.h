@@ -1,19 +1,11 @@
 /*
- * folder_map.h — folders by logical name: what a folder is, whatever the
- * server calls it, and what a target server calls it (docs/restore.md).
- * RFC 2342 (NAMESPACE), RFC 6154 (special-use folders).
+ * folder_map.h — where a folder goes on a target server: its logical
+ * path (folder_path.h) below the target's personal namespace, in the
+ * target's delimiter, or the target's own folder of the same special-use
+ * role (docs/restore.md).  RFC 2342 (NAMESPACE), RFC 6154 (SPECIAL-USE).
  *
- * A folder's logical path is its name below the server's personal
- * namespace prefix, in UTF-8, with the levels the server's delimiter
- * separates joined by '/': "INBOX.Archive.2019" on Courier (prefix
- * "INBOX.", delimiter ".") and "Archive/2019" on Dovecot (prefix "", "/")
- * are both "Archive/2019".  INBOX is "INBOX" on every server.  A '/'
- * inside one level of a server whose delimiter is another character
- * stays as it is, so on a target it separates levels too.
- *
- * The source side needs only folder_logical_path().  The target side
- * builds a map from the target's LIST (which carries its namespace) and
- * asks it, per folder, where the folder goes:
+ * Build the map from the target's LIST (which carries its namespace),
+ * then ask it, per folder, where the folder goes:
  *
  *   struct folder_map *m;
  *   folder_map_new(&target_list, &opts, &m, err);
@@ -34,25 +26,8 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "folder_path.h"
 #include "imap/commands.h"
-
-/* The logical path of the folder `raw` (as the server spells it:
- * modified UTF-7) on a server with delimiter `delim` ('\0': none) and
- * personal namespace prefix `prefix` (raw too; NULL or "" for none).  A
- * name outside the prefix keeps all its levels.  A name that is not
- * valid modified UTF-7 is taken as it is.  Malloc'd; NULL when out of
- * memory. */
-char *folder_logical_path(const char *raw, char delim, const char *prefix);
-
-/* The special-use role `attr` names ("\Sent", any case), in RFC 6154's
- * spelling, or NULL when it is not one. */
-const char *folder_role(const char *attr);
-
-/* Whether a message of a folder with that role belongs in the target's
- * folder of the same role.  \All and \Flagged are views of other
- * folders, not places (Gmail's "All Mail", a virtual folder): they are
- * recorded but never mapped. */
-bool folder_role_maps(const char *role);
 
 struct folder_map_opts {
 	/* Put everything below this logical path ('/'-separated UTF-8;

@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <openssl/evp.h>
 
+#include "folder_path.h"
 #include "manifest_chain.h"
 
 #define MANIFEST_VERSION 2
@@ -861,6 +862,15 @@ static void examined(struct manifest *m, struct mstore *ms,
 		bad |= set_folder(o, f->name, f->utf8, f->uidvalidity);
 		bad |= f->delim ? set_str(o, "delim", delim)
 				: json_object_set_new(o, "delim", json_null());
+		if (f->ns_prefix) {
+			char *path = folder_logical_path(f->name, f->delim,
+							 f->ns_prefix);
+			bad |= !path || set_str(o, "path", path);
+			bad |= set_str(o, "ns_prefix", f->ns_prefix);
+			free(path);
+		}
+		bad |= f->role ? set_str(o, "role", f->role)
+			       : json_object_set_new(o, "role", json_null());
 		bad |= set_u64(o, "uidnext", f->uidnext);
 		bad |= set_u64(o, "exists", f->exists);
 		bad |= set_u64(o, "highestmodseq", f->highestmodseq);

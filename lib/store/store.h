@@ -73,6 +73,11 @@ struct store_folder {
 	const char *name;       /* the server's name (modified UTF-7) */
 	const char *utf8;       /* decoded; equals name if it did not decode */
 	char delim;             /* hierarchy delimiter, '\0' for none */
+	/* The server's personal namespace prefix (raw; NULL: not known) and
+	 * the folder's special-use role ("\Sent"; NULL: none), for the
+	 * manifest's logical path (folder_map.h). */
+	const char *ns_prefix;
+	const char *role;
 	uint32_t uidvalidity;
 	/* What EXAMINE reported, for the manifest (0 when not reported). */
 	uint32_t uidnext;
