@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "folder_path.h"
 #include "imap/commands.h"
 #include "imap/fetch.h"
 #include "mutf7.h"
@@ -39,6 +40,7 @@ struct migrator {
 	struct restore_spool spool;
 	EVP_MD_CTX *md;
 	const char *host, *user;
+	const struct imap_folder_list *list; /* the source's */
 
 	/* The folder being copied. */
 	const char *folder_raw, *folder_utf8;
@@ -354,7 +356,8 @@ static enum isnap_status copy_folder(struct migrator *m,
 				       .committed = on_committed,
 				       .message_failed = on_message_failed };
 	struct fetch_stats fs = { 0 };
-	char *utf8 = NULL, *target = NULL;
+	struct folder_target target = { 0 };
+	char *utf8 = NULL, *path = NULL;
 	uint64_t failed0;
 	enum isnap_status rc;
 
@@ -364,8 +367,14 @@ static enum isnap_status copy_folder(struct migrator *m,
 	    !(utf8 = strdup(f->name)))
 		return oom(err);
 	m->folder_utf8 = utf8;
-	if (!restore_selected(&m->o->common, utf8)) {
+	if (!(path = folder_logical_path(f->name, f->delim,
+					 m->list->ns.prefix))) {
 		free(utf8);
+		return oom(err);
+	}
+	if (!restore_selected(&m->o->common, path)) {
+		free(utf8);
+		free(path);
 		return ISNAP_OK;
 	}
 	m->sum->src_folders++;
@@ -385,6 +394,7 @@ static enum isnap_status copy_folder(struct migrator *m,
 		if (m->ev && m->ev->folder_failed)
 			m->ev->folder_failed(m->ev->ctx, utf8, err->msg);
 		free(utf8);
+		free(path);
 		return ISNAP_OK;
 	}
 	if (rc)
@@ -401,15 +411,24 @@ static enum isnap_status copy_folder(struct migrator *m,
 		p->size = m->msgs[i].size;
 		p->src = &m->msgs[i];
 	}
-	target = restore_target_name(utf8, f->delim,
-				     restore_target_delim(m->target),
-				     m->o->common.into);
-	if (!target) {
-		rc = oom(err);
+	rc = folder_map_target(restore_target_map(m->target), path,
+			       f->special_use, &target, err);
+	if (rc == ISNAP_EFOLDER) {
+		m->sum->t.folders_failed++;
+		m->sum->t.planned += m->n;
+		m->sum->t.failed += m->n;
+		if (m->ev && m->ev->folder_failed)
+			m->ev->folder_failed(m->ev->ctx, path, err->msg);
+		rc = ISNAP_OK;
 		goto out;
 	}
-	rc = restore_target_folder(m->target, target, m->pending, m->n, &m->tf,
-				   err);
+	if (rc)
+		goto out;
+	if (m->ev && m->ev->mapped)
+		m->ev->mapped(m->ev->ctx, path, target.utf8,
+			      folder_role(f->special_use), target.by_role);
+	rc = restore_target_folder(m->target, target.raw, target.utf8,
+				   m->pending, m->n, &m->tf, err);
 	if (rc == ISNAP_EFOLDER) {
 		rc = ISNAP_OK; /* reported */
 		goto out;
@@ -442,7 +461,8 @@ static enum isnap_status copy_folder(struct migrator *m,
 		rc = restore_target_folder_end(m->target, m->tf, err);
 out:
 	uidset_free(&todo);
-	free(target);
+	folder_target_free(&target);
+	free(path);
 	free(utf8);
 	m->folder_utf8 = NULL;
 	return rc;
@@ -456,11 +476,15 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 	struct migrator m = { .o = o, .ev = ev, .sum = sum,
 			      .host = o->src.url,
 			      .user = o->src.user ? o->src.user : "" };
-	struct restore_target_opts to = { .depth = o->common.depth,
-					  .dry_run = o->common.dry_run,
-					  .hash = hash_source,
-					  .hash_ctx = &m,
-					  .describe = describe };
+	struct restore_target_opts to = {
+		.depth = o->common.depth,
+		.dry_run = o->common.dry_run,
+		.map = { .into = o->common.into,
+			 .map_roles = !o->common.keep_roles },
+		.hash = hash_source,
+		.hash_ctx = &m,
+		.describe = describe,
+	};
 	struct imap_folder_list list = { 0 };
 	struct imap_client *dst = NULL;
 	struct restore_state *state = NULL;
@@ -489,6 +513,7 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 		goto out;
 	}
 	rc = imap_list(m.src, &list, err);
+	m.list = &list;
 	if (rc == ISNAP_EFOLDER)
 		rc = err->status = ISNAP_EPROTO;
 	for (size_t i = 0; i < list.n && !rc; i++) {

@@ -13,9 +13,9 @@
 
 #include <openssl/evp.h>
 
+#include "folder_map.h"
 #include "imap/append.h"
 #include "imap/commands.h"
-#include "mutf7.h"
 
 #define SYNC_EVERY 256      /* APPENDs answered between state syncs */
 #define BODY_BATCH 100      /* UIDs per body-hashing UID FETCH */
@@ -43,8 +43,8 @@ struct restore_target {
 	struct restore_events ev;
 	struct restore_stats *stats;
 	struct appender *ap;
-	char delim;
 	struct imap_folder_list list;
+	struct folder_map *map;
 	struct restore_target_folder *folders;
 	unsigned since_sync;
 	enum isnap_status deferred; /* a state write failed in a callback */
@@ -137,22 +137,17 @@ enum isnap_status restore_target_open(struct imap_client *c,
 	if (ev)
 		t->ev = *ev;
 	t->stats = stats;
-	t->delim = '/';
 	if (!(t->ap = appender_new(c, o->depth, on_done, t))) {
 		free(t);
 		return oom(err);
 	}
 	rc = imap_list(c, &t->list, err);
+	if (!rc)
+		rc = folder_map_new(&t->list, &o->map, &t->map, err);
 	if (rc) {
 		restore_target_close(t);
 		return rc == ISNAP_EFOLDER ? (err->status = ISNAP_EPROTO) : rc;
 	}
-	for (size_t i = 0; i < t->list.n; i++)
-		if (t->list.v[i].delim) {
-			t->delim = t->list.v[i].delim;
-			if (!strcmp(t->list.v[i].name, "INBOX"))
-				break;
-		}
 	*out = t;
 	return ISNAP_OK;
 }
@@ -169,6 +164,7 @@ void restore_target_close(struct restore_target *t)
 	}
 	appender_free(t->ap);
 	imap_folder_list_free(&t->list);
+	folder_map_free(t->map);
 	while (t->folders) {
 		struct restore_target_folder *n = t->folders->next;
 		free(t->folders->utf8);
@@ -179,9 +175,9 @@ void restore_target_close(struct restore_target *t)
 	free(t);
 }
 
-char restore_target_delim(const struct restore_target *t)
+const struct folder_map *restore_target_map(const struct restore_target *t)
 {
-	return t->delim;
+	return t->map;
 }
 
 const char *restore_target_folder_name(const struct restore_target_folder *f)
@@ -251,7 +247,7 @@ static enum isnap_status status(struct restore_target *t, const char *raw,
 	if (!quote(raw, cmd + 7, sizeof cmd - 40))
 		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
 	strcat(cmd, " (UIDVALIDITY UIDNEXT)");
-	rc = imap_client_simple(t->c, cmd, status_untagged, s, err);
+	rc = imap_client_simple_folder(t->c, cmd, status_untagged, s, err);
 	if (!rc && (!s->uidvalidity || !s->uidnext))
 		rc = isnap_fail(err, ISNAP_EFOLDER,
 				"the server's STATUS gave no UIDVALIDITY or "
@@ -275,7 +271,7 @@ static enum isnap_status create_one(struct restore_target *t,
 	memcpy(cmd, "CREATE ", 7);
 	if (!quote(raw, cmd + 7, sizeof cmd - 8))
 		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
-	return imap_client_simple(t->c, cmd, NULL, NULL, err);
+	return imap_client_simple_folder(t->c, cmd, NULL, NULL, err);
 }
 
 /* CREATE the folder.  RFC 3501 asks servers to create the levels above
@@ -287,22 +283,22 @@ static enum isnap_status create(struct restore_target *t, const char *raw,
 {
 	struct isnap_error ignored;
 	bool any = false;
-	char *name;
+	char *name, delim = folder_map_delim(t->map);
 	enum isnap_status rc = create_one(t, raw, err);
 
-	if (rc != ISNAP_EFOLDER || !t->delim)
+	if (rc != ISNAP_EFOLDER)
 		return rc;
 	if (!(name = strdup(raw)))
 		return oom(err);
 	for (char *p = name; *p; p++) {
-		if (*p != t->delim || p == name)
+		if (*p != delim || p == name)
 			continue;
 		*p = '\0';
 		if (!listed(t, name)) {
 			any = true;
 			create_one(t, name, &ignored);
 		}
-		*p = t->delim;
+		*p = delim;
 	}
 	free(name);
 	return any ? create_one(t, raw, err) : rc;
@@ -319,7 +315,7 @@ static enum isnap_status examine(struct restore_target *t,
 		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
 	/* Its PERMANENTFLAGS say nothing of APPEND: a read-only folder
 	 * reports none.  Keywords are sent as they are (docs/restore.md). */
-	return imap_client_simple(t->c, cmd, NULL, NULL, err);
+	return imap_client_simple_folder(t->c, cmd, NULL, NULL, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -524,7 +520,7 @@ static enum isnap_status find_present(struct restore_target *t,
 
 	snprintf(cmd, sizeof cmd, "UID FETCH %" PRIu32 ":* (UID RFC822.SIZE)",
 		 from);
-	rc = imap_client_simple(t->c, cmd, sizes_untagged, &s, err);
+	rc = imap_client_simple_folder(t->c, cmd, sizes_untagged, &s, err);
 	if (rc || !s.n)
 		goto out;
 	if (!(sizes = malloc(n * sizeof *sizes))) {
@@ -589,8 +585,39 @@ static enum isnap_status folder_failed(struct restore_target *t,
 	return ISNAP_EFOLDER;
 }
 
+/* A dry run asks the server whether it takes the name: it creates the
+ * folder and deletes it again at once (no command tells without
+ * creating; a guess would miss Courier's refusal of names outside the
+ * BMP, or a server's own rules). */
+static enum isnap_status probe(struct restore_target *t,
+			       struct restore_target_folder *f,
+			       struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX];
+	struct isnap_error derr = { 0 };
+	enum isnap_status rc = create(t, f->raw, err);
+
+	if (rc)
+		return rc;
+	memcpy(cmd, "DELETE ", 7);
+	if (!quote(f->raw, cmd + 7, sizeof cmd - 8))
+		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
+	rc = imap_client_simple_folder(t->c, cmd, NULL, NULL, &derr);
+	if (rc == ISNAP_EFOLDER && t->ev.warning) {
+		char text[ISNAP_ERROR_MAX + 600];
+		snprintf(text, sizeof text, "%.500s: created to ask the server "
+			 "whether it takes the name, not deleted again: %s",
+			 f->utf8, derr.msg);
+		t->ev.warning(t->ev.ctx, text);
+	} else if (rc) {
+		*err = derr;
+		return rc;
+	}
+	return ISNAP_OK;
+}
+
 enum isnap_status restore_target_folder(struct restore_target *t,
-					const char *utf8,
+					const char *raw, const char *utf8,
 					struct restore_pending *pending,
 					size_t n,
 					struct restore_target_folder **out,
@@ -604,7 +631,9 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 	enum isnap_status rc;
 
 	*out = NULL;
-	if (!f || !(f->utf8 = strdup(utf8))) {
+	if (!f || !(f->utf8 = strdup(utf8)) || !(f->raw = strdup(raw))) {
+		if (f)
+			free(f->utf8);
 		free(f);
 		return oom(err);
 	}
@@ -613,19 +642,12 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 	*out = f;
 	t->stats->folders++;
 	t->stats->planned += n;
-	if (mutf7_encode(utf8, strlen(utf8), &f->raw) != 0) {
-		isnap_fail(err, ISNAP_EFOLDER, "%s: the name cannot be "
-			   "encoded for IMAP", utf8);
-		return folder_failed(t, f, err);
-	}
-	if (!strcasecmp(f->raw, "INBOX"))
-		strcpy(f->raw, "INBOX");
 	if (!(f->sf = restore_state_folder(t->state, f->raw, true)))
 		return oom(err);
 	rc = status(t, f->raw, &so, err);
 	if (rc == ISNAP_EFOLDER) {
 		created = true;
-		if (t->o.dry_run) {
+		if (t->o.dry_run && !(rc = probe(t, f, err))) {
 			/* Would be created: nothing in it yet. */
 			for (size_t i = 0; i < n; i++)
 				if (!pending[i].done)
@@ -635,7 +657,8 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 			f->usable = true;
 			return ISNAP_OK;
 		}
-		rc = create(t, f->raw, err);
+		if (!t->o.dry_run)
+			rc = create(t, f->raw, err);
 		if (!rc)
 			rc = status(t, f->raw, &so, err);
 		if (!rc)

@@ -8,8 +8,10 @@
  * (restore_state.h), size and, when it knows it, SHA-256:
  *
  *   restore_target_open(client, state, &opts, &ev, &t, err);
+ *   for each source folder: folder_map_target(restore_target_map(t), ...)
+ *       gives its target folder;
  *   for each target folder:
- *       restore_target_folder(t, utf8_name, pending, n, &f, err);
+ *       restore_target_folder(t, raw, utf8, pending, n, &f, err);
  *           // creates the folder if needed; marks pending[i].done for
  *           // what the state or the folder itself shows is there already
  *   for each pending message not done (in any order, any folder):
@@ -41,6 +43,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "folder_map.h"
 #include "imap/client.h"
 #include "restore_state.h"
 #include "store/store.h"
@@ -60,6 +63,7 @@ struct restore_pending {
 struct restore_target_opts {
 	unsigned depth;          /* APPENDs in flight (0: 16) */
 	bool dry_run;            /* create nothing, append nothing */
+	struct folder_map_opts map; /* where source folders go */
 	/* Compute pending->sha when the plan did not know it (migrate);
 	 * NULL when every pending message has it. */
 	enum isnap_status (*hash)(void *ctx, struct restore_pending *p,
@@ -83,6 +87,8 @@ struct restore_common_opts {
 	const char *const *exclude;
 	size_t n_exclude;
 	bool dry_run;
+	bool keep_roles;         /* no special-use mapping: every folder
+				    under its own logical path */
 	unsigned depth;          /* APPENDs in flight (0: default) */
 };
 
@@ -106,6 +112,10 @@ struct restore_events {
 	void (*folder)(void *ctx, const char *folder, bool created,
 		       uint64_t planned, uint64_t pending);
 	void (*folder_failed)(void *ctx, const char *folder, const char *why);
+	/* A source folder (logical path) goes to the target folder `to`,
+	 * by its special-use `role` when by_role. */
+	void (*mapped)(void *ctx, const char *from, const char *to,
+		       const char *role, bool by_role);
 	void (*appended)(void *ctx, const char *folder, uint64_t bytes);
 	/* A message was not put into the target. */
 	void (*failed)(void *ctx, const char *folder, const char *what,
@@ -125,14 +135,18 @@ enum isnap_status restore_target_open(struct imap_client *c,
 				      struct isnap_error *err);
 void restore_target_close(struct restore_target *t);
 
-/* The target's hierarchy delimiter ('/' when it has none). */
-char restore_target_delim(const struct restore_target *t);
+/* Where source folders go on this target (its namespace, delimiter and
+ * special-use folders, with the options given at open); the target's. */
+const struct folder_map *restore_target_map(const struct restore_target *t);
 
-/* Prepare the folder named `utf8` (parts joined by the target's
- * delimiter).  A folder that cannot be created or checked is
- * ISNAP_EFOLDER (reported, counted; its messages are not done). */
+/* Prepare the target folder `raw` (folder_map_target's; `utf8` names it
+ * for people).  A folder that cannot be created or checked (NO or BAD)
+ * is ISNAP_EFOLDER (reported, counted; its messages are not done).  A
+ * dry run creates nothing it keeps: a folder missing on the target is
+ * created and deleted again at once, to learn whether the server takes
+ * its name. */
 enum isnap_status restore_target_folder(struct restore_target *t,
-					const char *utf8,
+					const char *raw, const char *utf8,
 					struct restore_pending *pending,
 					size_t n,
 					struct restore_target_folder **out,

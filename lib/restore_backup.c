@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "folder_map.h"
 #include "manifest.h"
 #include "manifest_read.h"
 #include "restore_spool.h"
@@ -156,10 +157,17 @@ struct rec {
 
 struct sfolder {
 	char *raw, *utf8;
+	char *path;           /* logical path (folder_path.h); from the
+				 manifest, or worked out in plan() */
+	char *role;           /* special-use role, or NULL */
 	char delim;
 	bool has_delim;
 	bool seen;            /* a `folder` line: the backup examined it */
 	uint32_t latest;      /* UIDVALIDITY of the latest generation */
+	/* Its target folder (index into tf, valid once mapped), or that
+	 * it cannot have one. */
+	bool mapped, unmappable;
+	uint32_t tf;
 };
 
 struct run_info {
@@ -167,7 +175,7 @@ struct run_info {
 };
 
 struct tfolder {
-	char *utf8;
+	char *raw, *utf8;
 	struct restore_pending *p;
 	uint32_t *rec;
 	size_t n, a;
@@ -527,6 +535,20 @@ static enum isnap_status on_line(void *ctx, const char *file,
 		if (manifest_get_u32(o, "uidvalidity", &uv) && uv)
 			r->folders[f].latest = uv;
 		r->folders[f].seen = true;
+		/* Written since the manifest knew namespaces; the latest
+		 * line wins. */
+		if (manifest_get_str(o, "path")) {
+			free(r->folders[f].path);
+			if (!(r->folders[f].path =
+				      strdup(manifest_get_str(o, "path"))))
+				return oom(r->err);
+		}
+		free(r->folders[f].role);
+		r->folders[f].role = NULL;
+		if (folder_role(manifest_get_str(o, "role")) &&
+		    !(r->folders[f].role = strdup(
+			      folder_role(manifest_get_str(o, "role")))))
+			return oom(r->err);
 	}
 	return ISNAP_OK;
 }
@@ -535,42 +557,23 @@ static enum isnap_status on_line(void *ctx, const char *file,
 /* Step 2: the plan                                                        */
 
 bool restore_selected(const struct restore_common_opts *o,
-		      const char *utf8)
+		      const char *path)
 {
 	for (size_t i = 0; i < o->n_exclude; i++)
-		if (fnmatch(o->exclude[i], utf8, 0) == 0)
+		if (fnmatch(o->exclude[i], path, 0) == 0)
 			return false;
 	if (!o->n_include)
 		return true;
 	for (size_t i = 0; i < o->n_include; i++)
-		if (fnmatch(o->include[i], utf8, 0) == 0)
+		if (fnmatch(o->include[i], path, 0) == 0)
 			return true;
 	return false;
 }
 
-char *restore_target_name(const char *utf8, char src_delim, char dst_delim,
-			  const char *into)
+static uint32_t target_folder(struct restorer *r, const char *raw,
+			      const char *utf8)
 {
-	size_t ilen = into ? strlen(into) : 0, len = strlen(utf8);
-	char *out = malloc(ilen + len + 2), *p = out;
-
-	if (!out)
-		return NULL;
-	if (ilen) {
-		for (size_t i = 0; i < ilen; i++)
-			*p++ = into[i] == '/' ? dst_delim : into[i];
-		if (p[-1] != dst_delim)
-			*p++ = dst_delim;
-	}
-	for (size_t i = 0; i < len; i++)
-		*p++ = src_delim && utf8[i] == src_delim ? dst_delim : utf8[i];
-	*p = '\0';
-	return out;
-}
-
-static uint32_t target_folder(struct restorer *r, const char *utf8)
-{
-	uint32_t ix = smap_get(&r->target_ix, utf8);
+	uint32_t ix = smap_get(&r->target_ix, raw);
 
 	if (ix != NONE)
 		return ix;
@@ -584,25 +587,99 @@ static uint32_t target_folder(struct restorer *r, const char *utf8)
 	}
 	memset(&r->tf[r->ntf], 0, sizeof r->tf[0]);
 	if (!(r->tf[r->ntf].utf8 = strdup(utf8)) ||
-	    smap_set(&r->target_ix, utf8, (uint32_t)r->ntf)) {
+	    !(r->tf[r->ntf].raw = strdup(raw)) ||
+	    smap_set(&r->target_ix, raw, (uint32_t)r->ntf)) {
 		free(r->tf[r->ntf].utf8);
+		free(r->tf[r->ntf].raw);
 		return NONE;
 	}
 	return (uint32_t)r->ntf++;
 }
 
+/* Manifests written before namespaces were recorded have no `path`:
+ * work it out from the names the backup holds, as imap_list infers a
+ * namespace the server does not announce (everything below INBOX and
+ * its delimiter: the prefix is "INBOX" and the delimiter). */
+static enum isnap_status old_paths(struct restorer *r)
+{
+	bool below_inbox = false, others = false;
+	char prefix[7] = "";
+
+	for (size_t i = 0; i < r->nfolders; i++) {
+		const struct sfolder *sf = &r->folders[i];
+		char d = sf->has_delim ? sf->delim : '/';
+		if (sf->path || !strcasecmp(sf->raw, "INBOX"))
+			continue;
+		if (d && !strncasecmp(sf->raw, "INBOX", 5) && sf->raw[5] == d) {
+			below_inbox = true;
+			memcpy(prefix, sf->raw, 5);
+			prefix[5] = d;
+		} else {
+			others = true;
+		}
+	}
+	if (others)
+		prefix[0] = '\0';
+	for (size_t i = 0; i < r->nfolders; i++) {
+		struct sfolder *sf = &r->folders[i];
+		if (sf->path)
+			continue;
+		sf->path = folder_logical_path(
+			sf->raw, sf->has_delim ? sf->delim : '/',
+			below_inbox ? prefix : "");
+		if (!sf->path)
+			return oom(r->err);
+	}
+	return ISNAP_OK;
+}
+
+/* The target folder of source folder `sf`: NONE when it cannot have one
+ * (reported), NONE - 1 when out of memory. */
+static uint32_t map_folder(struct restorer *r, struct sfolder *sf)
+{
+	struct folder_target ft;
+	struct isnap_error ferr = { 0 };
+	enum isnap_status rc;
+
+	if (sf->mapped)
+		return sf->tf;
+	if (sf->unmappable)
+		return NONE;
+	rc = folder_map_target(restore_target_map(r->target), sf->path,
+			       sf->role, &ft, &ferr);
+	if (rc == ISNAP_EFOLDER) {
+		sf->unmappable = true;
+		r->sum->t.folders_failed++;
+		if (r->ev && r->ev->folder_failed)
+			r->ev->folder_failed(r->ev->ctx, sf->path, ferr.msg);
+		return NONE;
+	}
+	if (rc)
+		return NONE - 1;
+	sf->tf = target_folder(r, ft.raw, ft.utf8);
+	if (sf->tf != NONE) {
+		sf->mapped = true;
+		if (r->ev && r->ev->mapped)
+			r->ev->mapped(r->ev->ctx, sf->path, ft.utf8, sf->role,
+				      ft.by_role);
+	}
+	folder_target_free(&ft);
+	return sf->tf == NONE ? NONE - 1 : sf->tf;
+}
+
 static enum isnap_status plan(struct restorer *r)
 {
-	char dst_delim = restore_target_delim(r->target);
 	const struct restore_opts *o = r->o;
+	enum isnap_status rc = old_paths(r);
 
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < r->nrecs; i++) {
 		struct rec *rec = &r->recs[i];
 		struct sfolder *sf = &r->folders[rec->folder];
 		struct run_info *ri = &r->runs[rec->run];
 		struct tfolder *tf;
 		struct restore_pending *p;
-		char *name;
 		uint32_t t;
 
 		if (rec->superseded)
@@ -612,19 +689,19 @@ static enum isnap_status plan(struct restorer *r)
 			r->sum->old_generation++;
 			continue;
 		}
-		if (!restore_selected(&o->common, sf->utf8)) {
+		if (!restore_selected(&o->common, sf->path)) {
 			r->sum->excluded++;
 			continue;
 		}
-		name = restore_target_name(sf->utf8,
-					   sf->has_delim ? sf->delim : '/',
-					   dst_delim, o->common.into);
-		if (!name)
+		t = map_folder(r, sf);
+		if (t == NONE - 1)
 			return oom(r->err);
-		t = target_folder(r, name);
-		free(name);
-		if (t == NONE)
-			return oom(r->err);
+		if (t == NONE) {
+			/* The folder was reported; its messages fail. */
+			r->sum->t.planned++;
+			r->sum->t.failed++;
+			continue;
+		}
 		tf = &r->tf[t];
 		if (tf->n == tf->a) {
 			size_t a = tf->a ? 2 * tf->a : 64;
@@ -654,16 +731,9 @@ static enum isnap_status plan(struct restorer *r)
 	/* Folders the backup saw empty are created too. */
 	for (size_t i = 0; i < r->nfolders; i++) {
 		struct sfolder *sf = &r->folders[i];
-		char *name;
-		uint32_t t;
-		if (!sf->seen || !restore_selected(&o->common, sf->utf8))
+		if (!sf->seen || !restore_selected(&o->common, sf->path))
 			continue;
-		name = restore_target_name(sf->utf8,
-					   sf->has_delim ? sf->delim : '/',
-					   dst_delim, o->common.into);
-		t = name ? target_folder(r, name) : NONE;
-		free(name);
-		if (t == NONE)
+		if (map_folder(r, sf) == NONE - 1)
 			return oom(r->err);
 	}
 	return ISNAP_OK;
@@ -672,8 +742,8 @@ static enum isnap_status plan(struct restorer *r)
 /* Parents before children: a name sorts before the names it prefixes. */
 static int cmp_tf(const void *a, const void *b)
 {
-	return strcmp(((const struct tfolder *)a)->utf8,
-		      ((const struct tfolder *)b)->utf8);
+	return strcmp(((const struct tfolder *)a)->raw,
+		      ((const struct tfolder *)b)->raw);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -990,6 +1060,8 @@ static void restorer_free(struct restorer *r)
 	for (size_t i = 0; i < r->nfolders; i++) {
 		free(r->folders[i].raw);
 		free(r->folders[i].utf8);
+		free(r->folders[i].path);
+		free(r->folders[i].role);
 	}
 	free(r->folders);
 	for (size_t i = 0; i < r->nruns; i++) {
@@ -1001,6 +1073,7 @@ static void restorer_free(struct restorer *r)
 		free((char *)r->formats[i]);
 	for (size_t i = 0; i < r->ntf; i++) {
 		free(r->tf[i].utf8);
+		free(r->tf[i].raw);
 		free(r->tf[i].p);
 		free(r->tf[i].rec);
 	}
@@ -1027,8 +1100,8 @@ static enum isnap_status transfer(struct restorer *r)
 		struct tfolder *tf = &r->tf[i];
 		for (size_t j = 0; j < tf->n; j++)
 			tf->p[j].src = &r->recs[tf->rec[j]];
-		rc = restore_target_folder(r->target, tf->utf8, tf->p, tf->n,
-					   &tf->h, r->err);
+		rc = restore_target_folder(r->target, tf->raw, tf->utf8, tf->p,
+					   tf->n, &tf->h, r->err);
 		if (rc == ISNAP_EFOLDER)
 			rc = ISNAP_OK; /* reported; its messages stay undone */
 	}
@@ -1079,10 +1152,14 @@ enum isnap_status restore_run(const struct restore_opts *o,
 	struct restorer r = { .o = o, .ev = ev, .sum = sum, .err = err,
 			      .cur_fmt = -1, .cur = NONE };
 	struct manifest_read_cb mcb = { .ctx = &r, .line = on_line };
-	struct restore_target_opts to = { .depth = o->common.depth,
-					  .dry_run = o->common.dry_run,
-					  .describe = describe,
-					  .hash_ctx = &r };
+	struct restore_target_opts to = {
+		.depth = o->common.depth,
+		.dry_run = o->common.dry_run,
+		.map = { .into = o->common.into,
+			 .map_roles = !o->common.keep_roles },
+		.describe = describe,
+		.hash_ctx = &r,
+	};
 	struct imap_client *c = NULL;
 	struct restore_state *state = NULL;
 	enum isnap_status rc;

@@ -44,16 +44,10 @@ enum isnap_status restore_run(const struct restore_opts *o,
 			      struct restore_summary *sum,
 			      struct isnap_error *err);
 
-/* The folder a backup folder goes to: `utf8` split at `src_delim` ('\0':
- * not split), joined with `dst_delim`, below `into` ('/'-separated, may
- * be NULL).  Malloc'd; NULL when out of memory. */
-char *restore_target_name(const char *utf8, char src_delim, char dst_delim,
-			  const char *into);
-
-/* Whether the folder named `utf8` is selected by o's --include/--exclude,
- * as backup applies them (fnmatch on the UTF-8 name, '*' matching '/'
- * too; exclude wins). */
+/* Whether the folder with logical path `path` (folder_path.h) is selected
+ * by o's --include/--exclude (fnmatch, '*' matching '/' too; exclude
+ * wins). */
 bool restore_selected(const struct restore_common_opts *o,
-		      const char *utf8);
+		      const char *path);
 
 #endif

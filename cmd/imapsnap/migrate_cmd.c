@@ -44,10 +44,16 @@ static const char migrate_usage[] =
 	"  --include GLOB          only folders matching GLOB (repeatable)\n"
 	"  --exclude GLOB          not folders matching GLOB (repeatable)\n"
 	"  --into FOLDER           copy below FOLDER on the destination\n"
+	"  --no-special-use        keep every folder's own name: do not put Sent,\n"
+	"                          Trash, ... into the destination's folders of\n"
+	"                          those roles\n"
 	"  --state-dir DIR         where copies into an account are remembered\n"
 	"                          (default $XDG_STATE_HOME/imapsnap/restore,\n"
 	"                          or ~/.local/state/imapsnap/restore)\n"
-	"  -n, --dry-run           connect and plan; copy and create nothing\n"
+	"  -n, --dry-run           plan and print where each folder goes; copy\n"
+	"                          nothing (a folder the destination lacks is\n"
+	"                          created and deleted at once, to ask whether\n"
+	"                          it may be)\n"
 	"\n"
 	"  --json                  print a JSON summary on standard output\n"
 	"  -q, --quiet             print only errors\n"
@@ -187,7 +193,7 @@ int cmd_migrate(int argc, char **argv)
 	password_free(spw);
 	password_free(dpw);
 	rc = exit_status_for(st);
-	if (!rc && !out->dry_run && (sum.t.failed || sum.t.folders_failed))
+	if (!rc && (sum.t.failed || sum.t.folders_failed))
 		rc = EXIT_PARTIAL;
 	transfer_summary(out, "migrate", &sum.t, NULL, st, rc, &err);
 	free(state_dir);

@@ -40,10 +40,15 @@ static const char restore_usage[] =
 	"  --exclude GLOB          not folders matching GLOB (repeatable)\n"
 	"  --into FOLDER           restore below FOLDER ('/' separates levels),\n"
 	"                          e.g. --into Restored\n"
+	"  --no-special-use        keep every folder's own name: do not put Sent,\n"
+	"                          Trash, ... into the target's folders of\n"
+	"                          those roles\n"
 	"  --state-dir DIR         where restores remember what they appended\n"
 	"                          (default $XDG_STATE_HOME/imapsnap/restore,\n"
 	"                          or ~/.local/state/imapsnap/restore)\n"
-	"  -n, --dry-run           connect and plan; append and create nothing\n"
+	"  -n, --dry-run           plan and print where each folder goes; append\n"
+	"                          nothing (a folder the target lacks is created\n"
+	"                          and deleted at once, to ask whether it may be)\n"
 	"\n"
 	"  --json                  print a JSON summary on standard output\n"
 	"  -q, --quiet             print only errors\n"
@@ -111,8 +116,10 @@ int cmd_restore(int argc, char **argv)
 		memset(&sum, 0, sizeof sum);
 	}
 	rc = exit_status_for(st);
-	if (!rc && !out->dry_run &&
-	    (sum.t.failed || sum.t.folders_failed || sum.missing))
+	/* A dry run fails where the real run would: a folder the target
+	 * refuses, a name that cannot be sent. */
+	if (!rc && (sum.t.failed || sum.t.folders_failed ||
+		    (!out->dry_run && sum.missing)))
 		rc = EXIT_PARTIAL;
 	transfer_summary(out, "restore", &sum.t, &sum, st, rc, &err);
 	free(state_dir);

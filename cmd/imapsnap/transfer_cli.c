@@ -86,6 +86,7 @@ int transfer_option(struct transfer_cli *tc, int c, const char *arg)
 	case OPT_JSON: tc->out.json = true; return 1;
 	case OPT_INTO: tc->into = arg; return 1;
 	case OPT_STATE_DIR: tc->state_base = arg; return 1;
+	case OPT_NO_SPECIAL_USE: tc->keep_roles = true; return 1;
 	case 'q': tc->out.verbosity = 0; return 1;
 	case 'v': tc->out.verbosity = 2; return 1;
 	}
@@ -114,6 +115,7 @@ int transfer_setup(const struct transfer_cli *tc, const struct account *sel,
 	common->exclude = sel->exclude;
 	common->n_exclude = sel->n_exclude;
 	common->dry_run = tc->out.dry_run;
+	common->keep_roles = tc->keep_roles;
 	return 0;
 }
 
@@ -136,6 +138,38 @@ static void on_folder(void *ctx, const char *folder, bool created,
 		created ? (o->dry_run ? ", folder to be created"
 				      : ", folder created")
 			: "");
+}
+
+/* With -n or -v: which source folder goes where. */
+static void on_mapped(void *ctx, const char *from, const char *to,
+		      const char *role, bool by_role)
+{
+	struct transfer_out *o = ctx;
+
+	if (o->json) {
+		json_t *m = json_object();
+		char *f = out_safe_dup(from), *t = out_safe_dup(to);
+		if (!o->mapping)
+			o->mapping = json_array();
+		json_object_set_new(m, "from", json_string(f ? f : ""));
+		json_object_set_new(m, "to", json_string(t ? t : ""));
+		json_object_set_new(m, "role",
+				    role ? json_string(role) : json_null());
+		json_object_set_new(m, "by_role", json_boolean(by_role));
+		json_array_append_new(o->mapping, m);
+		free(f);
+		free(t);
+	}
+	if (o->verbosity < 1 || (o->verbosity < 2 && !o->dry_run))
+		return;
+	progress_clear(&o->progress);
+	fprintf(stderr, "%s: ", progname);
+	out_safe(stderr, from);
+	fputs(" -> ", stderr);
+	out_safe(stderr, to);
+	if (by_role)
+		fprintf(stderr, " (the target's %s folder)", role);
+	fputc('\n', stderr);
 }
 
 static void on_folder_failed(void *ctx, const char *folder, const char *why)
@@ -218,6 +252,7 @@ struct restore_events transfer_events(struct transfer_out *o,
 	return (struct restore_events){ .ctx = o,
 					.folder = on_folder,
 					.folder_failed = on_folder_failed,
+					.mapped = on_mapped,
 					.appended = on_appended,
 					.failed = on_failed,
 					.warning = on_warning };
@@ -226,7 +261,8 @@ struct restore_events transfer_events(struct transfer_out *o,
 static void json_summary(const char *what, const struct restore_stats *t,
 			 const struct restore_summary *rs,
 			 enum isnap_status st, int rc,
-			 const struct isnap_error *err, bool dry_run)
+			 const struct isnap_error *err, bool dry_run,
+			 json_t *mapping)
 {
 	json_t *o = json_object();
 	char *text;
@@ -256,6 +292,8 @@ static void json_summary(const char *what, const struct restore_stats *t,
 		NUM("manifest_errors", rs->manifest_errors);
 	}
 #undef NUM
+	json_object_set_new(o, "mapping", mapping ? json_incref(mapping)
+						  : json_array());
 	if (st && err->msg[0]) {
 		char *safe = out_safe_dup(err->msg);
 		json_object_set_new(o, "error", json_string(safe ? safe : ""));
@@ -282,7 +320,9 @@ void transfer_summary(struct transfer_out *o, const char *what,
 		fputc('\n', stderr);
 	}
 	if (o->json)
-		json_summary(what, t, rs, st, rc, err, o->dry_run);
+		json_summary(what, t, rs, st, rc, err, o->dry_run, o->mapping);
+	json_decref(o->mapping);
+	o->mapping = NULL;
 	if (o->verbosity < 1 && !rc)
 		return;
 	out_human_size(t->bytes, size, sizeof size);

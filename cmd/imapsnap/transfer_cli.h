@@ -41,11 +41,15 @@ struct transfer_out {
 	 * run, messages appended of those planned so far. */
 	struct progress progress;
 	struct transfer_trace trace[2];
+	/* --json: where each source folder went ({from, to, role,
+	 * by_role}); NULL until the first. */
+	struct json_t *mapping;
 };
 
 /* A command's further options start at OPT_TRANSFER_NEXT. */
 enum {
 	OPT_JSON = OPT_COMMAND_FIRST, OPT_INTO, OPT_STATE_DIR,
+	OPT_NO_SPECIAL_USE,
 	OPT_TRANSFER_NEXT,
 };
 
@@ -56,6 +60,7 @@ enum {
 	{ "exclude", required_argument, NULL, OPT_EXCLUDE },               \
 	{ "into", required_argument, NULL, OPT_INTO },                     \
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },           \
+	{ "no-special-use", no_argument, NULL, OPT_NO_SPECIAL_USE },       \
 	{ "dry-run", no_argument, NULL, 'n' },                             \
 	{ "json", no_argument, NULL, OPT_JSON },                           \
 	{ "quiet", no_argument, NULL, 'q' },                               \
@@ -66,12 +71,13 @@ struct transfer_cli {
 	struct transfer_out out;
 	const char *into;        /* --into */
 	const char *state_base;  /* --state-dir */
+	bool keep_roles;         /* --no-special-use */
 };
 
 #define TRANSFER_CLI_INIT { .out = { .verbosity = 1 } }
 
-/* 1 when `c` is -n, -q, -v, --json, --into or --state-dir (now applied
- * to `tc`), else 0. */
+/* 1 when `c` is -n, -q, -v, --json, --into, --state-dir or
+ * --no-special-use (now applied to `tc`), else 0. */
 int transfer_option(struct transfer_cli *tc, int c, const char *arg);
 
 /* After the options: check --into (`example` is a folder name for the

@@ -237,6 +237,7 @@ struct simple_ctx {
 				      struct isnap_error *);
 	void *ctx;
 	bool done;
+	bool bad_is_folder;
 	enum isnap_status result;
 };
 
@@ -258,8 +259,9 @@ static enum isnap_status simple_response(void *vctx,
 		else
 			s->result = isnap_fail(
 				err,
-				!strcmp(r->name, "NO") ? ISNAP_EFOLDER
-						       : ISNAP_EPROTO,
+				!strcmp(r->name, "NO") || s->bad_is_folder
+					? ISNAP_EFOLDER
+					: ISNAP_EPROTO,
 				"the server said %s%s%s%s %s", r->name,
 				r->code ? " [" : "", r->code ? r->code : "",
 				r->code ? "]" : "", r->text ? r->text : "");
@@ -271,14 +273,15 @@ static enum isnap_status simple_response(void *vctx,
 	return s->untagged ? s->untagged(s->ctx, r, err) : ISNAP_OK;
 }
 
-enum isnap_status imap_client_simple(
-	struct imap_client *c, const char *command,
+static enum isnap_status simple(
+	struct imap_client *c, const char *command, bool bad_is_folder,
 	enum isnap_status (*untagged)(void *ctx, const struct imap_response *r,
 				      struct isnap_error *err),
 	void *ctx, struct isnap_error *err)
 {
 	char tag[16];
-	struct simple_ctx s = { .tag = tag, .untagged = untagged, .ctx = ctx };
+	struct simple_ctx s = { .tag = tag, .untagged = untagged, .ctx = ctx,
+				.bad_is_folder = bad_is_folder };
 	struct imap_handler h = { .ctx = &s, .response = simple_response };
 	enum isnap_status st;
 
@@ -287,6 +290,24 @@ enum isnap_status imap_client_simple(
 		return st;
 	st = imap_client_pump(c, &h, &s.done, err);
 	return st ? st : s.result;
+}
+
+enum isnap_status imap_client_simple(
+	struct imap_client *c, const char *command,
+	enum isnap_status (*untagged)(void *ctx, const struct imap_response *r,
+				      struct isnap_error *err),
+	void *ctx, struct isnap_error *err)
+{
+	return simple(c, command, false, untagged, ctx, err);
+}
+
+enum isnap_status imap_client_simple_folder(
+	struct imap_client *c, const char *command,
+	enum isnap_status (*untagged)(void *ctx, const struct imap_response *r,
+				      struct isnap_error *err),
+	void *ctx, struct isnap_error *err)
+{
+	return simple(c, command, true, untagged, ctx, err);
 }
 
 enum isnap_status imap_client_open(const struct imap_session_opts *opts,

@@ -87,6 +87,16 @@ enum isnap_status imap_client_simple(
 				      struct isnap_error *err),
 	void *ctx, struct isnap_error *err);
 
+/* Like imap_client_simple, for a command about one folder (STATUS,
+ * CREATE, EXAMINE): BAD is ISNAP_EFOLDER too.  Some servers say BAD where
+ * they mean NO (a folder that does not exist), and a tagged answer, BAD
+ * or not, leaves the session as it was. */
+enum isnap_status imap_client_simple_folder(
+	struct imap_client *c, const char *command,
+	enum isnap_status (*untagged)(void *ctx, const struct imap_response *r,
+				      struct isnap_error *err),
+	void *ctx, struct isnap_error *err);
+
 /* Append `name` to `buf` (size `size`) as an IMAP astring: a quoted string,
  * or a non-synchronizing literal when it has bytes a quoted string cannot
  * hold and the server has LITERAL+/LITERAL-.  Returns the length written,

@@ -92,21 +92,6 @@ Test(append, appenduid)
 	cr_assert_not(append_parse_appenduid(NULL, &uv, &uid));
 }
 
-Test(restore, target_names)
-{
-	char *s;
-
-	s = restore_target_name("Archive.2019", '.', '/', NULL);
-	cr_assert_str_eq(s, "Archive/2019");
-	free(s);
-	s = restore_target_name("日本語/Sub", '/', '.', "Restored/Old");
-	cr_assert_str_eq(s, "Restored.Old.日本語.Sub");
-	free(s);
-	s = restore_target_name("a/b", '\0', '/', "R");
-	cr_assert_str_eq(s, "R/a/b");
-	free(s);
-}
-
 Test(restore, state_log_survives_a_torn_line_and_a_new_uidvalidity,
      .init = tmpdir_setup, .fini = tmpdir_teardown)
 {
