@@ -1,6 +1,8 @@
 /* transfer_cli.c — see transfer_cli.h. */
 #include "transfer_cli.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,74 @@ static void component(char *out, size_t size, const char *s, size_t len)
 			out[n++] = (char)c;
 	}
 	out[n] = '\0';
+}
+
+/* The server part of a target's key: the same for every spelling of one
+ * server that a user is likely to write.  Names are lower-cased (and a
+ * final dot dropped); "localhost" and loopback addresses are
+ * "localhost"; address literals are in their canonical text; the
+ * standard ports (143, 993, or none) are left out, so imap:// and
+ * imaps:// to one host share it, while another port (a tunnel, a
+ * second server) is kept.  Names are not resolved: DNS answers change
+ * between runs, the account does not. */
+static void server_key(const char *hp, size_t len, char *out, size_t size)
+{
+	char host[512], canon[INET6_ADDRSTRLEN];
+	const char *port = NULL;
+	size_t hlen;
+	unsigned char a[16];
+
+	if (len && hp[0] == '[') {
+		const char *close = memchr(hp, ']', len);
+		hlen = close ? (size_t)(close - hp - 1) : len - 1;
+		memcpy(host, hp + 1, hlen < sizeof host ? hlen : 0);
+		if (close && close + 1 < hp + len && close[1] == ':')
+			port = close + 2;
+	} else {
+		const char *colon = memchr(hp, ':', len);
+		hlen = colon ? (size_t)(colon - hp) : len;
+		memcpy(host, hp, hlen < sizeof host ? hlen : 0);
+		if (colon)
+			port = colon + 1;
+	}
+	if (hlen >= sizeof host)
+		hlen = 0;
+	host[hlen] = '\0';
+	for (char *p = host; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (hlen > 1 && host[hlen - 1] == '.')
+		host[--hlen] = '\0';
+	if (inet_pton(AF_INET, host, a) == 1) {
+		if (a[0] == 127)
+			snprintf(host, sizeof host, "localhost");
+		else if (inet_ntop(AF_INET, a, canon, sizeof canon))
+			snprintf(host, sizeof host, "%s", canon);
+	} else if (inet_pton(AF_INET6, host, a) == 1) {
+		static const unsigned char loop6[16] = { [15] = 1 };
+		static const unsigned char v4map[12] = { [10] = 0xff,
+							 [11] = 0xff };
+		if (!memcmp(a, loop6, 16) ||
+		    (!memcmp(a, v4map, 12) && a[12] == 127))
+			snprintf(host, sizeof host, "localhost");
+		else if (inet_ntop(AF_INET6, a, canon, sizeof canon))
+			snprintf(host, sizeof host, "%s", canon);
+	} else if (hlen >= 10 && !strcmp(host + hlen - 10, ".localhost")) {
+		snprintf(host, sizeof host, "localhost");
+	}
+	if (port) {
+		size_t plen = (size_t)(hp + len - port);
+		if ((plen == 3 && !memcmp(port, "143", 3)) ||
+		    (plen == 3 && !memcmp(port, "993", 3)) || plen == 0)
+			port = NULL;
+	}
+	if (port) {
+		char both[600];
+		snprintf(both, sizeof both, "%s:%.*s", host,
+			 (int)(hp + len - port), port);
+		component(out, size, both, strlen(both));
+	} else {
+		component(out, size, host, strlen(host));
+	}
 }
 
 char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
@@ -70,7 +140,7 @@ char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
 	}
 	if (at)
 		rest = at + 1;
-	component(host, sizeof host, rest, (size_t)(end - rest));
+	server_key(rest, (size_t)(end - rest), host, sizeof host);
 	component(who, sizeof who, user ? user : "", ulen);
 	if (asprintf(&out, "%s/%s/%s", base, host, who) < 0) {
 		isnap_fail(err, ISNAP_ENOMEM, "out of memory");

@@ -90,9 +90,12 @@ int transfer_setup(const struct transfer_cli *tc, const struct account *sel,
 		   const struct imap_session_opts *target, const char *example,
 		   struct restore_common_opts *common, char **state_dir);
 
-/* BASE/<host[:port]>/<user> (BASE: --state-dir, else
+/* BASE/<server>/<user> (BASE: --state-dir, else
  * $XDG_STATE_HOME/imapsnap/restore, else ~/.local/state/imapsnap/restore),
- * each part escaped so that it is one safe path component.  Malloc'd;
+ * each part escaped so that it is one safe path component.  <server> is
+ * the same for the usual spellings of one server (docs/restore.md):
+ * "localhost" for localhost and loopback addresses, the host in lower
+ * case, ":port" only for a port other than 143 and 993.  Malloc'd;
  * NULL with err set when no base can be found (ISNAP_EUSAGE). */
 char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
 			 struct isnap_error *err);

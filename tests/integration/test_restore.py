@@ -475,3 +475,45 @@ class RestoreNoselectParents(TestCase):
                         "Top was created as a folder: %s"
                         % folders["Top"].attrs)
         self.assertEqual(len(account(dst)["Top/Sub"]), 1)
+
+
+class RestoreStateKey(TestCase):
+    def test_two_spellings_of_one_account_share_state_and_lock(self):
+        """localhost and 127.0.0.1 (in any case) are one
+        account: one state, one lock; two restores at once through two
+        spellings append everything once."""
+        src = harness.SERVER.new_user("rkey")
+        src.load_corpus(seed=21, scale=0.3, big=False)
+        work = workdir("restore-key")
+        dest = os.path.join(work, "backup")
+        self.assertExit(backup(src, dest), 0)
+        dst = harness.SERVER.new_user("rkeyd")
+        base = os.path.join(work, "state")
+        port = dst.server.imaps_port
+        urls = ["imaps://%s@127.0.0.1:%d" % (dst.name, port),
+                "imaps://%s@LocalHost:%d" % (dst.name, port)]
+        e = dict(os.environ, IMAPSNAP_PASSWORD=dst.password)
+        procs = [subprocess.Popen(
+            [harness.BINARY, "restore", "--cacert", dst.server.cacert,
+             "--state-dir", base, dest, url], env=e,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True)
+            for url in urls]
+        codes = sorted(p.wait(timeout=120) for p in procs)
+        for p in procs:
+            p.stdout.close()
+            p.stderr.close()
+        self.assertIn(codes, ([0, 0], [0, 5]),
+                      "one must win, the other wait its turn or stop")
+        self.assertEqual(os.listdir(base), ["localhost:%d" % port])
+        got, want = account(dst), account(src)
+        for k in want:
+            self.assertEqual(len(got.get(k, [])), len(want[k]),
+                             "%s: duplicates or missing" % k)
+        # And the other spelling finds everything in the same state.
+        run = imapsnap("restore", "--json", "--cacert", dst.server.cacert,
+                       "--state-dir", base, dest, urls[1],
+                       password=dst.password)
+        self.assertExit(run, 0)
+        self.assertIn(b'"appended": 0', run.stdout, str(run))
+        self.assertIn(b'"found": 0', run.stdout, str(run))
