@@ -278,6 +278,12 @@ static enum isnap_status s_end(struct store *s, const struct store_message *msg,
 	m->cur_ok = false;
 	p = &m->pending[m->cur];
 	p->size = m->spool.size; /* what was received, whatever was said */
+	if (restore_target_folder_wants_norm(m->tf)) {
+		rc = restore_spool_norm(&m->spool, p->norm, err);
+		if (rc)
+			return rc;
+		p->has_norm = true;
+	}
 	restore_spool_rewind(&m->spool);
 	rc = restore_target_append(m->target, m->tf, p, msg,
 				   restore_spool_read, &m->spool, err);

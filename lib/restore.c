@@ -16,11 +16,20 @@
 #include "folder_map.h"
 #include "imap/append.h"
 #include "imap/commands.h"
+#include "msg_norm.h"
 
 #define SYNC_EVERY 256      /* APPENDs answered between state syncs */
 #define BODY_BATCH 100      /* UIDs per body-hashing UID FETCH */
 #define FLAGS_MAX 8192
 #define COMMAND_MAX 8192
+
+/* A target message that matched no pending message byte for byte: maybe
+ * one the server rewrote (msg_norm.h). */
+struct norm_cand {
+	uint32_t uid;
+	bool used;
+	unsigned char sha[32];
+};
 
 struct restore_target_folder {
 	struct restore_target_folder *next;
@@ -29,6 +38,8 @@ struct restore_target_folder {
 	uint32_t uidvalidity;
 	bool usable;          /* exists (or would, in a dry run) and checked */
 	uint64_t appended;
+	struct norm_cand *nc;
+	size_t nnc, nc_left;
 };
 
 struct token {
@@ -169,6 +180,7 @@ void restore_target_close(struct restore_target *t)
 		struct restore_target_folder *n = t->folders->next;
 		free(t->folders->utf8);
 		free(t->folders->raw);
+		free(t->folders->nc);
 		free(t->folders);
 		t->folders = n;
 	}
@@ -183,6 +195,11 @@ const struct folder_map *restore_target_map(const struct restore_target *t)
 const char *restore_target_folder_name(const struct restore_target_folder *f)
 {
 	return f->utf8;
+}
+
+bool restore_target_folder_wants_norm(const struct restore_target_folder *f)
+{
+	return f && f->nc_left;
 }
 
 bool restore_target_folder_usable(const struct restore_target_folder *f)
@@ -318,6 +335,18 @@ static enum isnap_status examine(struct restore_target *t,
 	return imap_client_simple_folder(t->c, cmd, NULL, NULL, err);
 }
 
+/* Leave the folder EXAMINE opened: Courier refuses an APPEND into the
+ * folder a session has open read-only.  UNSELECT (RFC 3691) where
+ * offered, else CLOSE, which expunges nothing after an EXAMINE (RFC 3501
+ * 6.4.2). */
+static enum isnap_status unselect(struct restore_target *t,
+				  struct isnap_error *err)
+{
+	return imap_client_simple_folder(
+		t->c, imap_client_has_cap(t->c, "UNSELECT") ? "UNSELECT" : "CLOSE",
+		NULL, NULL, err);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Finding messages appended before a crash                                */
 
@@ -326,6 +355,7 @@ struct cand {
 	uint64_t size;
 	bool hashed;
 	unsigned char sha[32];
+	unsigned char norm[32];   /* msg_norm.h */
 };
 
 struct scan {
@@ -334,8 +364,10 @@ struct scan {
 	uint32_t from;
 	/* Hashing the body being streamed. */
 	EVP_MD_CTX *md;
+	struct msg_norm norm;
+	bool norm_open;
 	bool have;
-	unsigned char sha[32];
+	unsigned char sha[32], norm_sha[32];
 	char tag[16];
 	bool done;
 	enum isnap_status result;
@@ -397,6 +429,10 @@ static enum isnap_status body_begin(void *ctx,
 	*stream = true;
 	s->have = false;
 	EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
+	if (s->norm_open)
+		msg_norm_final(&s->norm, s->norm_sha);
+	if (!(s->norm_open = msg_norm_init(&s->norm)))
+		return oom(err);
 	return ISNAP_OK;
 }
 
@@ -407,6 +443,7 @@ static enum isnap_status body_data(void *ctx, const char *data, size_t len,
 
 	(void)err;
 	EVP_DigestUpdate(s->md, data, len);
+	msg_norm_update(&s->norm, data, len);
 	return ISNAP_OK;
 }
 
@@ -417,6 +454,8 @@ static enum isnap_status body_end(void *ctx, struct isnap_error *err)
 
 	(void)err;
 	EVP_DigestFinal_ex(s->md, s->sha, &len);
+	msg_norm_final(&s->norm, s->norm_sha);
+	s->norm_open = false;
 	s->have = true;
 	return ISNAP_OK;
 }
@@ -453,6 +492,7 @@ static enum isnap_status body_response(void *ctx,
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i].uid == uid) {
 			memcpy(s->v[i].sha, s->sha, 32);
+			memcpy(s->v[i].norm, s->norm_sha, 32);
 			s->v[i].hashed = true;
 		}
 	return ISNAP_OK;
@@ -503,6 +543,49 @@ static int cmp_size(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Whether a target message of `size` bytes may be a copy of a pending
+ * message (sorted sizes): the same size, or a little more after a
+ * server's rewrite (msg_norm_size_fits). */
+static bool size_wanted(const uint64_t *sizes, size_t n, uint64_t size)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) { /* the first size > `size` */
+		size_t mid = lo + (hi - lo) / 2;
+		if (sizes[mid] <= size)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* The largest size not above it fits best: smaller ones are
+	 * further away and allowed less. */
+	return lo > 0 && msg_norm_size_fits(sizes[lo - 1], size);
+}
+
+/* Keep the target messages hashed but not matched: restore_target_append
+ * compares them with each message's canonical digest before sending it. */
+static enum isnap_status keep_norm_cands(struct restore_target_folder *f,
+					 const struct scan *s,
+					 const bool *matched,
+					 struct isnap_error *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += s->v[i].hashed && !matched[i];
+	if (!n)
+		return ISNAP_OK;
+	if (!(f->nc = calloc(n, sizeof *f->nc)))
+		return oom(err);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].hashed && !matched[i]) {
+			f->nc[f->nnc].uid = s->v[i].uid;
+			memcpy(f->nc[f->nnc++].sha, s->v[i].norm, 32);
+		}
+	f->nc_left = f->nnc;
+	return ISNAP_OK;
+}
+
 /* Look at the target's UIDs >= from for pending messages that are there
  * already; mark them done and record them. */
 static enum isnap_status find_present(struct restore_target *t,
@@ -513,6 +596,7 @@ static enum isnap_status find_present(struct restore_target *t,
 {
 	struct scan s = { .from = from, .err = err };
 	struct uidset want = UIDSET_INIT;
+	bool *matched = NULL, left = false;
 	uint64_t *sizes = NULL;
 	size_t nsizes = 0;
 	char cmd[64];
@@ -532,8 +616,7 @@ static enum isnap_status find_present(struct restore_target *t,
 			sizes[nsizes++] = pending[i].size;
 	qsort(sizes, nsizes, sizeof *sizes, cmp_size);
 	for (size_t i = 0; i < s.n; i++)
-		if (bsearch(&s.v[i].size, sizes, nsizes, sizeof *sizes,
-			    cmp_size) &&
+		if (size_wanted(sizes, nsizes, s.v[i].size) &&
 		    uidset_add(&want, s.v[i].uid)) {
 			rc = oom(err);
 			goto out;
@@ -545,6 +628,8 @@ static enum isnap_status find_present(struct restore_target *t,
 		goto out;
 	}
 	rc = hash_bodies(t, &s, &want, err);
+	if (!rc && !(matched = calloc(s.n, sizeof *matched)))
+		rc = oom(err);
 	for (size_t i = 0; i < s.n && !rc; i++) {
 		struct cand *c = &s.v[i];
 		if (!c->hashed)
@@ -560,12 +645,20 @@ static enum isnap_status find_present(struct restore_target *t,
 			p->done = p->found = true;
 			p->target_uid = c->uid;
 			t->stats->found++;
+			matched[i] = true;
 			rc = restore_state_done(t->state, f->sf, p->key, c->uid,
 						err);
 			break;
 		}
 	}
+	for (size_t j = 0; j < n; j++)
+		left |= !pending[j].done;
+	if (!rc && left)
+		rc = keep_norm_cands(f, &s, matched, err);
 out:
+	if (s.norm_open)
+		msg_norm_final(&s.norm, s.norm_sha);
+	free(matched);
 	EVP_MD_CTX_free(s.md);
 	free(s.v);
 	free(sizes);
@@ -583,6 +676,21 @@ static enum isnap_status folder_failed(struct restore_target *t,
 	if (t->ev.folder_failed)
 		t->ev.folder_failed(t->ev.ctx, f->utf8, err->msg);
 	return ISNAP_EFOLDER;
+}
+
+/* How far `checked` may go: to `uidnext`, but not past a target message
+ * kept as a possibly rewritten copy that nothing has matched yet.  A run
+ * interrupted before it sent that copy's message must look at it
+ * again. */
+static uint32_t checked_upto(const struct restore_target_folder *f,
+			     uint32_t uidnext)
+{
+	uint32_t upto = uidnext;
+
+	for (size_t i = 0; i < f->nnc; i++)
+		if (!f->nc[i].used && f->nc[i].uid < upto)
+			upto = f->nc[i].uid;
+	return upto;
 }
 
 /* A dry run asks the server whether it takes the name: it creates the
@@ -688,6 +796,8 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 		rc = examine(t, f, err);
 		if (!rc)
 			rc = find_present(t, f, pending, n, from, err);
+		if (!rc)
+			rc = unselect(t, err);
 		if (rc) {
 			isnap_error_prefix(err, "%s", f->utf8);
 			return rc == ISNAP_EFOLDER ? folder_failed(t, f, err)
@@ -698,9 +808,10 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 			left += !pending[i].done;
 	}
 	/* Everything below UIDNEXT as STATUS saw it is accounted for now:
-	 * recorded, found, or not ours. */
-	rc = restore_state_set(t->state, f->sf, so.uidvalidity, so.uidnext,
-			       err);
+	 * recorded, found, or not ours; except the copies a server may have
+	 * rewritten, known only when their message comes to be sent. */
+	rc = restore_state_set(t->state, f->sf, so.uidvalidity,
+			       checked_upto(f, so.uidnext), err);
 	if (!rc)
 		rc = restore_state_sync(t->state, err);
 	if (rc)
@@ -759,6 +870,21 @@ enum isnap_status restore_target_append(struct restore_target *t,
 
 	if (!f->usable || p->done)
 		return ISNAP_OK;
+	if (p->has_norm && f->nc_left)
+		for (size_t i = 0; i < f->nnc; i++) {
+			struct norm_cand *c = &f->nc[i];
+			if (c->used || memcmp(c->sha, p->norm, 32))
+				continue;
+			/* Appended by an interrupted run, stored rewritten. */
+			c->used = true;
+			f->nc_left--;
+			p->done = p->found = true;
+			p->target_uid = c->uid;
+			t->stats->found++;
+			rc = restore_state_done(t->state, f->sf, p->key, c->uid,
+						err);
+			return rc ? rc : take_deferred(t, err);
+		}
 	if (t->o.dry_run) {
 		t->stats->appended++;
 		t->stats->bytes += p->size;
@@ -819,7 +945,7 @@ enum isnap_status restore_target_folder_end(struct restore_target *t,
 	struct status_out so;
 	enum isnap_status rc;
 
-	if (t->o.dry_run || !f->usable || !f->appended)
+	if (t->o.dry_run || !f->usable || (!f->appended && !f->nnc))
 		return ISNAP_OK;
 	rc = restore_state_sync(t->state, err);
 	if (rc)
@@ -833,8 +959,8 @@ enum isnap_status restore_target_folder_end(struct restore_target *t,
 		return rc;
 	if (so.uidvalidity != f->uidvalidity)
 		return ISNAP_OK;
-	rc = restore_state_set(t->state, f->sf, so.uidvalidity, so.uidnext,
-			       err);
+	rc = restore_state_set(t->state, f->sf, so.uidvalidity,
+			       checked_upto(f, so.uidnext), err);
 	if (!rc)
 		rc = restore_state_sync(t->state, err);
 	return rc;

@@ -53,6 +53,11 @@ struct restore_pending {
 	uint64_t size;
 	bool has_sha;
 	unsigned char sha[32];
+	/* The msg_norm.h digest of the bytes to send, when
+	 * restore_target_folder_wants_norm asked for it before
+	 * restore_target_append. */
+	bool has_norm;
+	unsigned char norm[32];
 	void *src;          /* the source's own */
 	/* Set by the target side. */
 	bool done;          /* there already (state or found) */
@@ -151,6 +156,14 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 					size_t n,
 					struct restore_target_folder **out,
 					struct isnap_error *err);
+
+/* Whether messages for `f` should come with their msg_norm.h digest
+ * (pending->norm): the folder holds messages, appended by an
+ * interrupted run, that the server stored rewritten (a final CRLF added,
+ * 8-bit header bytes replaced) and that only that digest can recognise.
+ * restore_target_append then records such a message as found instead of
+ * appending it again. */
+bool restore_target_folder_wants_norm(const struct restore_target_folder *f);
 
 /* APPEND one message with the flags and INTERNALDATE of `m` (uid, size
  * and modseq are not used) and the bytes `read` gives (exactly p->size).

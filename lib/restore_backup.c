@@ -1043,6 +1043,13 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 				   .tz_minutes = rec->tz,
 				   .leap_second = rec->leap,
 				   .size = rec->received };
+	if (restore_target_folder_wants_norm(tf->h)) {
+		enum isnap_status rc = restore_spool_norm(&r->spool, p->norm,
+							  r->err);
+		if (rc)
+			return rc;
+		p->has_norm = true;
+	}
 	restore_spool_rewind(&r->spool);
 	return restore_target_append(r->target, tf->h, p, &m,
 				     restore_spool_read, &r->spool, r->err);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "msg_norm.h"
+
 void restore_spool_init(struct restore_spool *sp, size_t mem_max)
 {
 	memset(sp, 0, sizeof *sp);
@@ -145,4 +147,26 @@ enum isnap_status restore_spool_read(void *ctx, void *buf, size_t len,
 	sp->pos += n;
 	*got = n;
 	return ISNAP_OK;
+}
+
+enum isnap_status restore_spool_norm(struct restore_spool *sp,
+				     unsigned char sha[32],
+				     struct isnap_error *err)
+{
+	struct msg_norm n;
+	char buf[65536];
+	size_t got;
+	enum isnap_status rc = ISNAP_OK;
+
+	if (!msg_norm_init(&n))
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	restore_spool_rewind(sp);
+	do {
+		rc = restore_spool_read(sp, buf, sizeof buf, &got, err);
+		if (!rc)
+			msg_norm_update(&n, buf, got);
+	} while (!rc && got);
+	msg_norm_final(&n, sha);
+	restore_spool_rewind(sp);
+	return rc;
 }

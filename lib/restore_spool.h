@@ -38,6 +38,11 @@ enum isnap_status restore_spool_write(struct restore_spool *sp,
 /* Forget everything after the first `size` bytes. */
 void restore_spool_truncate(struct restore_spool *sp, uint64_t size);
 void restore_spool_rewind(struct restore_spool *sp);
+/* The msg_norm.h digest of the message held, read from the start; the
+ * spool is rewound again after. */
+enum isnap_status restore_spool_norm(struct restore_spool *sp,
+				     unsigned char sha[32],
+				     struct isnap_error *err);
 /* An append_read_fn (imap/append.h); ctx is the spool. */
 enum isnap_status restore_spool_read(void *ctx, void *buf, size_t len,
 				     size_t *got, struct isnap_error *err);
