@@ -342,9 +342,15 @@ static enum isnap_status examine(struct restore_target *t,
 static enum isnap_status unselect(struct restore_target *t,
 				  struct isnap_error *err)
 {
-	return imap_client_simple_folder(
+	struct isnap_error ignored;
+	enum isnap_status rc = imap_client_simple_folder(
 		t->c, imap_client_has_cap(t->c, "UNSELECT") ? "UNSELECT" : "CLOSE",
-		NULL, NULL, err);
+		NULL, NULL, &ignored);
+
+	/* Refused: the folder stays open, which most servers do not mind. */
+	if (rc && rc != ISNAP_EFOLDER)
+		*err = ignored;
+	return rc == ISNAP_EFOLDER ? ISNAP_OK : rc;
 }
 
 /* ---------------------------------------------------------------------- */

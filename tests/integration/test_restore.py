@@ -326,7 +326,9 @@ class Target(Script):
         c.send(tag + b" OK FETCH done\r\n")
 
 
-class RestoreScripted(TestCase):
+class ScriptedBackup(TestCase):
+    """A small backup (mbox) to restore into scripted targets."""
+
     def setUp(self):
         self.user = harness.SERVER.new_user("rfk")
         with self.user.oracle() as o:
@@ -346,6 +348,8 @@ class RestoreScripted(TestCase):
                         os.path.join(self.work, state), self.dest,
                         srv.url("user"), password="secret")
 
+
+class RestoreScripted(ScriptedBackup):
     def test_continuation_literals(self):
         script = Target(mailboxes=[Mailbox(b"INBOX")])
         with FakeIMAP(script) as srv:
@@ -517,3 +521,31 @@ class RestoreStateKey(TestCase):
         self.assertExit(run, 0)
         self.assertIn(b'"appended": 0', run.stdout, str(run))
         self.assertIn(b'"found": 0', run.stdout, str(run))
+
+
+class BadForMissing(Target):
+    """Answers BAD, not NO, to STATUS of a folder that does not exist (as
+    the Gmail-like test server does), and refuses to create one."""
+
+    def other(self, c, tag, cmd, rest):
+        a = split_args(rest, c.literals)
+        if cmd == b"STATUS" and self.mailbox(a[0]) is None:
+            c.send(tag + b" BAD no such mailbox\r\n")
+        elif cmd == b"CREATE" and a[0] == b"Entw&APw-rfe":
+            c.send(tag + b" BAD [CANNOT] not that name\r\n")
+        else:
+            Target.other(self, c, tag, cmd, rest)
+
+
+class RestoreFolderFailures(ScriptedBackup):
+    def test_bad_fails_the_folder_only(self):
+        script = BadForMissing(mailboxes=[Mailbox(b"INBOX")])
+        with FakeIMAP(script) as srv:
+            run = imapsnap("restore", "--tls", "none", "--json",
+                           "--state-dir", os.path.join(self.work, "s"),
+                           self.dest, srv.url("user"), password="secret")
+        self.assertExit(run, 1)
+        s = json.loads(run.stdout)
+        self.assertEqual((s["folders_failed"], s["appended"]), (1, 5), run)
+        self.assertEqual(len(script.mailbox(b"INBOX").msgs), 5)
+        self.assertIn(b"Entw", run.stderr)
