@@ -121,7 +121,8 @@ static void sort_sizes(struct migrator *m)
 {
 	size_t k = 0;
 
-	qsort(m->msgs, m->n, sizeof *m->msgs, cmp_uid);
+	if (m->n)
+		qsort(m->msgs, m->n, sizeof *m->msgs, cmp_uid);
 	for (size_t i = 0; i < m->n; i++)
 		if (!k || m->msgs[k - 1].uid != m->msgs[i].uid)
 			m->msgs[k++] = m->msgs[i];

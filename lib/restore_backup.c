@@ -1191,7 +1191,8 @@ enum isnap_status restore_run(const struct restore_opts *o,
 	if (!rc)
 		rc = plan(&r);
 	if (!rc) {
-		qsort(r.tf, r.ntf, sizeof *r.tf, cmp_tf);
+		if (r.ntf)
+			qsort(r.tf, r.ntf, sizeof *r.tf, cmp_tf);
 		for (size_t i = 0; i < r.ntf; i++)
 			for (size_t j = 0; j < r.tf[i].n; j++) {
 				struct rec *rec = &r.recs[r.tf[i].rec[j]];
