@@ -475,6 +475,65 @@ out:
 	return rc;
 }
 
+/* One pair of connections' worth: both sides log in, then every
+ * folder.  *logged_in tells whether both logins worked (only then is a
+ * lost connection retried). */
+static enum isnap_status attempt(struct migrator *m,
+				 struct restore_state *state,
+				 const struct restore_target_opts *to,
+				 bool *logged_in, struct isnap_error *err)
+{
+	const struct migrate_opts *o = m->o;
+	struct migrate_summary *sum = m->sum;
+	const struct restore_events *ev = m->ev;
+	struct imap_folder_list list = { 0 };
+	struct imap_client *dst = NULL;
+	enum isnap_status rc;
+
+	rc = imap_client_open(&o->src, &m->src, err);
+	if (rc) {
+		isnap_error_prefix(err, "source");
+		return rc;
+	}
+	rc = imap_client_open(&o->dst, &dst, err);
+	if (!rc) {
+		*logged_in = true;
+		rc = restore_target_open(dst, state, to, ev, &sum->t,
+					 &m->target, err);
+	}
+	if (rc) {
+		isnap_error_prefix(err, "destination");
+		goto out;
+	}
+	rc = imap_list(m->src, &list, err);
+	m->list = &list;
+	if (rc == ISNAP_EFOLDER)
+		rc = err->status = ISNAP_EPROTO;
+	for (size_t i = 0; i < list.n && !rc; i++) {
+		const struct imap_folder *f = &list.v[i];
+		if (f->noselect)
+			continue;
+		if (f->invalid) {
+			sum->t.folders_failed++;
+			if (ev && ev->folder_failed)
+				ev->folder_failed(ev->ctx, f->name, f->invalid);
+			continue;
+		}
+		rc = copy_folder(m, f, err);
+	}
+out:
+	m->list = NULL;
+	imap_folder_list_free(&list);
+	restore_target_close(m->target);
+	m->target = NULL;
+	m->tf = NULL;
+	if (dst)
+		imap_client_close(dst, rc != ISNAP_ECONN && rc != ISNAP_EPROTO);
+	imap_client_close(m->src, rc != ISNAP_ECONN && rc != ISNAP_EPROTO);
+	m->src = NULL;
+	return rc;
+}
+
 enum isnap_status migrate_run(const struct migrate_opts *o,
 			      const struct restore_events *ev,
 			      struct migrate_summary *sum,
@@ -492,9 +551,10 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 		.hash_ctx = &m,
 		.describe = describe,
 	};
-	struct imap_folder_list list = { 0 };
-	struct imap_client *dst = NULL;
 	struct restore_state *state = NULL;
+	struct restore_stats before = { 0 };
+	uint64_t vanished = 0;
+	long delay = 250;
 	enum isnap_status rc;
 
 	memset(sum, 0, sizeof *sum);
@@ -505,36 +565,31 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 	}
 	rc = restore_state_open(o->common.state_dir, o->common.dry_run,
 				&state, err);
-	if (!rc)
-		rc = imap_client_open(&o->src, &m.src, err);
-	if (rc) {
-		isnap_error_prefix(err, "source");
+	if (rc)
 		goto out;
-	}
-	rc = imap_client_open(&o->dst, &dst, err);
-	if (!rc)
-		rc = restore_target_open(dst, state, &to, ev, &sum->t,
-					 &m.target, err);
-	if (rc) {
-		isnap_error_prefix(err, "destination");
-		goto out;
-	}
-	rc = imap_list(m.src, &list, err);
-	m.list = &list;
-	if (rc == ISNAP_EFOLDER)
-		rc = err->status = ISNAP_EPROTO;
-	for (size_t i = 0; i < list.n && !rc; i++) {
-		const struct imap_folder *f = &list.v[i];
-		if (f->noselect)
-			continue;
-		if (f->invalid) {
-			sum->t.folders_failed++;
-			if (ev && ev->folder_failed)
-				ev->folder_failed(ev->ctx, f->name, f->invalid);
-			continue;
+	for (unsigned n = 0;; n++) {
+		bool logged_in = false;
+		rc = attempt(&m, state, &to, &logged_in, err);
+		if ((rc != ISNAP_ECONN && rc != ISNAP_EPROTO) || !logged_in ||
+		    n >= o->common.retries)
+			break;
+		if (ev && ev->warning) {
+			char text[ISNAP_ERROR_MAX + 64];
+			snprintf(text, sizeof text,
+				 "%s; reconnecting (retry %u of %u)", err->msg,
+				 n + 1, o->common.retries);
+			ev->warning(ev->ctx, text);
 		}
-		rc = copy_folder(&m, f, err);
+		before.appended += sum->t.appended;
+		before.bytes += sum->t.bytes;
+		before.keywords_dropped += sum->t.keywords_dropped;
+		before.folders_created += sum->t.folders_created;
+		vanished += sum->vanished;
+		memset(sum, 0, sizeof *sum);
+		restore_sleep_backoff(&delay);
 	}
+	restore_stats_carry(&sum->t, &before);
+	sum->vanished += vanished;
 	if (!rc && (sum->t.failed || sum->t.folders_failed))
 		rc = isnap_fail(err, ISNAP_EMSG,
 				"%" PRIu64 " message%s and %" PRIu64
@@ -543,12 +598,6 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 				sum->t.folders_failed,
 				sum->t.folders_failed == 1 ? "" : "s");
 out:
-	imap_folder_list_free(&list);
-	restore_target_close(m.target);
-	if (dst)
-		imap_client_close(dst, true);
-	if (m.src)
-		imap_client_close(m.src, true);
 	restore_state_close(state);
 	restore_spool_free(&m.spool);
 	EVP_MD_CTX_free(m.md);

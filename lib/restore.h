@@ -94,6 +94,10 @@ struct restore_common_opts {
 	bool dry_run;
 	bool keep_roles;         /* no special-use mapping: every folder
 				    under its own logical path */
+	/* A connection lost after the first login is opened again, up to
+	 * this many times in a run, after 0.25 s, 1 s, 4 s, 16 s, then a
+	 * minute; the run resumes as a new run would. */
+	unsigned retries;
 	unsigned depth;          /* APPENDs in flight (0: default) */
 };
 

@@ -1151,6 +1151,118 @@ static enum isnap_status transfer(struct restorer *r)
 	return rc;
 }
 
+/* Forget a plan, for another attempt after a lost connection. */
+static void reset_plan(struct restorer *r)
+{
+	for (size_t i = 0; i < r->ntf; i++) {
+		free(r->tf[i].utf8);
+		free(r->tf[i].raw);
+		free(r->tf[i].p);
+		free(r->tf[i].rec);
+	}
+	free(r->tf);
+	r->tf = NULL;
+	r->ntf = r->atf = 0;
+	smap_free(&r->target_ix);
+	for (size_t i = 0; i < r->nrecs; i++)
+		r->recs[i].tf = r->recs[i].pi = NONE;
+	for (size_t i = 0; i < r->nfolders; i++)
+		r->folders[i].mapped = r->folders[i].unmappable = false;
+	r->cur = NONE;
+	r->cur_fmt = -1;
+}
+
+/* One connection's worth: log in, plan, append.  *logged_in tells
+ * whether the login worked (only then is a lost connection retried). */
+static enum isnap_status attempt(struct restorer *r,
+				 struct restore_state *state,
+				 const struct restore_target_opts *to,
+				 bool *logged_in)
+{
+	const struct restore_opts *o = r->o;
+	struct restore_summary *sum = r->sum;
+	struct imap_client *c = NULL;
+	struct isnap_error *err = r->err;
+	enum isnap_status rc;
+
+	rc = imap_client_open(&o->session, &c, err);
+	if (rc)
+		return rc;
+	*logged_in = true;
+	rc = restore_target_open(c, state, to, r->ev, &sum->t, &r->target,
+				 err);
+	if (!rc)
+		rc = plan(r);
+	if (!rc) {
+		if (r->ntf)
+			qsort(r->tf, r->ntf, sizeof *r->tf, cmp_tf);
+		for (size_t i = 0; i < r->ntf; i++)
+			for (size_t j = 0; j < r->tf[i].n; j++) {
+				struct rec *rec = &r->recs[r->tf[i].rec[j]];
+				rec->tf = (uint32_t)i;
+				rec->pi = (uint32_t)j;
+			}
+		rc = transfer(r);
+	}
+	if (!rc && !o->common.dry_run) {
+		/* Planned, not done, not reported: the backup lacks it. */
+		for (size_t i = 0; i < r->ntf; i++) {
+			struct tfolder *tf = &r->tf[i];
+			if (!tf->h)
+				continue;
+			for (size_t j = 0; j < tf->n; j++) {
+				struct restore_pending *p = &tf->p[j];
+				struct rec *rec = &r->recs[tf->rec[j]];
+				char what[600], why[4400];
+				if (p->done || !restore_target_folder_usable(
+						       tf->h))
+					continue;
+				sum->missing++;
+				describe(r, p, what, sizeof what);
+				snprintf(why, sizeof why,
+					 "recorded at %.4200s, but not found "
+					 "in the backup",
+					 rec->location);
+				restore_target_failed(r->target, tf->h, what,
+						      why);
+			}
+		}
+	}
+	restore_target_close(r->target);
+	r->target = NULL;
+	imap_client_close(c, rc != ISNAP_ECONN && rc != ISNAP_EPROTO);
+	return rc;
+}
+
+void restore_stats_carry(struct restore_stats *total,
+			 const struct restore_stats *before)
+{
+	uint64_t again = before->appended;
+
+	/* What an earlier attempt appended, this one saw as there. */
+	while (again && total->present) {
+		total->present--;
+		again--;
+	}
+	while (again && total->found) {
+		total->found--;
+		again--;
+	}
+	total->appended += before->appended;
+	total->bytes += before->bytes;
+	total->keywords_dropped += before->keywords_dropped;
+	total->folders_created += before->folders_created;
+}
+
+void restore_sleep_backoff(long *delay_ms)
+{
+	struct timespec ts = { *delay_ms / 1000, (*delay_ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	*delay_ms = *delay_ms * 4 > 60000 ? 60000 : *delay_ms * 4;
+}
+
 enum isnap_status restore_run(const struct restore_opts *o,
 			      const struct restore_events *ev,
 			      struct restore_summary *sum,
@@ -1167,8 +1279,10 @@ enum isnap_status restore_run(const struct restore_opts *o,
 		.describe = describe,
 		.hash_ctx = &r,
 	};
-	struct imap_client *c = NULL;
 	struct restore_state *state = NULL;
+	struct restore_stats before = { 0 };
+	uint64_t manifest_errors;
+	long delay = 250;
 	enum isnap_status rc;
 
 	memset(sum, 0, sizeof *sum);
@@ -1184,47 +1298,25 @@ enum isnap_status restore_run(const struct restore_opts *o,
 				&state, err);
 	if (rc)
 		goto out;
-	rc = imap_client_open(&o->session, &c, err);
-	if (rc)
-		goto out;
-	rc = restore_target_open(c, state, &to, ev, &sum->t, &r.target, err);
-	if (!rc)
-		rc = plan(&r);
-	if (!rc) {
-		if (r.ntf)
-			qsort(r.tf, r.ntf, sizeof *r.tf, cmp_tf);
-		for (size_t i = 0; i < r.ntf; i++)
-			for (size_t j = 0; j < r.tf[i].n; j++) {
-				struct rec *rec = &r.recs[r.tf[i].rec[j]];
-				rec->tf = (uint32_t)i;
-				rec->pi = (uint32_t)j;
-			}
-		rc = transfer(&r);
+	manifest_errors = sum->manifest_errors;
+	for (unsigned n = 0;; n++) {
+		bool logged_in = false;
+		rc = attempt(&r, state, &to, &logged_in);
+		if ((rc != ISNAP_ECONN && rc != ISNAP_EPROTO) || !logged_in ||
+		    n >= o->common.retries)
+			break;
+		warn(&r, "%s; reconnecting (retry %u of %u)", err->msg, n + 1,
+		     o->common.retries);
+		before.appended += sum->t.appended;
+		before.bytes += sum->t.bytes;
+		before.keywords_dropped += sum->t.keywords_dropped;
+		before.folders_created += sum->t.folders_created;
+		memset(sum, 0, sizeof *sum);
+		sum->manifest_errors = manifest_errors;
+		reset_plan(&r);
+		restore_sleep_backoff(&delay);
 	}
-	if (!rc && !o->common.dry_run) {
-		/* Planned, not done, not reported: the backup lacks it. */
-		for (size_t i = 0; i < r.ntf; i++) {
-			struct tfolder *tf = &r.tf[i];
-			if (!tf->h)
-				continue;
-			for (size_t j = 0; j < tf->n; j++) {
-				struct restore_pending *p = &tf->p[j];
-				struct rec *rec = &r.recs[tf->rec[j]];
-				char what[600], why[4400];
-				if (p->done || !restore_target_folder_usable(
-						       tf->h))
-					continue;
-				sum->missing++;
-				describe(&r, p, what, sizeof what);
-				snprintf(why, sizeof why,
-					 "recorded at %.4200s, but not found "
-					 "in the backup",
-					 rec->location);
-				restore_target_failed(r.target, tf->h, what,
-						      why);
-			}
-		}
-	}
+	restore_stats_carry(&sum->t, &before);
 	if (!rc && (sum->t.failed || sum->t.folders_failed))
 		rc = isnap_fail(err, ISNAP_EMSG,
 				"%" PRIu64 " message%s and %" PRIu64
@@ -1233,9 +1325,6 @@ enum isnap_status restore_run(const struct restore_opts *o,
 				sum->t.folders_failed,
 				sum->t.folders_failed == 1 ? "" : "s");
 out:
-	restore_target_close(r.target);
-	if (c)
-		imap_client_close(c, rc != ISNAP_ECONN && rc != ISNAP_EPROTO);
 	restore_state_close(state);
 	restorer_free(&r);
 	return rc;

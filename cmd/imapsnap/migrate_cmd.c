@@ -40,6 +40,8 @@ static const char migrate_usage[] =
 	"  --oauth2-cacert FILE    ... and for the OAuth2 token endpoints\n"
 	"  --insecure              do not verify the servers' certificates\n"
 	"  --timeout SECONDS       give up on a silent server (default 60)\n"
+	"  --retries N             reconnect after a lost connection (either\n"
+	"                          side), N times in a run (default 3)\n"
 	"\n"
 	"  --include GLOB          only folders matching GLOB (repeatable)\n"
 	"  --exclude GLOB          not folders matching GLOB (repeatable)\n"
@@ -154,7 +156,7 @@ int cmd_migrate(int argc, char **argv)
 			if (r == 1)
 				r = account_option(&dst, c, optarg);
 			break;
-		case OPT_INCLUDE: case OPT_EXCLUDE:
+		case OPT_INCLUDE: case OPT_EXCLUDE: case OPT_RETRIES:
 			r = account_option(&src, c, optarg);
 			break;
 		case 'h': fputs(migrate_usage, stdout); return EXIT_OK;

@@ -35,6 +35,8 @@ static const char restore_usage[] =
 	"  --cacert FILE           trust the CA certificate(s) in FILE\n"
 	"  --insecure              do not verify the server's certificate\n"
 	"  --timeout SECONDS       give up on a silent server (default 60)\n"
+	"  --retries N             reconnect after a lost connection, N times\n"
+	"                          in a run (default 3)\n"
 	"\n"
 	"  --include GLOB          only folders matching GLOB (repeatable)\n"
 	"  --exclude GLOB          not folders matching GLOB (repeatable)\n"

@@ -186,6 +186,7 @@ int transfer_setup(const struct transfer_cli *tc, const struct account *sel,
 	common->n_exclude = sel->n_exclude;
 	common->dry_run = tc->out.dry_run;
 	common->keep_roles = tc->keep_roles;
+	common->retries = sel->retries;
 	return 0;
 }
 

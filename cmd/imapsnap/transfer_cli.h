@@ -60,6 +60,7 @@ enum {
 	{ "exclude", required_argument, NULL, OPT_EXCLUDE },               \
 	{ "into", required_argument, NULL, OPT_INTO },                     \
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },           \
+	{ "retries", required_argument, NULL, OPT_RETRIES },               \
 	{ "no-special-use", no_argument, NULL, OPT_NO_SPECIAL_USE },       \
 	{ "dry-run", no_argument, NULL, 'n' },                             \
 	{ "json", no_argument, NULL, OPT_JSON },                           \

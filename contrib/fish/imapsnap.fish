@@ -98,6 +98,7 @@ complete -c imapsnap -n '__imapsnap_using verify' -l expect -x -d 'Also require 
 # restore and migrate
 complete -c imapsnap -n '__imapsnap_using restore migrate' -l into -x -d 'Restore below FOLDER'
 complete -c imapsnap -n '__imapsnap_using restore migrate' -l state-dir -x -a '(__fish_complete_directories)' -d 'Where restores remember what they appended'
+complete -c imapsnap -n '__imapsnap_using restore migrate' -l retries -x -d 'Reconnect up to N times in the run'
 complete -c imapsnap -n '__imapsnap_using restore migrate' -l no-special-use -d 'Keep every folder\'s own name: no special-use mapping'
 for side in src dst
     complete -c imapsnap -n '__imapsnap_using migrate' -l $side-user -x -d "The $side login name"

@@ -2,7 +2,9 @@
 compared through the oracle; copied again without a second copy; the
 source left as it was; per-side credentials."""
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -183,3 +185,54 @@ class MigrateVerbose(TestCase):
         self.assertRegex(err, r"(?m)^destination C i\d+ APPEND \"INBOX\" ")
         self.assertNotLeaked(run, src.password)
         self.assertNotLeaked(run, dst.password)
+
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "faults"))
+from proxy import Proxy  # noqa: E402
+
+
+class MigrateReconnects(TestCase):
+    def test_source_cut_twice_finishes_in_one_run(self):
+        """The source's connection is cut twice midway (a fault-injecting
+        proxy): the run reconnects with backoff, resumes, and copies every
+        message once, exit 0."""
+        src = harness.SERVER.new_user("mrsrc")
+        src.load_corpus(seed=41, scale=0.3)
+        expected = account(src)
+        dst = harness.SERVER.new_user("mrdst")
+        state = workdir("migrate-reconnect") + "/state"
+        with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
+                   plan="eof@60000,eof@150000,pass") as p:
+            run = imapsnap(
+                "migrate", "--tls", "none", "--json", "--state-dir", state,
+                "imap://%s@127.0.0.1:%d" % (src.name, p.port),
+                dst.server.url(dst, "imap"),
+                env={"IMAPSNAP_SRC_PASSWORD": src.password,
+                     "IMAPSNAP_DST_PASSWORD": dst.password}, timeout=120)
+            conns = len(p.connections)
+        self.assertExit(run, 0)
+        self.assertEqual(len(re.findall(rb"reconnecting \(retry",
+                                        run.stderr)), 2, run)
+        self.assertGreaterEqual(conns, 3)
+        got = account(dst)
+        self.assertEqual(sorted(got), sorted(expected))
+        for k in expected:
+            self.assertEqual(got[k], expected[k], k)
+        s = json.loads(run.stdout)
+        self.assertEqual(s["appended"] + s["found"] + s["present"],
+                         s["planned"], s)
+
+    def test_retries_zero_stops_at_the_first_cut(self):
+        src = harness.SERVER.new_user("mrsrc")
+        src.load_corpus(seed=42, scale=0.3)
+        dst = harness.SERVER.new_user("mrdst")
+        with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
+                   plan="eof@60000,pass") as p:
+            run = imapsnap(
+                "migrate", "--tls", "none", "--retries", "0", "--state-dir",
+                workdir("migrate-noretry") + "/state",
+                "imap://%s@127.0.0.1:%d" % (src.name, p.port),
+                dst.server.url(dst, "imap"),
+                env={"IMAPSNAP_SRC_PASSWORD": src.password,
+                     "IMAPSNAP_DST_PASSWORD": dst.password})
+        self.assertExit(run, 4)

@@ -343,9 +343,9 @@ class ScriptedBackup(TestCase):
         self.dest = os.path.join(self.work, "backup")
         self.assertExit(backup(self.user, self.dest, "--format", "mbox"), 0)
 
-    def run_restore(self, srv, state="s"):
+    def run_restore(self, srv, state="s", *extra):
         return imapsnap("restore", "--tls", "none", "--state-dir",
-                        os.path.join(self.work, state), self.dest,
+                        os.path.join(self.work, state), *extra, self.dest,
                         srv.url("user"), password="secret")
 
 
@@ -387,13 +387,13 @@ class RestoreScripted(ScriptedBackup):
 
     def test_connection_lost_after_a_stored_append(self):
         """The server stores a message and the connection drops before
-        its OK: exit 4; the next run finds that message by content and
-        appends only the rest."""
+        its OK: without retries, exit 4; the next run finds that message
+        by content and appends only the rest."""
         script = Target(mailboxes=[Mailbox(b"INBOX")])
         script.hangup_at = 3
         inbox = script.mailbox(b"INBOX")
         with FakeIMAP(script) as srv:
-            run = self.run_restore(srv)
+            run = self.run_restore(srv, "s", "--retries", "0")
             self.assertExit(run, 4)
             drafts = script.mailbox(b"Entw&APw-rfe")
             self.assertEqual(len(inbox.msgs) + len(drafts.msgs), 3)
@@ -535,6 +535,28 @@ class BadForMissing(Target):
             c.send(tag + b" BAD [CANNOT] not that name\r\n")
         else:
             Target.other(self, c, tag, cmd, rest)
+
+
+class RestoreReconnects(ScriptedBackup):
+    def test_connection_lost_is_resumed_in_the_run(self):
+        """The same loss with retries (the default): the run reconnects,
+        finds the message stored before the loss by content, and ends
+        with every message once."""
+        script = Target(mailboxes=[Mailbox(b"INBOX")])
+        script.hangup_at = 3
+        inbox = script.mailbox(b"INBOX")
+        with FakeIMAP(script) as srv:
+            run = self.run_restore(srv, "s", "--json")
+            self.assertExit(run, 0)
+            self.assertIn(b"reconnecting (retry 1 of 3)", run.stderr)
+            self.assertGreaterEqual(srv.connections, 2)
+        drafts = script.mailbox(b"Entw&APw-rfe")
+        self.assertEqual(len(drafts.msgs), 1)
+        self.assertEqual(sorted(m.body for m in inbox.msgs),
+                         sorted(b for _, _, b in
+                                account(self.user)["INBOX"]))
+        s = json.loads(run.stdout)
+        self.assertEqual(s["appended"] + s["found"] + s["present"], 6, s)
 
 
 class RestoreFolderFailures(ScriptedBackup):
