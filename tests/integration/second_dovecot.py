@@ -74,12 +74,13 @@ class SecondDovecot:
 
     @classmethod
     def start(cls, base, oauth2_introspection=None,
-              mechanisms="xoauth2 oauthbearer"):
+              mechanisms="xoauth2 oauthbearer", mail_location=None):
         """With `oauth2_introspection` (an https URL, served with the test
         CA's certificate), XOAUTH2 and OAUTHBEARER logins are checked by
         Dovecot's oauth2 passdb against that RFC 7662 endpoint, and
         passwords are good for PLAIN and LOGIN only.  `mechanisms` are the
-        OAuth2 mechanisms offered."""
+        OAuth2 mechanisms offered.  `mail_location` replaces the first
+        server's (every user then sees that mail)."""
         self = cls(base, tempfile.mkdtemp(prefix="imapsnap-dovecot2-"))
         os.chmod(self.dir, 0o755)
         for sub in ("run", "state"):
@@ -104,6 +105,10 @@ class SecondDovecot:
                     text, "instance_name")
         text = _sub(r"^((?:info_|debug_)?log_path) = .*$",
                     r"\1 = %s" % self.log, text, "log_path")
+        if mail_location:
+            text = _sub(r"^mail_location = .*$",
+                        "mail_location = " + mail_location.replace(
+                            "\\", "\\\\"), text, "mail_location")
         text = _sub(r"^auth_mechanisms = .*$",
                     "auth_mechanisms = plain login " + mechanisms,
                     text, "auth_mechanisms")
