@@ -337,6 +337,10 @@ finish:
 			snprintf(sum->manifest_sha256,
 				 sizeof sum->manifest_sha256, "%s",
 				 manifest_sha256(r.manifest));
+		if (!fst && manifest_sha256(r.manifest) &&
+		    manifest_path(r.manifest))
+			snprintf(sum->manifest_file, sizeof sum->manifest_file,
+				 "%s", manifest_path(r.manifest));
 	}
 out:
 	sum->seconds = now_seconds() - start;

@@ -95,6 +95,10 @@ struct backup_summary {
 	/* SHA-256 (hex) of this run's manifest, chained to the previous
 	 * run's (docs/manifest.md); "" when none was written. */
 	char manifest_sha256[65];
+	/* That run file's path (DEST/.imapsnap/manifest/<run>.jsonl), for
+	 * the records written beside it (forensic.h); "" when none
+	 * (single-file exports keep their manifest inside the archive). */
+	char manifest_file[4200];
 };
 
 /* Run the backup.  Returns ISNAP_OK when every planned message was saved;

@@ -34,6 +34,7 @@
 #include "manifest_chain.h"
 #include "manifest_read.h"
 #include "store/store.h"
+#include "tsa.h"
 
 /* Longer lines are not ours (manifest_read.h). */
 #define LINE_LIMIT MANIFEST_LINE_LIMIT
@@ -979,6 +980,38 @@ nomem:
 	return oom(v);
 }
 
+/* A run's RFC 3161 token, <run>.tsr beside it (backup --tsa), must name
+ * the run file's SHA-256; a token that does not is a CHAIN finding. */
+static void check_timestamp(struct verifier *v, const char *name,
+			    const char *sha_hex, const struct verify_opts *o)
+{
+	char path[4400], when[64];
+	unsigned char sha[32];
+	struct isnap_error e = { 0 };
+	size_t n = strlen(name);
+	bool signed_ok;
+	struct stat sb;
+
+	if (n < 6 || !manifest_parse_sha(sha_hex, sha))
+		return;
+	snprintf(path, sizeof path, "%s/.imapsnap/%s/%.*s.tsr", v->dest,
+		 MANIFEST_DIR, (int)(n - 6), name);
+	if (lstat(path, &sb) != 0)
+		return;
+	if (tsa_check(path, sha, o ? o->tsa_cafile : NULL, &signed_ok, when,
+		      sizeof when, &e)) {
+		report(v, e.status == ISNAP_ENOMEM ? VERIFY_UNREADABLE
+						   : VERIFY_CHAIN,
+		       NULL, NULL, name, "its RFC 3161 timestamp: %s", e.msg);
+		return;
+	}
+	v->res->timestamps++;
+	report(v, VERIFY_NOTE, NULL, NULL, name,
+	       "timestamped at %s (RFC 3161)%s", when,
+	       signed_ok ? ", signature checked"
+			 : "; signature not checked (give --tsa-cacert)");
+}
+
 static void set_head(struct verifier *v, const char *name, const char *sha)
 {
 	snprintf(v->res->head_run, sizeof v->res->head_run, "%s", name);
@@ -1033,6 +1066,7 @@ static enum isnap_status read_manifest_dir(struct verifier *v, int mdir,
 		else if (o && o->expect_sha256 &&
 			 strcmp(o->expect_sha256, sha) == 0)
 			expected = true;
+		check_timestamp(v, e[i].name, sha, o);
 		check_prev(v, i ? &e[i - 1] : NULL);
 		set_head(v, e[i].name, e[i].sha);
 		last = e[i];

@@ -53,6 +53,10 @@ struct verify_opts {
 	 * digits), or NULL.  Given, the chain must hold that run unchanged:
 	 * this is what catches a rewrite of the whole chain. */
 	const char *expect_sha256;
+	/* The CA of the TSA that timestamped runs (backup --tsa), or NULL:
+	 * a run's RFC 3161 token (<run>.tsr) is always checked against the
+	 * run file's SHA-256; with this, its signature too. */
+	const char *tsa_cafile;
 };
 
 struct verify_result {
@@ -69,6 +73,7 @@ struct verify_result {
 	uint64_t missing, altered, unexpected, unreadable;
 	uint64_t chain_errors, manifest_errors;
 	uint64_t notes;
+	unsigned timestamps;       /* runs whose RFC 3161 token matched */
 };
 
 /* True when `kind` makes the backup fail verification. */

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "account.h"
 #include "config.h"
+#include "forensic.h"
+#include "tsa.h"
 
 void account_init(struct account *a, const char *help_command)
 {
@@ -112,6 +115,17 @@ int account_option(struct account *a, int c, const char *arg)
 		a->connections = (unsigned)n;
 		return 1;
 	}
+	case OPT_TSA:
+		if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8))
+			return account_usage_error(a, "--tsa %s: expected an "
+						   "http:// or https:// URL",
+						   arg),
+			       -1;
+		a->tsa_url = arg;
+		return 1;
+	case OPT_TSA_CACERT:
+		a->tsa_cacert = arg;
+		return 1;
 	case OPT_INCLUDE:
 		return add_glob(a, a->include, &a->n_include, "include", arg);
 	case OPT_EXCLUDE:
@@ -120,6 +134,55 @@ int account_option(struct account *a, int c, const char *arg)
 	case OPT_BEFORE: return date_option(a, &a->before, "before", arg);
 	}
 	return oauth2_cli_option(&a->oauth2, c, arg);
+}
+
+/* The records beside the run's manifest (forensic.h), and with --tsa its
+ * RFC 3161 timestamp (tsa.h).  0, or the exit status of what failed,
+ * after saying so: the user asked for a timestamp, and an examiner
+ * expects the records. */
+static int write_records(const struct account *a, struct output *o,
+			 const struct backup_summary *sum)
+{
+	struct isnap_error err = { 0 };
+	struct forensic_info info = { .run_sha256 = sum->manifest_sha256 };
+	unsigned char sha[32];
+	char zone[64] = "", *tsr = NULL;
+	const char *slash;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = 0;
+
+	if (localtime_r(&now, &tm))
+		strftime(zone, sizeof zone, "%Z, UTC%z", &tm);
+	info.time_zone = zone;
+	if (a->tsa_url) {
+		for (int i = 0; i < 32; i++)
+			sscanf(sum->manifest_sha256 + 2 * i, "%2hhx", &sha[i]);
+		tsr = forensic_record_path(sum->manifest_file, ".tsr");
+		if (!tsr) {
+			out_error(o, "out of memory");
+			return EXIT_LOCAL;
+		}
+		if (tsa_request(a->tsa_url, a->tsa_cacert, sha, tsr, &err)) {
+			out_error(o, "timestamp of %s: %s", sum->manifest_file,
+				  err.msg);
+			rc = exit_status_for(err.status);
+			free(tsr);
+			tsr = NULL;
+		} else {
+			slash = strrchr(tsr, '/');
+			info.timestamp = slash ? slash + 1 : tsr;
+		}
+	}
+	isnap_error_clear(&err);
+	if (forensic_write(sum->manifest_file, &info, &err)) {
+		out_error(o, "the records of %s: %s", sum->manifest_file,
+			  err.msg);
+		if (!rc)
+			rc = exit_status_for(err.status);
+	}
+	free(tsr);
+	return rc;
 }
 
 /* Refuse URLs that carry a password or a path: the first would leak
@@ -260,6 +323,15 @@ int account_backup(struct account *a, struct output *o, struct json_t **json,
 		password_free(password);
 	}
 	rc = exit_status_for(st);
+	if (!bo.dry_run && a->tsa_url && !sum.manifest_file[0] &&
+	    sum.manifest_sha256[0])
+		out_warning(o, "--tsa: a single-file export keeps its manifest "
+			    "inside the archive; no timestamp was asked for");
+	if (!bo.dry_run && sum.manifest_file[0]) {
+		int rrc = write_records(a, o, &sum);
+		if (!rc)
+			rc = rrc;
+	}
 	/* Belt and braces: a message planned but not saved is a failure
 	 * whatever the status says. */
 	if (!rc && !bo.dry_run && sum.fetch.failed)

@@ -43,6 +43,8 @@ struct account {
 	int64_t since, before;
 	unsigned retries;             /* reconnections per folder */
 	unsigned connections;         /* sessions at once; 0: default */
+	const char *tsa_url;          /* --tsa: RFC 3161 timestamp of the run */
+	const char *tsa_cacert;       /* --tsa-cacert: the TSA's CA */
 	const char *help_command;     /* for "Run 'imapsnap help X'" */
 	struct oauth2_cli oauth2;     /* built-in OAuth2 (--oauth2) */
 	char auth_hint[512];          /* "imapsnap auth ..." for messages */
@@ -51,7 +53,8 @@ struct account {
 enum {
 	OPT_USER = 256, OPT_PWFILE, OPT_PWCMD, OPT_OAUTH2, OPT_TLS, OPT_CACERT,
 	OPT_INSECURE, OPT_TIMEOUT, OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE,
-	OPT_SINCE, OPT_BEFORE, OPT_RETRIES, OPT_CONNECTIONS,
+	OPT_SINCE, OPT_BEFORE, OPT_RETRIES, OPT_CONNECTIONS, OPT_TSA,
+	OPT_TSA_CACERT,
 	OPT_COMMAND_FIRST = 300, /* the commands' own options from here */
 };
 
@@ -74,7 +77,9 @@ enum {
 	{ "since", required_argument, NULL, OPT_SINCE },                   \
 	{ "before", required_argument, NULL, OPT_BEFORE },                 \
 	{ "retries", required_argument, NULL, OPT_RETRIES },               \
-	{ "connections", required_argument, NULL, OPT_CONNECTIONS }
+	{ "connections", required_argument, NULL, OPT_CONNECTIONS },       \
+	{ "tsa", required_argument, NULL, OPT_TSA },                       \
+	{ "tsa-cacert", required_argument, NULL, OPT_TSA_CACERT }
 
 /* Defaults; `help_command` names the command for usage messages. */
 void account_init(struct account *a, const char *help_command);

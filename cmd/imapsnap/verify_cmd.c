@@ -15,7 +15,8 @@
 #include "verify.h"
 
 static const char verify_usage[] =
-	"usage: imapsnap verify [--json] [--expect SHA256] [-q] DEST\n"
+	"usage: imapsnap verify [--json] [--expect SHA256] [--tsa-cacert FILE]\n"
+	"                       [-q] DEST\n"
 	"\n"
 	"Read back every message of the backup at DEST (a directory, or a\n"
 	"single-file export such as backup.tar.gz), recompute its SHA-256 and\n"
@@ -27,6 +28,8 @@ static const char verify_usage[] =
 	"  --expect SHA256   also require that the manifest chain holds the\n"
 	"                    run whose SHA-256 a backup printed (catches a\n"
 	"                    rewrite of all manifests at once)\n"
+	"  --tsa-cacert FILE also check the signature of each run's RFC 3161\n"
+	"                    timestamp against this CA (backup --tsa)\n"
 	"  -q, --quiet       print only what does not match\n"
 	"\n"
 	"Exit status: 0 everything matches; 7 something is missing, altered,\n"
@@ -36,6 +39,7 @@ static const char verify_usage[] =
 static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "expect", required_argument, NULL, 'e' },
+	{ "tsa-cacert", required_argument, NULL, 't' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -186,7 +190,7 @@ static int print_json(const char *dest, const struct verify_result *res,
 {
 	json_t *o = json_pack(
 		"{s:b s:s s:I s:I s:b s:{s:I s:I s:I s:I s:I s:I s:I s:I} "
-		"s:I s:I s:I}",
+		"s:I s:I s:I s:I}",
 		"ok", st == ISNAP_OK, "status",
 		st == ISNAP_OK		 ? "ok"
 		: st == ISNAP_EINTEGRITY ? "mismatch"
@@ -201,7 +205,8 @@ static int print_json(const char *dest, const struct verify_result *res,
 		(json_int_t)res->unexpected, "unreadable",
 		(json_int_t)res->unreadable, "bytes", (json_int_t)res->bytes,
 		"manifest_errors", (json_int_t)res->manifest_errors, "notes",
-		(json_int_t)res->notes);
+		(json_int_t)res->notes, "timestamps",
+		(json_int_t)res->timestamps);
 	int bad = !o;
 
 	if (o) {
@@ -241,6 +246,7 @@ int cmd_verify(int argc, char **argv)
 		switch (c) {
 		case 'j': r.json = true; break;
 		case 'e': vo.expect_sha256 = optarg; break;
+		case 't': vo.tsa_cafile = optarg; break;
 		case 'q': r.quiet = true; break;
 		case 'h': fputs(verify_usage, stdout); return EXIT_OK;
 		default: fputs(verify_usage, stderr); return EXIT_USAGE;
