@@ -276,7 +276,8 @@ class LeapSecond(TestCase):
         self.assertEqual(os.stat(os.path.join(dest, "INBOX", "cur", name))
                          .st_mtime, 1435708799)
         mdir = os.path.join(dest, ".imapsnap", "manifest")
-        text = open(os.path.join(mdir, sorted(os.listdir(mdir))[0])).read()
+        (run_file,) = [n for n in os.listdir(mdir) if n.endswith(".jsonl")]
+        text = open(os.path.join(mdir, run_file)).read()
         self.assertIn('"internaldate":"2015-06-30T23:59:60+00:00"', text)
         target = harness.SERVER.new_user("leapt")
         run = imapsnap("restore", "--cacert", target.server.cacert,
