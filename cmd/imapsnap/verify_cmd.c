@@ -29,7 +29,7 @@ static const char verify_usage[] =
 	"                    run whose SHA-256 a backup printed (catches a\n"
 	"                    rewrite of all manifests at once)\n"
 	"  --tsa-cacert FILE also check the signature of each run's RFC 3161\n"
-	"                    timestamp against this CA (backup --tsa)\n"
+	"                    timestamp against this CA (see imapsnap backup)\n"
 	"  -q, --quiet       print only what does not match\n"
 	"\n"
 	"Exit status: 0 everything matches; 7 something is missing, altered,\n"

@@ -83,6 +83,8 @@ complete -c imapsnap -n '__imapsnap_using backup' -l since -x -d 'Only messages 
 complete -c imapsnap -n '__imapsnap_using backup' -l before -x -d 'Only messages received before YYYY-MM-DD'
 complete -c imapsnap -n '__imapsnap_using backup' -l retries -x -d 'Reconnect up to N times per folder'
 complete -c imapsnap -n '__imapsnap_using backup' -l connections -x -d 'Sessions at once, 1 to 64'
+complete -c imapsnap -n '__imapsnap_using backup' -l tsa -x -d 'Have the RFC 3161 TSA at URL timestamp the manifest'
+complete -c imapsnap -n '__imapsnap_using backup verify' -l tsa-cacert -r -F -d "The TSA's CA"
 complete -c imapsnap -n '__imapsnap_using backup run restore migrate' -s n -l dry-run -d 'Connect and plan; write nothing'
 complete -c imapsnap -n '__imapsnap_using backup run' -l metrics -r -F -d 'Write the outcome to FILE for Prometheus'
 complete -c imapsnap -n '__imapsnap_using list' -l sizes -d 'Add up message sizes the server does not report'
