@@ -250,6 +250,22 @@ enum isnap_status store_scan(const char *format, const char *dest,
 			     const struct store_scan_cb *cb,
 			     struct isnap_error *err);
 
+/* Which messages of folder `f` (its generation f->uidvalidity) the backup
+ * of `format` at `dest` still holds, added to `held`: read-only and
+ * cheap, so that a backup run can fetch again what its state says is
+ * saved but the store has lost.  Maildir lists the folder's cur/ and new/
+ * (one readdir each, no file opened); mbox and mbox.gz read the folder's
+ * index and leave out the messages that end past the file as it is now
+ * (a file cut short, or gone).  For the archive formats *known is false
+ * and `held` untouched: only reading every volume would tell.  Bytes are
+ * not checked here: that is verify's work.  ISNAP_OK, ISNAP_ELOCAL (a
+ * directory or index that cannot be read), ISNAP_EFOLDER (no path for
+ * the folder), ISNAP_ENOMEM. */
+enum isnap_status store_held(const char *format, const char *dest,
+			     const struct store_folder *f,
+			     struct uidset *held, bool *known,
+			     struct isnap_error *err);
+
 /* The Maildir flag letters for `flags`, in ASCII order, into buf (at least
  * 8 bytes): "FRS". */
 void store_flag_letters(unsigned flags, char *buf);
