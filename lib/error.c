@@ -34,6 +34,18 @@ static void shorten_long_words(char *msg)
 	*w = '\0';
 }
 
+const char *isnap_strerror(int errnum)
+{
+	/* What lib/beneath.c refuses (beneath.h); strerror's words for
+	 * these ("Too many levels of symbolic links", "No such device or
+	 * address") would send a user looking for the wrong problem. */
+	if (errnum == ELOOP)
+		return "a symbolic link, which imapsnap does not follow here";
+	if (errnum == ENXIO)
+		return "a FIFO, socket or device, not a regular file";
+	return strerror(errnum);
+}
+
 static enum isnap_status vfail(struct isnap_error *err,
 			       enum isnap_status status, const char *fmt,
 			       va_list ap, int errnum)
@@ -45,7 +57,7 @@ static enum isnap_status vfail(struct isnap_error *err,
 	if (errnum) {
 		/* The reason must survive a long path in front of it: cut the
 		 * front to make room. */
-		const char *why = strerror(errnum);
+		const char *why = isnap_strerror(errnum);
 		size_t room = sizeof err->msg - strlen(why) - 6;
 		size_t n = strlen(err->msg);
 		if (n > room) {

@@ -55,6 +55,12 @@ enum isnap_status isnap_fail_errno(struct isnap_error *err,
 				   enum isnap_status status, const char *fmt,
 				   ...) __attribute__((format(printf, 3, 4)));
 
+/* strerror(errnum), except that ELOOP and ENXIO say what they mean for
+ * paths below a destination (beneath.h): a symbolic link that was not
+ * followed, a FIFO, socket or device that was not opened.  The reason
+ * isnap_fail_errno appends. */
+const char *isnap_strerror(int errnum);
+
 /* Prefix the message already in `err` with more context ("INBOX: ...").
  * Returns err->status. */
 enum isnap_status isnap_error_prefix(struct isnap_error *err, const char *fmt,

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "manifest.h"
 #include "manifest_chain.h"
 #include "store/archive_kind.h"
@@ -115,6 +116,28 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* dest/.imapsnap/manifest, opened without following a symbolic link at
+ * .imapsnap or manifest (beneath.h); -1 with the reason in err. */
+static int open_manifest_dir(const char *dest, struct isnap_error *err)
+{
+	static const char rel[] = ".imapsnap/" MANIFEST_DIR;
+	int top = beneath_open_top(dest, false), fd;
+
+	if (top < 0) {
+		isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dest);
+		return -1;
+	}
+	fd = beneath_open_dir(top, rel, false);
+	if (fd < 0 && errno == ENOENT)
+		isnap_fail(err, ISNAP_ELOCAL, "%s holds no manifest (%s/%s)",
+			   dest, dest, rel);
+	else if (fd < 0)
+		isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%.*s", dest,
+				 (int)beneath_culprit(top, rel), rel);
+	close(top);
+	return fd;
+}
+
 static enum isnap_status read_dir(struct reading *r, const char *dest)
 {
 	char path[4200], buf[65536];
@@ -123,12 +146,18 @@ static enum isnap_status read_dir(struct reading *r, const char *dest)
 	char **names = NULL;
 	size_t n = 0, a = 0;
 	enum isnap_status rc = ISNAP_OK;
+	int dfd;
 
 	snprintf(path, sizeof path, "%s/.imapsnap/%s", dest, MANIFEST_DIR);
-	if (!(d = opendir(path)))
-		return isnap_fail_errno(r->err, ISNAP_ELOCAL,
-					"%s holds no manifest (%s)", dest,
-					path);
+	dfd = open_manifest_dir(dest, r->err);
+	if (dfd < 0)
+		return ISNAP_ELOCAL;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return isnap_fail_errno(r->err, ISNAP_ELOCAL, "%s", path);
+	}
+	/* fdopendir owns dfd now; the run files are opened beside it. */
+	dfd = dirfd(d);
 	while ((e = readdir(d))) {
 		if (!manifest_is_run_name(e->d_name))
 			continue;
@@ -143,7 +172,6 @@ static enum isnap_status read_dir(struct reading *r, const char *dest)
 			break;
 		n++;
 	}
-	closedir(d);
 	if (e) {
 		rc = isnap_fail(r->err, ISNAP_ENOMEM, "out of memory");
 		goto out;
@@ -153,7 +181,8 @@ static enum isnap_status read_dir(struct reading *r, const char *dest)
 		int fd;
 		char file[4300];
 		snprintf(file, sizeof file, "%s/%s", path, names[i]);
-		fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* A FIFO named like a run file must not block restore. */
+		fd = beneath_open_file(dfd, names[i], O_RDONLY, 0);
 		if (fd < 0) {
 			rc = isnap_fail_errno(r->err, ISNAP_ELOCAL, "%s", file);
 			break;
@@ -176,6 +205,7 @@ static enum isnap_status read_dir(struct reading *r, const char *dest)
 		close(fd);
 	}
 out:
+	closedir(d);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
@@ -263,7 +293,7 @@ struct manifest_archive *manifest_archive_open(const char *path,
 	const char *why;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = beneath_open_top_file(path);
 	if (fd < 0) {
 		isnap_fail_errno(err, ISNAP_ELOCAL, "%s", path);
 		return NULL;

@@ -1093,6 +1093,22 @@ static void restorer_free(struct restorer *r)
 	EVP_MD_CTX_free(r->md);
 }
 
+/* store_scan_cb.stray: something in the backup that is no message,
+ * never followed or opened (a symbolic link, a FIFO, a stray file).  It
+ * may be where a folder was: say so, and what was recorded below it is
+ * reported missing at the end. */
+static enum isnap_status scan_stray(void *ctx, const char *path,
+				    const char *what, bool leftover,
+				    struct isnap_error *err)
+{
+	struct restorer *r = ctx;
+
+	(void)err;
+	if (!leftover)
+		warn(r, "%s/%s: %s; not read", r->o->backup, path, what);
+	return ISNAP_OK;
+}
+
 static enum isnap_status transfer(struct restorer *r)
 {
 	struct store_scan_cb cb = { .ctx = r,
@@ -1100,6 +1116,7 @@ static enum isnap_status transfer(struct restorer *r)
 				    .data = scan_data,
 				    .end = scan_end,
 				    .unreadable = scan_unreadable,
+				    .stray = scan_stray,
 				    .limit = scan_limit };
 	enum isnap_status rc = ISNAP_OK;
 

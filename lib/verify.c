@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "beneath.h"
 #include "manifest.h"
 #include "manifest_chain.h"
 #include "manifest_read.h"
@@ -804,12 +805,13 @@ static enum isnap_status read_run_file(struct verifier *v, int dirfd,
 	*present = false;
 	if (add_run(v, name) != 0)
 		return oom(v);
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* A FIFO named like a run file must not block verify. */
+	fd = beneath_open_file(dirfd, name, O_RDONLY, 0);
 	if (fd < 0) {
 		if (errno != ENOENT) {
 			*present = true; /* there, but not readable */
 			report(v, VERIFY_UNREADABLE, NULL, NULL, name,
-			       "%s", strerror(errno));
+			       "%s", isnap_strerror(errno));
 			snprintf(sha, 65, "(unreadable)");
 		}
 		return ISNAP_OK;
@@ -860,6 +862,8 @@ static enum isnap_status read_chain(struct verifier *v, int dirfd,
 
 	*out = NULL;
 	*n = 0;
+	/* A symbolic link or a FIFO there is neither followed nor opened,
+	 * and fails like an unreadable chain. */
 	if (manifest_chain_read(dirfd, &text, &len, &exists) != 0)
 		return errno == ENOMEM ? oom(v)
 				       : isnap_fail_errno(v->err, ISNAP_ELOCAL,
@@ -1608,12 +1612,39 @@ out:
 	return rc;
 }
 
+/* The stray that `location` lies in or below (a symbolic link or a FIFO
+ * where its folder's directory, its cur/ or its mbox file should be), or
+ * that is its Maildir file (the location without ":2,<flags>"); -1 for
+ * none. */
+static ssize_t stray_container(const struct verifier *v, const char *location)
+{
+	size_t ln = strlen(location);
+
+	for (size_t i = 0; i < v->nstrays; i++) {
+		const char *p = v->strays[i].path;
+		size_t n = strlen(p);
+		if ((n <= ln && !strncmp(location, p, n) &&
+		     strchr("/@!", location[n])) ||
+		    (n > ln && !strncmp(location, p, ln) &&
+		     strchr(":,", p[ln])))
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
 static void report_missing(struct verifier *v)
 {
 	for (size_t i = 0; i < v->nrec; i++) {
 		struct record *r = &v->rec[i];
+		ssize_t in;
 		if (r->found)
 			continue;
+		if ((in = stray_container(v, r->location)) >= 0) {
+			report(v, VERIFY_MISSING, r, NULL, NULL,
+			       "not read: %s is %s, never followed or opened",
+			       v->strays[in].path, v->strays[in].what);
+			continue;
+		}
 		if (!r->confirmed) {
 			report(v, VERIFY_NOTE, r, NULL, NULL,
 			       "not in the backup, and its run never "
@@ -1630,10 +1661,44 @@ static void report_missing(struct verifier *v)
 
 /* ---------------------------------------------------------------------- */
 
+/* DEST/.imapsnap/manifest into *mdir (-1 when DEST holds no manifest
+ * directory, which is reported), following no symbolic link at .imapsnap
+ * or manifest: verify reads exactly what backup would have written. */
+static enum isnap_status open_manifest_dir(struct verifier *v, int *mdir)
+{
+	static const char rel[] = ".imapsnap/" MANIFEST_DIR;
+	int top = beneath_open_top(v->dest, false), sfd;
+	enum isnap_status rc = ISNAP_OK;
+
+	*mdir = -1;
+	if (top < 0)
+		return isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s", v->dest);
+	sfd = beneath_open_dir(top, ".imapsnap", false);
+	if (sfd < 0 && errno == ENOENT)
+		rc = isnap_fail(v->err, ISNAP_ELOCAL,
+				"%s is not an imapsnap backup (no .imapsnap)",
+				v->dest);
+	else if (sfd < 0 || (*mdir = beneath_open_dir(sfd, MANIFEST_DIR,
+						       false)) < 0) {
+		if (sfd >= 0 && errno == ENOENT)
+			report(v, VERIFY_CHAIN, NULL, NULL, NULL,
+			       "%s/.imapsnap holds no manifest (%s/)", v->dest,
+			       MANIFEST_DIR);
+		else
+			rc = isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s/%.*s",
+					      v->dest,
+					      (int)beneath_culprit(top, rel),
+					      rel);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	close(top);
+	return rc;
+}
+
 static enum isnap_status read_manifests(struct verifier *v,
 					const struct verify_opts *o)
 {
-	char path[4096];
 	int mdir;
 	enum isnap_status rc;
 	struct stat sb;
@@ -1652,23 +1717,9 @@ static enum isnap_status read_manifests(struct verifier *v,
 				  "%s is neither a directory nor a "
 				  "single-file export",
 				  v->dest);
-	snprintf(path, sizeof path, "%s/.imapsnap", v->dest);
-	if (stat(path, &sb) != 0)
-		return isnap_fail(v->err, ISNAP_ELOCAL,
-				  "%s is not an imapsnap backup (no "
-				  ".imapsnap)",
-				  v->dest);
-	snprintf(path, sizeof path, "%s/.imapsnap/%s", v->dest, MANIFEST_DIR);
-	mdir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (mdir < 0) {
-		if (errno != ENOENT)
-			return isnap_fail_errno(v->err, ISNAP_ELOCAL, "%s",
-						path);
-		report(v, VERIFY_CHAIN, NULL, NULL, NULL,
-		       "%s/.imapsnap holds no manifest (%s/)", v->dest,
-		       MANIFEST_DIR);
-		return ISNAP_OK;
-	}
+	rc = open_manifest_dir(v, &mdir);
+	if (rc || mdir < 0)
+		return rc;
 	rc = read_manifest_dir(v, mdir, o);
 	close(mdir);
 	return rc;

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "store/archive_kind.h"
 #include "store/common.h"
 
@@ -124,6 +125,21 @@ static void clean_dead_temps(struct arch *ar)
 	store_dirents_free(v, n);
 }
 
+/* Create dirfd/name anew: whatever has the name (left by a dead run with
+ * our pid, or put there by someone else) is removed, never written
+ * through or truncated.  The fd, or -1 with errno. */
+static int create_fresh(int dirfd, const char *name)
+{
+	for (int attempt = 0;; attempt++) {
+		int fd = beneath_open_file(dirfd, name,
+					   O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (fd >= 0 || errno != EEXIST || attempt == 3)
+			return fd;
+		if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+			return -1;
+	}
+}
+
 static enum isnap_status start_volume(struct arch *ar, struct isnap_error *err)
 {
 	const char *why;
@@ -135,9 +151,7 @@ static enum isnap_status start_volume(struct arch *ar, struct isnap_error *err)
 	if (!ar->a)
 		return isnap_fail(err, ISNAP_EUSAGE, "%s: %s",
 				  ar->kind->format, why);
-	ar->fd = openat(ar->base.dest_fd, ar->tmp,
-			O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			0600);
+	ar->fd = create_fresh(ar->base.dest_fd, ar->tmp);
 	if (ar->fd < 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%screating %s/%s",
 					store_space_hint(errno), ar->base.dest,
@@ -528,10 +542,8 @@ static enum isnap_status rebuild(struct arch *ar, struct isnap_error *err)
 		goto out;
 	}
 	w = archive_kind_writer(ar->kind, &why);
-	in = openat(ar->base.dest_fd, ar->tmp, O_RDONLY | O_CLOEXEC);
-	out = openat(ar->base.dest_fd, tmp2,
-		     O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		     0600);
+	in = beneath_open_file(ar->base.dest_fd, ar->tmp, O_RDONLY, 0);
+	out = create_fresh(ar->base.dest_fd, tmp2);
 	if (!w || in < 0 || out < 0) {
 		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "rewriting %s/%s",
 				      ar->base.dest, ar->tmp);
@@ -769,12 +781,10 @@ static enum isnap_status open_place(struct arch *ar, const char *dest,
 			return store_oom(err);
 		return ISNAP_OK;
 	}
-	if (store_mkdirs(AT_FDCWD, dest) != 0)
+	ar->base.dest_fd = beneath_open_top(dest, true);
+	if (ar->base.dest_fd < 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s%s",
 					store_space_hint(errno), dest);
-	ar->base.dest_fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ar->base.dest_fd < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dest);
 	ar->volume = volume_name(ar->base.dest_fd, ar->kind->ext);
 	if (!ar->volume)
 		return errno == ENOMEM

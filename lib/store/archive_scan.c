@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "store/archive_kind.h"
+#include "beneath.h"
 #include "store/common.h"
 
 static bool is_message_entry(const char *path)
@@ -176,11 +177,14 @@ static enum isnap_status scan_volume(const struct archive_kind *k, int dfd,
 	vs.r = archive_kind_reader(k, &why);
 	if (!vs.r)
 		return isnap_fail(err, ISNAP_ELOCAL, "%s", why);
-	fd = store_open_regular(dfd, rel);
+	/* AT_FDCWD: a single-file export, its path as the user gave it. */
+	fd = dfd == AT_FDCWD ? beneath_open_top_file(rel)
+			     : store_open_regular(dfd, rel);
 	if (fd < 0) {
 		archive_read_free(vs.r);
-		isnap_fail_errno(err, errno == EINVAL ? ISNAP_EINTEGRITY
-						      : ISNAP_ELOCAL,
+		isnap_fail_errno(err, store_not_a_file(errno)
+					      ? ISNAP_EINTEGRITY
+					      : ISNAP_ELOCAL,
 				 "reading %s%s%s", dest,
 				 strcmp(dest, volume) ? ": " : "",
 				 strcmp(dest, volume) ? volume : "");
@@ -235,7 +239,7 @@ static enum isnap_status scan_dir_of_volumes(const struct archive_kind *k,
 	enum isnap_status rc = ISNAP_OK;
 	struct store_dirent *v;
 	size_t n;
-	int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = beneath_open_top(dest, false);
 
 	if (dfd < 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dest);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "fsname.h"
 
 enum isnap_status store_oom(struct isnap_error *err)
@@ -31,13 +32,29 @@ enum isnap_status store_path_status(int errnum)
 	switch (errnum) {
 	case ENAMETOOLONG:
 	case ENOTDIR:
-	case ELOOP:
+	case ELOOP:  /* a symbolic link (beneath.h) */
+	case ENXIO:  /* a FIFO, socket or device */
+	case EISDIR:
 	case EINVAL:
 	case EEXIST:
 		return ISNAP_EFOLDER;
 	default:
 		return ISNAP_ELOCAL;
 	}
+}
+
+enum isnap_status store_fail_path(struct isnap_error *err, const char *shown,
+				  int at, const char *rel)
+{
+	int e = errno;
+	size_t n = strlen(rel);
+
+	if (e == ELOOP || e == ENXIO || e == ENOTDIR || e == EISDIR)
+		n = beneath_culprit(at, rel);
+	errno = e;
+	return isnap_fail_errno(err, store_path_status(e), "%s%s%s%.*s",
+				store_space_hint(e), shown, n ? "/" : "",
+				(int)n, rel);
 }
 
 const char *store_printable(const char *name, char *buf, size_t size)
@@ -137,8 +154,7 @@ static unsigned char entry_type(int dirfd, const struct dirent *de)
 int store_list_dir(int at, const char *rel, struct store_dirent **out,
 		   size_t *n)
 {
-	int fd = openat(at, *rel ? rel : ".",
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = beneath_open_dir(at, rel, false);
 	struct store_dirent *v = NULL;
 	size_t count = 0, alloc = 0;
 	struct dirent *de;
@@ -208,21 +224,12 @@ char *store_join(const char *a, const char *b)
 
 int store_open_regular(int dirfd, const char *rel)
 {
-	int fd = openat(dirfd, rel,
-			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat sb;
+	return beneath_open_file(dirfd, rel, O_RDONLY, 0);
+}
 
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		int saved = errno;
-		if (fstat(fd, &sb) == 0)
-			saved = EINVAL; /* it exists, but is no file */
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
+bool store_not_a_file(int errnum)
+{
+	return errnum == ELOOP || errnum == ENXIO || errnum == EISDIR;
 }
 
 void store_feed_start(struct store_feed *f, const struct store_scan_cb *cb)
@@ -325,8 +332,7 @@ const char *store_type_name(int dirfd, const char *rel, unsigned char type)
 
 bool store_dir_has_entries(int dirfd, const char *rel)
 {
-	int fd = openat(dirfd, rel,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = beneath_open_dir(dirfd, rel, false);
 	struct dirent *de;
 	bool any = false;
 	DIR *d;

@@ -26,6 +26,15 @@ const char *store_space_hint(int errnum);
  * where a directory should be), ISNAP_ELOCAL for the rest. */
 enum isnap_status store_path_status(int errnum);
 
+/* The failure (errno) to create or open `shown`/`rel`, where `rel` is
+ * relative to `at` and `shown` is how the user knows `at` (the
+ * destination, or a folder in it): with the space hint, and, when the
+ * path meets a symbolic link, a FIFO or a file where a directory belongs,
+ * naming the component at fault rather than the whole path.  The status
+ * is store_path_status(errno). */
+enum isnap_status store_fail_path(struct isnap_error *err, const char *shown,
+				  int at, const char *rel);
+
 /* `name` with every byte outside printable ASCII shown as '?', cut to fit
  * `size`: a server chooses folder names, and errors reach terminals. */
 const char *store_printable(const char *name, char *buf, size_t size);
@@ -44,7 +53,8 @@ struct store_dirent {
 };
 
 /* The entries of at/rel ("" for `at` itself), without "." and "..",
- * sorted by name so that scans are reproducible.  Returns 0, or -1 with
+ * sorted by name so that scans are reproducible; no component of rel is
+ * followed if it is a symbolic link (ELOOP).  Returns 0, or -1 with
  * errno.  Free with store_dirents_free. */
 int store_list_dir(int at, const char *rel, struct store_dirent **out,
 		   size_t *n);
@@ -54,9 +64,14 @@ void store_dirents_free(struct store_dirent *v, size_t n);
  * memory. */
 char *store_join(const char *a, const char *b);
 
-/* Open dirfd/rel for reading a regular file (no symlink, no device).
- * Returns the fd, or -1 with errno (EINVAL: not a regular file). */
+/* Open dirfd/rel for reading a regular file, following no symbolic link
+ * and opening no FIFO, socket or device (beneath_open_file).  Returns the
+ * fd, or -1 with errno (ELOOP, ENXIO, EISDIR: not a regular file). */
 int store_open_regular(int dirfd, const char *rel);
+
+/* Whether store_open_regular's errno says that something other than a
+ * regular file is there (ELOOP, ENXIO, EISDIR). */
+bool store_not_a_file(int errnum);
 
 /* One message's bytes on their way to cb->data, bounded by cb->limit:
  *

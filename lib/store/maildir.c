@@ -15,8 +15,9 @@
  * its bytes are on disk, which is what lets open_folder trust every name it
  * finds in cur/ as a complete message.
  *
- * Every path is opened relative to the store's directory fds; folder names
- * become paths only through fsname_folder_path.
+ * Every path is opened relative to the store's directory fds, following
+ * no symbolic link (beneath.h); folder names become paths only through
+ * fsname_folder_path.
  */
 #include "store/store.h"
 
@@ -30,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "fsname.h"
 #include "store/common.h"
 
@@ -147,7 +149,7 @@ static bool is_tmp_name(const char *name, uint32_t *pid)
 
 static DIR *open_dir(int dirfd, const char *sub)
 {
-	int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = beneath_open_dir(dirfd, sub, false);
 	DIR *d;
 
 	if (fd < 0)
@@ -305,34 +307,25 @@ static void release_folder(struct maildir *md)
 	md->cur_renamed = false;
 }
 
-/* Create the folder's directories and open them. */
+/* Create the folder's directories and open them, following no symbolic
+ * link: one at DEST/INBOX or DEST/INBOX/cur fails the folder. */
 static enum isnap_status open_dirs(struct maildir *md, struct isnap_error *err)
 {
-	static const char *const subs[] = { "cur", "new", "tmp" };
+	char shown[4200];
 
-	if (store_mkdirs(md->base.dest_fd, md->path) != 0)
-		return isnap_fail_errno(err, store_path_status(errno), "%s%s/%s",
-					store_space_hint(errno), md->base.dest,
-					md->path);
-	md->dir_fd = openat(md->base.dest_fd, md->path,
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	md->dir_fd = beneath_open_dir(md->base.dest_fd, md->path, true);
 	if (md->dir_fd < 0)
-		return isnap_fail_errno(err, store_path_status(errno), "%s/%s",
-					md->base.dest, md->path);
-	for (size_t i = 0; i < 3; i++)
-		if (store_mkdirs(md->dir_fd, subs[i]) != 0)
-			return isnap_fail_errno(err, store_path_status(errno),
-						"%s%s/%s/%s", store_space_hint(errno),
-						md->base.dest, md->path,
-						subs[i]);
-	md->cur_fd = openat(md->dir_fd, "cur",
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (md->cur_fd >= 0)
-		md->tmp_fd = openat(md->dir_fd, "tmp",
-				    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (md->cur_fd < 0 || md->tmp_fd < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
-					md->base.dest, md->path);
+		return store_fail_path(err, md->base.dest, md->base.dest_fd,
+				       md->path);
+	snprintf(shown, sizeof shown, "%s/%s", md->base.dest, md->path);
+	md->cur_fd = beneath_open_dir(md->dir_fd, "cur", true);
+	if (md->cur_fd < 0)
+		return store_fail_path(err, shown, md->dir_fd, "cur");
+	if (store_mkdirs(md->dir_fd, "new") != 0)
+		return store_fail_path(err, shown, md->dir_fd, "new");
+	md->tmp_fd = beneath_open_dir(md->dir_fd, "tmp", true);
+	if (md->tmp_fd < 0)
+		return store_fail_path(err, shown, md->dir_fd, "tmp");
 	return ISNAP_OK;
 }
 
@@ -463,11 +456,10 @@ static enum isnap_status md_retire_generation(struct store *s,
 				"retire_generation: folder %s is open", path);
 		goto out;
 	}
-	dir_fd = openat(s->dest_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir_fd = beneath_open_dir(s->dest_fd, path, false);
 	if (dir_fd < 0) {
 		if (errno != ENOENT)
-			rc = isnap_fail_errno(err, store_path_status(errno), "%s/%s",
-					      s->dest, path);
+			rc = store_fail_path(err, s->dest, s->dest_fd, path);
 		goto out; /* never saved anything: nothing to keep */
 	}
 	snprintf(aside, sizeof aside, MD_ASIDE "%" PRIu32, old);
@@ -482,9 +474,7 @@ static enum isnap_status md_retire_generation(struct store *s,
 	}
 	if (!any)
 		goto out;
-	if (store_mkdirs(dir_fd, aside) != 0 ||
-	    (aside_fd = openat(dir_fd, aside,
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if ((aside_fd = beneath_open_dir(dir_fd, aside, true)) < 0) {
 		rc = isnap_fail_errno(err, store_path_status(errno), "%s%s/%s/%s",
 				      store_space_hint(errno), s->dest, path, aside);
 		goto out;
@@ -895,15 +885,12 @@ enum isnap_status store_maildir_new(const char *dest, struct store **out,
 	struct maildir *md;
 
 	*out = NULL;
-	if (store_mkdirs(AT_FDCWD, dest) != 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s%s",
-					store_space_hint(errno), dest);
 	md = calloc(1, sizeof *md);
 	if (!md)
 		return store_oom(err);
 	md->base.ops = &maildir_ops;
 	md->base.dest = strdup(dest);
-	md->base.dest_fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	md->base.dest_fd = beneath_open_top(dest, true);
 	md->pid = (long)getpid();
 	md->dir_fd = md->cur_fd = md->tmp_fd = md->msg_fd = -1;
 	md->have = (struct uidset)UIDSET_INIT;
@@ -911,7 +898,9 @@ enum isnap_status store_maildir_new(const char *dest, struct store **out,
 		enum isnap_status rc =
 			!md->base.dest ? store_oom(err)
 				       : isnap_fail_errno(err, ISNAP_ELOCAL,
-							  "%s", dest);
+							  "%s%s",
+							  store_space_hint(errno),
+							  dest);
 		store_free(&md->base);
 		return rc;
 	}

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "store/common.h"
 
 #define MAX_DEPTH 512
@@ -107,8 +108,8 @@ static enum isnap_status read_message(struct walk *w, const char *path,
 	}
 	fd = store_open_regular(w->dfd, path);
 	if (fd < 0) {
-		bool foreign = errno == EINVAL || errno == ELOOP;
-		if (errno == EINVAL)
+		bool foreign = store_not_a_file(errno);
+		if (foreign && errno != ELOOP)
 			isnap_fail(w->err, ISNAP_EINTEGRITY,
 				   "%s/%s is %s where a message should be",
 				   w->dest, path,
@@ -267,7 +268,7 @@ enum isnap_status store_maildir_scan(const char *dest,
 	struct walk w = { .dest = dest, .cb = cb, .err = err };
 	enum isnap_status rc;
 
-	w.dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	w.dfd = beneath_open_top(dest, false);
 	if (w.dfd < 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dest);
 	rc = scan_dir(&w, "", 0);

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "store/common.h"
 #include "store/mbox_index.h"
 #include "store/mbox_out.h"
@@ -144,54 +145,83 @@ static char *index_name(const char *file)
 	return concat(INDEX_DIR "/", file, ".idx");
 }
 
+/* Every path below is relative to the destination and may have several
+ * components ("Lists/a.mbox", ".imapsnap/mbox/Lists/a.mbox.idx"): each is
+ * reached through beneath.h, so that a symbolic link at "Lists" or at
+ * ".imapsnap" is never followed. */
+
 /* mkdir -p of the directory part of `rel`. */
 static int mkdirs_for(int dirfd, const char *rel)
 {
-	const char *slash = strrchr(rel, '/');
-	char *dir;
-	int rc;
+	const char *base;
+	int fd = beneath_open_parent(dirfd, rel, true, &base);
 
-	if (!slash)
-		return 0;
-	dir = strndup(rel, (size_t)(slash - rel));
-	if (!dir) {
-		errno = ENOMEM;
+	if (fd < 0)
 		return -1;
-	}
-	rc = store_mkdirs(dirfd, dir);
-	free(dir);
-	return rc;
+	close(fd);
+	return 0;
 }
 
 /* fsync the directory holding `rel`. */
 static int fsync_dir_of(int dirfd, const char *rel)
 {
-	const char *slash = strrchr(rel, '/');
-	char *dir;
-	int rc;
+	const char *base;
+	int fd = beneath_open_parent(dirfd, rel, false, &base), rc, saved;
 
-	if (!slash)
-		return store_fsync_dir(dirfd, "");
-	dir = strndup(rel, (size_t)(slash - rel));
-	if (!dir) {
-		errno = ENOMEM;
+	if (fd < 0)
 		return -1;
-	}
-	rc = store_fsync_dir(dirfd, dir);
-	free(dir);
+	rc = fsync(fd) != 0 && errno != EINVAL ? -1 : 0;
+	saved = errno;
+	close(fd);
+	errno = saved;
 	return rc;
 }
 
+/* lstat(2) of `rel`: 0, or -1 with errno (ENOENT when it is absent). */
+static int stat_at(int dirfd, const char *rel, struct stat *sb)
+{
+	const char *base;
+	int fd = beneath_open_parent(dirfd, rel, false, &base), rc, saved;
+
+	if (fd < 0)
+		return -1;
+	rc = fstatat(fd, base, sb, AT_SYMLINK_NOFOLLOW);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* Whether anything (a symbolic link included) is at `rel`. */
 static int exists_at(int dirfd, const char *rel, bool *yes)
 {
 	struct stat sb;
 
-	if (fstatat(dirfd, rel, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
-		*yes = true;
-		return 0;
+	*yes = stat_at(dirfd, rel, &sb) == 0;
+	return *yes || errno == ENOENT ? 0 : -1;
+}
+
+/* rename(2) of `from` to `to`, two names in one directory (an aside name
+ * beside the file it keeps). */
+static int rename_beside(int dirfd, const char *from, const char *to)
+{
+	const char *base, *to_base = strrchr(to, '/');
+	int fd = beneath_open_parent(dirfd, from, false, &base), rc, saved;
+
+	if (fd < 0)
+		return -1;
+	to_base = to_base ? to_base + 1 : to;
+	if ((size_t)(base - from) != (size_t)(to_base - to) ||
+	    strncmp(from, to, (size_t)(base - from)) != 0) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
 	}
-	*yes = false;
-	return errno == ENOENT ? 0 : -1;
+	rc = renameat(fd, base, fd, to_base);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -406,8 +436,8 @@ static void release_folder(struct mbox *mb)
 	mb->out = NULL;
 	/* Not committed: take it out again, as the next open would. */
 	if (cut && mb->file) {
-		int fd = openat(mb->base.dest_fd, mb->file,
-				O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = beneath_open_file(mb->base.dest_fd, mb->file,
+					   O_WRONLY, 0);
 		if (fd >= 0) {
 			if (ftruncate(fd, (off_t)mb->committed_end) != 0) {
 				/* the next open cuts it */
@@ -433,14 +463,12 @@ static enum isnap_status read_index(struct mbox *mb, const char *idx,
 				    struct uid_list *uids,
 				    struct isnap_error *err)
 {
-	*fd = openat(mb->base.dest_fd, idx, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	*fd = beneath_open_file(mb->base.dest_fd, idx, O_RDWR, 0);
 	memset(info, 0, sizeof *info);
 	if (*fd < 0)
-		return errno == ENOENT
-			       ? ISNAP_OK
-			       : isnap_fail_errno(err,
-						  store_path_status(errno),
-						  "%s/%s", mb->base.dest, idx);
+		return errno == ENOENT ? ISNAP_OK
+				       : store_fail_path(err, mb->base.dest,
+							 mb->base.dest_fd, idx);
 	if (mbox_index_read(*fd, info, uids ? collect_uid : NULL, uids)) {
 		enum isnap_status rc =
 			errno == ENOMEM
@@ -480,7 +508,7 @@ static enum isnap_status retire(struct mbox *mb, const char *path,
 	if (exists_at(dfd, file, &file_there) ||
 	    exists_at(dfd, aside, &aside_there) ||
 	    exists_at(dfd, idx_aside, &idx_aside_there)) {
-		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s", dest, file);
+		rc = store_fail_path(err, dest, dfd, file);
 		goto out;
 	}
 	if (idx_aside_there || (file_there && aside_there)) {
@@ -494,7 +522,7 @@ static enum isnap_status retire(struct mbox *mb, const char *path,
 	if (file_there) {
 		/* Cut the uncommitted tail a killed run may have left, so
 		 * that the copy kept holds only complete messages. */
-		int mfd = openat(dfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		int mfd = beneath_open_file(dfd, file, O_WRONLY, 0);
 		struct stat sb;
 		if (mfd < 0 || fstat(mfd, &sb) != 0 ||
 		    ((uint64_t)sb.st_size > info.file_end &&
@@ -507,7 +535,7 @@ static enum isnap_status retire(struct mbox *mb, const char *path,
 			goto out;
 		}
 		close(mfd);
-		if (renameat(dfd, file, dfd, aside) != 0 ||
+		if (rename_beside(dfd, file, aside) != 0 ||
 		    fsync_dir_of(dfd, file) != 0) {
 			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
 					      "moving %s/%s to %s", dest, file,
@@ -517,7 +545,7 @@ static enum isnap_status retire(struct mbox *mb, const char *path,
 	}
 	/* The file first, then its index: an index left behind still names
 	 * generation `old`, so a later call finishes the move. */
-	if (renameat(dfd, idx, dfd, idx_aside) != 0 ||
+	if (rename_beside(dfd, idx, idx_aside) != 0 ||
 	    fsync_dir_of(dfd, idx) != 0)
 		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "moving %s/%s to %s",
 				      dest, idx, idx_aside);
@@ -539,10 +567,17 @@ static enum isnap_status create_index(struct mbox *mb, int *fd,
 {
 	const char *dest = mb->base.dest;
 	struct stat sb;
+	bool there = stat_at(mb->base.dest_fd, mb->file, &sb) == 0;
 
-	if (fstatat(mb->base.dest_fd, mb->file, &sb, AT_SYMLINK_NOFOLLOW) ==
-		    0 &&
-	    (!S_ISREG(sb.st_mode) || sb.st_size > 0))
+	if (!there && errno != ENOENT)
+		return store_fail_path(err, dest, mb->base.dest_fd, mb->file);
+	if (there && !S_ISREG(sb.st_mode)) {
+		errno = S_ISLNK(sb.st_mode)   ? ELOOP
+			: S_ISDIR(sb.st_mode) ? EISDIR
+					      : ENXIO;
+		return store_fail_path(err, dest, mb->base.dest_fd, mb->file);
+	}
+	if (there && sb.st_size > 0)
 		return isnap_fail(err, ISNAP_EFOLDER,
 				  "%s/%s exists, but imapsnap's index of it "
 				  "(%s/%s) does not: it was not written by "
@@ -550,11 +585,9 @@ static enum isnap_status create_index(struct mbox *mb, int *fd,
 				  "the file away to start afresh",
 				  dest, mb->file, dest, mb->idx);
 	if (mkdirs_for(mb->base.dest_fd, mb->idx) != 0)
-		return isnap_fail_errno(err, store_path_status(errno),
-					"%s%s/%s", store_space_hint(errno),
-					dest, mb->idx);
-	*fd = openat(mb->base.dest_fd, mb->idx,
-		     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		return store_fail_path(err, dest, mb->base.dest_fd, mb->idx);
+	*fd = beneath_open_file(mb->base.dest_fd, mb->idx,
+				O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (*fd < 0 || fsync_dir_of(mb->base.dest_fd, mb->idx) != 0)
 		return isnap_fail_errno(err, store_path_status(errno),
 					"%screating %s/%s",
@@ -577,11 +610,9 @@ static enum isnap_status open_file(struct mbox *mb,
 				  "file (was it written for mbox.gz?)",
 				  dest, mb->idx);
 	if (mkdirs_for(mb->base.dest_fd, mb->file) != 0)
-		return isnap_fail_errno(err, store_path_status(errno),
-					"%s%s/%s", store_space_hint(errno),
-					dest, mb->file);
-	fd = openat(mb->base.dest_fd, mb->file,
-		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		return store_fail_path(err, dest, mb->base.dest_fd, mb->file);
+	fd = beneath_open_file(mb->base.dest_fd, mb->file,
+			       O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd >= 0) {
 		/* A new file must survive a crash with its name. */
 		if (fsync_dir_of(mb->base.dest_fd, mb->file) != 0) {
@@ -590,13 +621,10 @@ static enum isnap_status open_file(struct mbox *mb,
 						dest, mb->file);
 		}
 	} else if (errno == EEXIST) {
-		fd = openat(mb->base.dest_fd, mb->file,
-			    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		fd = beneath_open_file(mb->base.dest_fd, mb->file, O_RDWR, 0);
 	}
 	if (fd < 0)
-		return isnap_fail_errno(err, store_path_status(errno),
-					"%s%s/%s", store_space_hint(errno),
-					dest, mb->file);
+		return store_fail_path(err, dest, mb->base.dest_fd, mb->file);
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
 		return isnap_fail(err, ISNAP_EFOLDER, "%s/%s is not a file",
@@ -1084,15 +1112,12 @@ static enum isnap_status create(const char *dest, bool gzip,
 	struct mbox *mb;
 
 	*out = NULL;
-	if (store_mkdirs(AT_FDCWD, dest) != 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s%s",
-					store_space_hint(errno), dest);
 	mb = calloc(1, sizeof *mb);
 	if (!mb)
 		return store_oom(err);
 	mb->base.ops = gzip ? &mbox_gz_ops : &mbox_ops;
 	mb->base.dest = strdup(dest);
-	mb->base.dest_fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	mb->base.dest_fd = beneath_open_top(dest, true);
 	mb->gzip = gzip;
 	mb->ext = gzip ? ".mbox.gz" : ".mbox";
 	mb->idx_fd = -1;
@@ -1103,7 +1128,8 @@ static enum isnap_status create(const char *dest, bool gzip,
 		enum isnap_status rc =
 			mb->base.dest_fd >= 0 || !mb->base.dest
 				? store_oom(err)
-				: isnap_fail_errno(err, ISNAP_ELOCAL, "%s",
+				: isnap_fail_errno(err, ISNAP_ELOCAL, "%s%s",
+						   store_space_hint(errno),
 						   dest);
 		store_free(&mb->base);
 		return rc;

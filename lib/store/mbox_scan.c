@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "beneath.h"
 #include "store/common.h"
 
 #define MAX_DEPTH 512
@@ -316,7 +317,7 @@ static enum isnap_status scan_file(int dfd, const char *dest, const char *rel,
 	int fd = store_open_regular(dfd, rel);
 
 	if (fd < 0) {
-		if (errno == EINVAL)
+		if (store_not_a_file(errno))
 			isnap_fail(err, ISNAP_EINTEGRITY,
 				   "%s/%s is %s, not an mbox file", dest, rel,
 				   store_type_name(dfd, rel, DT_UNKNOWN));
@@ -401,7 +402,7 @@ enum isnap_status store_mbox_scan(const char *dest, bool gzip,
 				  const struct store_scan_cb *cb,
 				  struct isnap_error *err)
 {
-	int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = beneath_open_top(dest, false);
 	char *in = malloc(STORE_CHUNK), *out = malloc(STORE_CHUNK);
 	enum isnap_status rc;
 

@@ -7,13 +7,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "store/archive_kind.h"
 
 static enum isnap_status open_maildir(const char *format, const char *dest,
@@ -142,59 +142,19 @@ static int fsync_dirfd(int fd)
 
 int store_mkdirs(int dirfd, const char *relpath)
 {
-	const char *p = relpath;
-	int cur, saved;
+	int fd = beneath_open_dir(dirfd, relpath, true);
 
-	cur = openat(dirfd, *p == '/' ? "/" : ".",
-		     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cur < 0)
+	if (fd < 0)
 		return -1;
-	for (;;) {
-		char comp[NAME_MAX + 1];
-		size_t len;
-		int next;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		len = strcspn(p, "/");
-		if (len > NAME_MAX) {
-			errno = ENAMETOOLONG;
-			goto fail;
-		}
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		p += len;
-		if (mkdirat(cur, comp, 0700) == 0) {
-			/* The new entry is durable once its parent is. */
-			if (fsync_dirfd(cur) != 0)
-				goto fail;
-		} else if (errno != EEXIST) {
-			goto fail;
-		}
-		/* Fails with ENOTDIR when a file holds the name. */
-		next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (next < 0)
-			goto fail;
-		close(cur);
-		cur = next;
-	}
-	close(cur);
+	close(fd);
 	return 0;
-fail:
-	saved = errno;
-	close(cur);
-	errno = saved;
-	return -1;
 }
 
 int store_fsync_dir(int dirfd, const char *relpath)
 {
 	int fd, rc, saved;
 
-	fd = openat(dirfd, *relpath ? relpath : ".",
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = beneath_open_dir(dirfd, relpath, false);
 	if (fd < 0)
 		return -1;
 	rc = fsync_dirfd(fd);
