@@ -14,8 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backup_internal.h"
+#include "beneath.h"
 #include "lock.h"
 #include "version.h"
 
@@ -173,7 +175,7 @@ out:
 }
 
 /* Every message the store sees from now on is hashed and recorded. */
-static enum isnap_status start_manifest(struct run *r, const char *state_dir,
+static enum isnap_status start_manifest(struct run *r, int state_fd,
 					const char *format,
 					struct isnap_error *err)
 {
@@ -187,7 +189,7 @@ static enum isnap_status start_manifest(struct run *r, const char *state_dir,
 	struct store *wrapped;
 	enum isnap_status st;
 
-	st = manifest_open(state_dir, &info, &r->manifest, err);
+	st = manifest_open(state_fd, r->state_dir, &info, &r->manifest, err);
 	if (st)
 		return st;
 	st = manifest_wrap(r->manifest, r->store, &wrapped, err);
@@ -214,6 +216,29 @@ static void end_manifest(struct run *r, enum isnap_status st)
 	};
 
 	manifest_end(r->manifest, &ms);
+}
+
+/* DEST/.imapsnap into r->state_fd, opened without following a symbolic
+ * link (beneath.h): one planted there must not take the state, the lock
+ * and the manifests elsewhere.  Without `create`, a missing DEST or
+ * .imapsnap leaves r->state_fd at -1 (nothing saved yet). */
+static enum isnap_status open_state_dir(struct run *r, bool create,
+					struct isnap_error *err)
+{
+	int dest_fd = beneath_open_top(r->o->dest, false);
+
+	if (dest_fd >= 0) {
+		r->state_fd = beneath_open_dir(dest_fd, ".imapsnap", create);
+		int saved = errno;
+		close(dest_fd);
+		errno = saved;
+	}
+	if (dest_fd >= 0 && r->state_fd >= 0)
+		return ISNAP_OK;
+	if (errno == ENOENT && !create)
+		return ISNAP_OK;
+	return isnap_fail_errno(err, ISNAP_ELOCAL, "%s",
+				dest_fd < 0 ? r->o->dest : r->state_dir);
 }
 
 /* How many sessions: as asked (default BACKUP_CONNECTIONS_DEFAULT), but
@@ -243,7 +268,7 @@ enum isnap_status backup_run(const struct backup_opts *o,
 			     struct backup_summary *sum,
 			     struct isnap_error *err)
 {
-	struct run r = { .o = o, .user_ev = ev, .sum = sum };
+	struct run r = { .o = o, .user_ev = ev, .sum = sum, .state_fd = -1 };
 	double start = now_seconds();
 	int lock_fd = -1;
 	enum isnap_status st, fst;
@@ -263,7 +288,9 @@ enum isnap_status backup_run(const struct backup_opts *o,
 			st = oom(err);
 			goto out;
 		}
-		st = state_load(r.state_dir, &r.state, err);
+		st = open_state_dir(&r, false, err);
+		if (!st)
+			st = state_load(r.state_fd, r.state_dir, &r.state, err);
 		if (st == ISNAP_EINTEGRITY)
 			st = err->status = ISNAP_ELOCAL;
 		if (!st)
@@ -297,25 +324,23 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	if (r.single_file) {
 		/* A complete export every time: nothing to remember, and the
 		 * manifest goes inside the archive. */
-		st = start_manifest(&r, NULL, r.format, err);
+		st = start_manifest(&r, -1, r.format, err);
 		if (st)
 			goto out;
 		st = backup_account(&r, err);
 		goto finish;
 	}
-	if (mkdir(r.state_dir, 0700) < 0 && errno != EEXIST) {
-		st = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", r.state_dir);
-		goto out;
-	}
-	st = lock_acquire(r.state_dir, &lock_fd, err);
+	st = open_state_dir(&r, true, err);
 	if (!st)
-		st = state_load(r.state_dir, &r.state, err);
+		st = lock_acquire(r.state_fd, r.state_dir, &lock_fd, err);
+	if (!st)
+		st = state_load(r.state_fd, r.state_dir, &r.state, err);
 	if (st == ISNAP_EINTEGRITY)
 		st = err->status = ISNAP_ELOCAL;
 	if (st)
 		goto out;
 
-	st = start_manifest(&r, r.state_dir, r.format, err);
+	st = start_manifest(&r, r.state_fd, r.format, err);
 	if (st)
 		goto out;
 	st = backup_account(&r, err);
@@ -358,6 +383,8 @@ out:
 	store_free(r.store);
 	manifest_free(r.manifest);
 	lock_release(lock_fd);
+	if (r.state_fd >= 0)
+		close(r.state_fd);
 	pthread_mutex_destroy(&r.lock);
 	pthread_mutex_destroy(&r.ev_lock);
 	pthread_cond_destroy(&r.changed);

@@ -50,7 +50,7 @@ enum isnap_status backup_save_state_locked(struct run *r,
 				view.folders[view.n++] = r->state.folders[i];
 		view.alloc = view.n;
 	}
-	return state_save(r->state_dir, &view, err);
+	return state_save(r->state_fd, r->state_dir, &view, err);
 }
 
 /* Make `to` a copy of `from` (the name is borrowed, never freed by a

@@ -82,7 +82,8 @@ struct run {
 	struct backup_events events; /* user_ev's, serialised */
 	const struct backup_events *ev;
 	pthread_mutex_t ev_lock;
-	char state_dir[4096];
+	char state_dir[4096]; /* DEST/.imapsnap, for messages */
+	int state_fd;         /* it, opened (beneath.h); -1 when none */
 	bool single_file; /* one complete export; no state kept */
 	const char *format;
 	struct manifest *manifest; /* NULL in a dry run */

@@ -7,22 +7,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-enum isnap_status lock_acquire(const char *dir, int *fd,
+#include "beneath.h"
+
+enum isnap_status lock_acquire(int dirfd, const char *dir, int *fd,
 			       struct isnap_error *err)
 {
-	char path[4096], pid[32] = "";
+	char pid[32] = "";
+	struct stat sb;
 	int f;
 
 	*fd = -1;
-	snprintf(path, sizeof path, "%s/lock", dir);
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	f = beneath_open_file(dirfd, "lock", O_RDWR | O_CREAT, 0600);
 	if (f < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", path);
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/lock", dir);
+	/* A hard link would make the pid written below land in another
+	 * file; imapsnap never makes one. */
+	if (fstat(f, &sb) != 0) {
+		isnap_fail_errno(err, ISNAP_ELOCAL, "%s/lock", dir);
+		close(f);
+		return ISNAP_ELOCAL;
+	}
+	if (sb.st_nlink != 1) {
+		close(f);
+		return isnap_fail(err, ISNAP_ELOCAL,
+				  "%s/lock has other names (hard links); "
+				  "refusing to write it",
+				  dir);
+	}
 	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK) {
-			isnap_fail_errno(err, ISNAP_ELOCAL, "%s", path);
+			isnap_fail_errno(err, ISNAP_ELOCAL, "%s/lock", dir);
 			close(f);
 			return ISNAP_ELOCAL;
 		}

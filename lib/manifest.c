@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <openssl/evp.h>
 
+#include "beneath.h"
 #include "folder_path.h"
 #include "manifest_chain.h"
 
@@ -58,6 +59,7 @@ struct manifest {
 	pthread_mutex_t lock;
 	int fd;        /* the run file, O_APPEND */
 	int dir_fd;    /* state_dir/manifest, or -1 for single-file exports */
+	char *dir_name; /* it, for messages (NULL with dir_fd -1) */
 	char *path;    /* the run file, NULL when it is an unlinked temp */
 	char name[MANIFEST_RUN_NAME_MAX];
 
@@ -521,7 +523,7 @@ static enum isnap_status load_chain(struct manifest *m,
 	if (manifest_chain_read(m->dir_fd, &m->chain, &m->chain_len,
 				&exists) != 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s",
-					MANIFEST_DIR, MANIFEST_CHAIN);
+					m->dir_name, MANIFEST_CHAIN);
 	/* Never rewrite what is there (it is evidence), only complete it;
 	 * a NUL byte someone put there stays too. */
 	if (m->chain_len && m->chain[m->chain_len - 1] != '\n')
@@ -575,7 +577,7 @@ static enum isnap_status write_chain(struct manifest *m,
 {
 	if (manifest_chain_write(m->dir_fd, m->chain, m->chain_len) != 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s/%s",
-					MANIFEST_DIR, MANIFEST_CHAIN);
+					m->dir_name, MANIFEST_CHAIN);
 	return ISNAP_OK;
 }
 
@@ -601,7 +603,7 @@ static enum isnap_status chain_orphans(struct manifest *m,
 		if (dfd >= 0)
 			close(dfd);
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
-					MANIFEST_DIR);
+					m->dir_name);
 	}
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		if (!manifest_is_run_name(de->d_name) ||
@@ -624,18 +626,17 @@ static enum isnap_status chain_orphans(struct manifest *m,
 						  "out of memory")
 				     : isnap_fail_errno(err, ISNAP_ELOCAL,
 							"reading %s",
-							MANIFEST_DIR);
+							m->dir_name);
 	}
 	closedir(d);
 	if (n)
 		qsort(names, n, sizeof *names, cmp_str);
 	for (size_t i = 0; !rc && i < n; i++) {
 		char sha[65];
-		int fd = openat(m->dir_fd, names[i],
-				O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		int fd = beneath_open_file(m->dir_fd, names[i], O_RDONLY, 0);
 		if (fd < 0 || manifest_sha256_fd(fd, sha) != 0)
 			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
-					      "reading %s/%s", MANIFEST_DIR,
+					      "reading %s/%s", m->dir_name,
 					      names[i]);
 		if (fd >= 0)
 			close(fd);
@@ -746,7 +747,7 @@ static void emit_header(struct manifest *m, const struct manifest_run_info *in,
 	emit_built(m, o, bad);
 }
 
-enum isnap_status manifest_open(const char *state_dir,
+enum isnap_status manifest_open(int state_fd, const char *state_dir,
 				const struct manifest_run_info *info,
 				struct manifest **out, struct isnap_error *err)
 {
@@ -765,19 +766,19 @@ enum isnap_status manifest_open(const char *state_dir,
 	pthread_mutex_init(&m->lock, NULL);
 	m->fd = m->dir_fd = -1;
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (state_dir) {
-		int sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (sfd < 0 || store_mkdirs(sfd, MANIFEST_DIR) != 0 ||
-		    (m->dir_fd = openat(sfd, MANIFEST_DIR,
-					O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
-			    0) {
-			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
-					      state_dir, MANIFEST_DIR);
-			if (sfd >= 0)
-				close(sfd);
+	if (state_fd >= 0) {
+		if (asprintf(&m->dir_name, "%s/%s", state_dir,
+			     MANIFEST_DIR) < 0) {
+			m->dir_name = NULL;
+			rc = isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 			goto fail;
 		}
-		close(sfd);
+		m->dir_fd = beneath_open_dir(state_fd, MANIFEST_DIR, true);
+		if (m->dir_fd < 0) {
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
+					      state_dir, MANIFEST_DIR);
+			goto fail;
+		}
 		rc = load_chain(m, err);
 		if (!rc)
 			rc = chain_orphans(m, err);
@@ -968,6 +969,7 @@ void manifest_free(struct manifest *m)
 	if (m->dir_fd >= 0)
 		close(m->dir_fd);
 	free(m->path);
+	free(m->dir_name);
 	free(m->out.p);
 	free(m->chain);
 	free(m->others);

@@ -13,7 +13,7 @@
  *
  *   store_open(format, dest, &inner, err)
  *   [lock DEST/.imapsnap]
- *   manifest_open(state_dir, &info, &m, err)   // NULL: single-file export
+ *   manifest_open(state_fd, state_dir, &info, &m, err) // -1: single file
  *   manifest_wrap(m, inner, &store, err)       // store now owns inner
  *   manifest_server(m, greeting, capabilities) // once logged in
  *   for each folder:
@@ -90,14 +90,16 @@ struct manifest_summary {
  * (manifest_chain.h). */
 #define MANIFEST_META_NAME ".imapsnap/manifest.jsonl"
 
-/* Start the record of a run.  With `state_dir` (DEST/.imapsnap, which the
- * caller has locked), the run file is state_dir/manifest/<UTC time>.jsonl;
- * runs that were interrupted before they could chain themselves are
- * chained first.  With NULL (single-file exports) the record is kept in an
- * unlinked temporary file until finish puts it into the archive.  Writes
- * the first line durably.  Returns ISNAP_OK, ISNAP_ELOCAL or
- * ISNAP_ENOMEM. */
-enum isnap_status manifest_open(const char *state_dir,
+/* Start the record of a run.  With `state_fd` (DEST/.imapsnap, opened by
+ * the caller without following a symbolic link, and locked; `state_dir`
+ * names it in messages), the run file is state_dir/manifest/<UTC
+ * time>.jsonl; runs that were interrupted before they could chain
+ * themselves are chained first.  Nothing below state_dir is followed if
+ * it is a symbolic link or opened if it is a FIFO (beneath.h).  With
+ * state_fd -1 (single-file exports) the record is kept in an unlinked
+ * temporary file until finish puts it into the archive.  Writes the first
+ * line durably.  Returns ISNAP_OK, ISNAP_ELOCAL or ISNAP_ENOMEM. */
+enum isnap_status manifest_open(int state_fd, const char *state_dir,
 				const struct manifest_run_info *info,
 				struct manifest **out, struct isnap_error *err);
 

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "beneath.h"
 #include "store/store.h"
 
 #define CHAIN_TMP "chain.tmp"
@@ -66,8 +67,7 @@ bool manifest_chain_parse(const char *line, size_t len, char sha[65],
 
 int manifest_chain_read(int dirfd, char **text, size_t *len, bool *exists)
 {
-	int fd = openat(dirfd, MANIFEST_CHAIN,
-			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = beneath_open_file(dirfd, MANIFEST_CHAIN, O_RDONLY, 0);
 	struct stat sb;
 	size_t got = 0;
 	char *buf;
@@ -134,9 +134,8 @@ static int write_all(int fd, const char *p, size_t len)
 
 int manifest_chain_write(int dirfd, const char *text, size_t len)
 {
-	int fd = openat(dirfd, CHAIN_TMP,
-			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-			0600);
+	int fd = beneath_open_file(dirfd, CHAIN_TMP,
+				   O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	int saved;
 
 	if (fd < 0)

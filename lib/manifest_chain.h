@@ -36,7 +36,8 @@ bool manifest_chain_parse(const char *line, size_t len, char sha[65],
 /* Read dirfd/chain whole into *text (malloc'd, NUL-terminated; it may
  * hold NUL bytes before *len).  A missing chain is empty text and
  * *exists false.  Returns 0, or -1 with errno (EFBIG beyond
- * MANIFEST_CHAIN_LIMIT). */
+ * MANIFEST_CHAIN_LIMIT; ELOOP, ENXIO: a symbolic link, a FIFO, which are
+ * neither followed nor opened, beneath.h). */
 int manifest_chain_read(int dirfd, char **text, size_t *len, bool *exists);
 
 /* Replace dirfd/chain with `text`, durably: chain.tmp, fsync, rename,

@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "beneath.h"
 #include "lock.h"
 
 #define LOG_FILE "restore.jsonl"
@@ -40,6 +41,7 @@ struct entry {
 struct restore_state {
 	char *dir;
 	bool readonly;
+	int dir_fd;   /* `dir`, opened once; -1 in a dry run without one */
 	int lock_fd, fd;
 	/* Each folder allocated on its own: callers keep pointers to them
 	 * while more folders are added. */
@@ -463,20 +465,14 @@ static enum isnap_status load(struct restore_state *st, int fd,
 static enum isnap_status compact(struct restore_state *st,
 				 struct isnap_error *err)
 {
-	int dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = st->dir_fd;
 	enum isnap_status rc;
 
-	if (dfd < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", st->dir);
-	st->fd = openat(dfd, LOG_TMP,
-			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-			0600);
-	if (st->fd < 0) {
-		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/" LOG_TMP,
-				      st->dir);
-		close(dfd);
-		return rc;
-	}
+	st->fd = beneath_open_file(dfd, LOG_TMP, O_WRONLY | O_CREAT | O_TRUNC,
+				   0600);
+	if (st->fd < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/" LOG_TMP,
+					st->dir);
 	rc = emit(st, json_pack("{s:s, s:i}", "type", "restore-state",
 				"version", LOG_VERSION),
 		  err);
@@ -506,28 +502,7 @@ static enum isnap_status compact(struct restore_state *st,
 		close(st->fd);
 		st->fd = -1;
 	}
-	close(dfd);
 	return rc;
-}
-
-static int mkdirs(const char *path)
-{
-	char *p = strdup(path);
-
-	if (!p)
-		return -1;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
-	}
-	free(p);
-	return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 enum isnap_status restore_state_open(const char *dir, bool readonly,
@@ -535,7 +510,6 @@ enum isnap_status restore_state_open(const char *dir, bool readonly,
 				     struct isnap_error *err)
 {
 	struct restore_state *st = calloc(1, sizeof *st);
-	char path[4200];
 	enum isnap_status rc = ISNAP_OK;
 	int fd;
 
@@ -547,20 +521,26 @@ enum isnap_status restore_state_open(const char *dir, bool readonly,
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 	}
 	st->readonly = readonly;
-	st->lock_fd = st->fd = -1;
-	if (!readonly) {
-		if (mkdirs(dir) != 0) {
-			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dir);
-			goto fail;
+	st->lock_fd = st->fd = st->dir_fd = -1;
+	/* The directory is the user's choice and may be a symbolic link;
+	 * nothing in it is followed (beneath.h). */
+	st->dir_fd = beneath_open_top(dir, !readonly);
+	if (st->dir_fd < 0) {
+		if (readonly && errno == ENOENT) {
+			*out = st; /* a dry run before any run: empty */
+			return ISNAP_OK;
 		}
-		rc = lock_acquire(dir, &st->lock_fd, err);
+		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dir);
+		goto fail;
+	}
+	if (!readonly) {
+		rc = lock_acquire(st->dir_fd, dir, &st->lock_fd, err);
 		if (rc)
 			goto fail;
 	}
-	snprintf(path, sizeof path, "%s/" LOG_FILE, dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = beneath_open_file(st->dir_fd, LOG_FILE, O_RDONLY, 0);
 	if (fd < 0 && errno != ENOENT) {
-		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s", path);
+		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/" LOG_FILE, dir);
 		goto fail;
 	}
 	if (fd >= 0) {
@@ -588,6 +568,8 @@ void restore_state_close(struct restore_state *st)
 	}
 	if (st->lock_fd >= 0)
 		lock_release(st->lock_fd);
+	if (st->dir_fd >= 0)
+		close(st->dir_fd);
 	for (size_t i = 0; i < st->nfolders; i++) {
 		free(st->folders[i]->name);
 		free(st->folders[i]);

@@ -55,8 +55,11 @@ void restore_state_key(const char *host, const char *user,
 
 /* Create `dir` if needed, lock it, load and compact its log.  `readonly`
  * (a dry run): neither lock nor write; a missing directory is an empty
- * state.  ISNAP_ELOCKED when another run holds it, ISNAP_ELOCAL when it
- * cannot be read or written or is malformed. */
+ * state.  `dir` itself may be a symbolic link; the files in it are opened
+ * without following one, and only if they are regular files (beneath.h):
+ * a link or a FIFO there fails the open.  ISNAP_ELOCKED when another run
+ * holds it, ISNAP_ELOCAL when it cannot be read or written or is
+ * malformed. */
 enum isnap_status restore_state_open(const char *dir, bool readonly,
 				     struct restore_state **out,
 				     struct isnap_error *err);

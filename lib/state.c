@@ -9,6 +9,7 @@
  * lack of it half-way through.
  */
 #include "state.h"
+#include "beneath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -263,22 +264,16 @@ static int write_state(int fd, const struct state *st)
 	return w.errnum;
 }
 
-enum isnap_status state_save(const char *dir, const struct state *st,
+enum isnap_status state_save(int dfd, const char *dir, const struct state *st,
 			     struct isnap_error *err)
 {
-	int dfd, fd, e;
+	int fd, e;
 
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dir);
-	fd = openat(dfd, STATE_TMP,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		    0600);
-	if (fd < 0) {
-		isnap_fail_errno(err, ISNAP_ELOCAL, "%s/" STATE_TMP, dir);
-		close(dfd);
-		return ISNAP_ELOCAL;
-	}
+	fd = beneath_open_file(dfd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC,
+			       0600);
+	if (fd < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/" STATE_TMP,
+					dir);
 	e = write_state(fd, st);
 	if (!e && fsync(fd) != 0)
 		e = errno;
@@ -287,7 +282,6 @@ enum isnap_status state_save(const char *dir, const struct state *st,
 		e = errno;
 	if (e) {
 		unlinkat(dfd, STATE_TMP, 0);
-		close(dfd);
 		errno = e;
 		return isnap_fail_errno(err, ISNAP_ELOCAL,
 					"writing %s/" STATE_TMP, dir);
@@ -297,16 +291,11 @@ enum isnap_status state_save(const char *dir, const struct state *st,
 				 "renaming %s/" STATE_TMP " to " STATE_FILE,
 				 dir);
 		unlinkat(dfd, STATE_TMP, 0);
-		close(dfd);
 		return ISNAP_ELOCAL;
 	}
 	/* The rename is durable only once the directory is. */
-	if (fsync(dfd) != 0) {
-		isnap_fail_errno(err, ISNAP_ELOCAL, "syncing %s", dir);
-		close(dfd);
-		return ISNAP_ELOCAL;
-	}
-	close(dfd);
+	if (fsync(dfd) != 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "syncing %s", dir);
 	return ISNAP_OK;
 }
 
@@ -741,22 +730,17 @@ static enum isnap_status read_state(struct reader *r, FILE *fp,
 	return rc;
 }
 
-enum isnap_status state_load(const char *dir, struct state *st,
+enum isnap_status state_load(int dfd, const char *dir, struct state *st,
 			     struct isnap_error *err)
 {
 	struct reader r = { .dir = dir, .err = err };
 	enum isnap_status rc;
 	FILE *fp;
-	int dfd, fd;
+	int fd;
 
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		if (errno == ENOENT)
-			return ISNAP_OK;
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dir);
-	}
-	fd = openat(dfd, STATE_FILE, O_RDONLY | O_CLOEXEC);
-	close(dfd);
+	if (dfd < 0)
+		return ISNAP_OK;
+	fd = beneath_open_file(dfd, STATE_FILE, O_RDONLY, 0);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return ISNAP_OK;

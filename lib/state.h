@@ -43,18 +43,23 @@ struct state {
 
 #define STATE_INIT { NULL, 0, 0 }
 
-/* Read DIR/state into `st` (which must be empty).  A missing file (or
- * DIR) is an empty state, not an error.  Returns ISNAP_OK, ISNAP_ELOCAL
- * (unreadable), ISNAP_EINTEGRITY (malformed, truncated, unknown keyword or
- * newer format version: the message gives the line number) or
- * ISNAP_ENOMEM; on failure `st` is left empty. */
-enum isnap_status state_load(const char *dir, struct state *st,
+/* Read DIR/state into `st` (which must be empty), where `dfd` is DIR,
+ * opened by the caller (for DEST/.imapsnap: without following a symbolic
+ * link, beneath.h), and `dir` how to name it in messages.  dfd -1 (no
+ * DIR) or a missing file is an empty state, not an error.  The file is
+ * opened without following a symbolic link and only if it is a regular
+ * file (a FIFO there never blocks).  Returns ISNAP_OK, ISNAP_ELOCAL
+ * (unreadable, a symbolic link, a FIFO...), ISNAP_EINTEGRITY (malformed,
+ * truncated, unknown keyword or newer format version: the message gives
+ * the line number) or ISNAP_ENOMEM; on failure `st` is left empty. */
+enum isnap_status state_load(int dfd, const char *dir, struct state *st,
 			     struct isnap_error *err);
 
 /* Write `st` to DIR/state atomically and durably (DIR/state.tmp, fsync,
- * rename, fsync DIR).  DIR must exist.  Needs no memory.  Returns ISNAP_OK
- * or ISNAP_ELOCAL (DIR/state is then as it was). */
-enum isnap_status state_save(const char *dir, const struct state *st,
+ * rename, fsync DIR), with `dfd` and `dir` as for state_load.  Needs no
+ * memory.  Returns ISNAP_OK or ISNAP_ELOCAL (DIR/state is then as it
+ * was). */
+enum isnap_status state_save(int dfd, const char *dir, const struct state *st,
 			     struct isnap_error *err);
 
 /* The folder called `name`, or NULL; with create, a new empty entry is

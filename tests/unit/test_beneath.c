@@ -12,6 +12,7 @@
 
 #include "beneath.h"
 #include "error.h"
+#include "lock.h"
 
 #include "tmpdir.h"
 
@@ -272,4 +273,26 @@ Test(beneath, error_text_says_what_was_refused)
 	cr_expect_not_null(strstr(isnap_strerror(ELOOP), "symbolic link"));
 	cr_expect_not_null(strstr(isnap_strerror(ENXIO), "FIFO"));
 	cr_expect_str_eq(isnap_strerror(ENOENT), strerror(ENOENT));
+}
+
+Test(beneath, lock_through_a_link_or_a_hard_link)
+{
+	struct isnap_error err = { 0 };
+	char path[256];
+	int fd = -1;
+
+	link_at("lock", victim);
+	cr_expect_eq(lock_acquire(top, dest, &fd, &err), ISNAP_ELOCAL);
+	cr_expect_eq(fd, -1);
+	cr_expect_not_null(strstr(err.msg, "symbolic link"), "%s", err.msg);
+	in_dest("lock", path, sizeof path);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(link(victim, path), 0);
+	cr_expect_eq(lock_acquire(top, dest, &fd, &err), ISNAP_ELOCAL);
+	cr_expect_not_null(strstr(err.msg, "hard link"), "%s", err.msg);
+	expect_victim_intact();
+	cr_assert_eq(unlink(path), 0);
+	cr_expect_eq(lock_acquire(top, dest, &fd, &err), ISNAP_OK, "%s",
+		     err.msg);
+	lock_release(fd);
 }

@@ -32,6 +32,23 @@ static void setup(void)
 	cr_assert_eq(mkdir(state, 0700), 0);
 }
 
+/* manifest_open with the state directory open, as backup.c calls it;
+ * NULL: a single-file export. */
+static enum isnap_status open_in(const char *dir,
+				 const struct manifest_run_info *info,
+				 struct manifest **m, struct isnap_error *err)
+{
+	int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	enum isnap_status rc;
+
+	if (dir && fd < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dir);
+	rc = manifest_open(fd, dir, info, m, err);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 TestSuite(manifest, .init = setup, .fini = tmpdir_teardown);
 
 /* ---------------------------------------------------------------------- */
@@ -50,7 +67,7 @@ static struct manifest *open_manifest(const char *dir)
 	struct manifest *m = NULL;
 	struct isnap_error err = { 0 };
 
-	cr_assert_eq(manifest_open(dir, &info, &m, &err), ISNAP_OK, "%s",
+	cr_assert_eq(open_in(dir, &info, &m, &err), ISNAP_OK, "%s",
 		     err.msg);
 	cr_assert_not_null(m);
 	return m;

@@ -11,6 +11,35 @@
 
 static char dir[64];
 
+/* state_load and state_save take the directory open; a missing one is
+ * no directory at all (-1). */
+static int open_dir(const char *d)
+{
+	return open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+static enum isnap_status load_from(const char *d, struct state *st,
+				   struct isnap_error *err)
+{
+	int fd = open_dir(d);
+	enum isnap_status rc = state_load(fd, d, st, err);
+
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static enum isnap_status save_into(const char *d, const struct state *st,
+				   struct isnap_error *err)
+{
+	int fd = open_dir(d);
+	enum isnap_status rc = state_save(fd, d, st, err);
+
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static void setup(void)
 {
 	strcpy(dir, "/tmp/test_state.XXXXXX");
@@ -98,9 +127,9 @@ Test(state, missing_file_is_empty_state)
 	struct state st = STATE_INIT;
 	struct isnap_error err = { 0 };
 
-	cr_assert_eq(state_load(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	cr_expect_eq(st.n, 0);
-	cr_assert_eq(state_load("/nonexistent/imapsnap-test", &st, &err),
+	cr_assert_eq(load_from("/nonexistent/imapsnap-test", &st, &err),
 		     ISNAP_OK, "%s", err.msg);
 	cr_expect_eq(st.n, 0);
 	state_free(&st);
@@ -208,7 +237,7 @@ Test(state, round_trip_with_hostile_names)
 	cr_assert_eq(uidset_add_range(&st.folders[n].saved, 1, UINT32_MAX),
 		     0);
 
-	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(save_into(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 
 	/* Plain ASCII, one record per line. */
 	text = read_file(&len);
@@ -227,7 +256,7 @@ Test(state, round_trip_with_hostile_names)
 	cr_expect_gt(lines, 5 * (n + 1));
 	free(text);
 
-	cr_assert_eq(state_load(dir, &back, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &back, &err), ISNAP_OK, "%s", err.msg);
 	cr_assert_eq(back.n, st.n);
 	for (size_t i = 0; i < st.n; i++)
 		expect_same_folder(&st.folders[i], &back.folders[i]);
@@ -245,7 +274,7 @@ Test(state, fragmented_saved_set_spans_lines_and_round_trips)
 
 	for (uint32_t u = 1; u <= 30001; u += 3)
 		cr_assert_eq(uidset_add_range(&f->saved, u, u + 1), 0);
-	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(save_into(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	text = read_file(&len);
 	for (p = text; (p = strstr(p, "\nsaved ")) != NULL; p++)
 		saved_lines++;
@@ -254,7 +283,7 @@ Test(state, fragmented_saved_set_spans_lines_and_round_trips)
 		cr_expect_leq(strlen(p), 1200, "a line of %zu bytes",
 			      strlen(p));
 	free(text);
-	cr_assert_eq(state_load(dir, &back, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &back, &err), ISNAP_OK, "%s", err.msg);
 	cr_assert_eq(back.n, 1);
 	expect_same_folder(f, &back.folders[0]);
 	state_free(&st);
@@ -269,10 +298,10 @@ Test(state, save_replaces_and_leaves_no_temporary)
 	struct stat sb;
 
 	add_folder(&st, "A", '/', 1);
-	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(save_into(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	st.folders[0].uidvalidity = 2;
 	add_folder(&st, "B", '/', 3);
-	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(save_into(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 
 	snprintf(path, sizeof path, "%s/state.tmp", dir);
 	cr_expect_neq(access(path, F_OK), 0);
@@ -280,7 +309,7 @@ Test(state, save_replaces_and_leaves_no_temporary)
 	cr_assert_eq(stat(path, &sb), 0);
 	cr_expect_eq(sb.st_mode & 0777, 0600);
 
-	cr_assert_eq(state_load(dir, &back, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &back, &err), ISNAP_OK, "%s", err.msg);
 	cr_assert_eq(back.n, 2);
 	cr_expect_eq(back.folders[0].uidvalidity, 2);
 	cr_expect_str_eq(back.folders[1].name, "B");
@@ -294,7 +323,7 @@ Test(state, save_into_missing_directory_fails)
 	struct isnap_error err = { 0 };
 
 	add_folder(&st, "A", '/', 1);
-	cr_expect_eq(state_save("/nonexistent/imapsnap-test", &st, &err),
+	cr_expect_eq(save_into("/nonexistent/imapsnap-test", &st, &err),
 		     ISNAP_ELOCAL);
 	cr_expect_neq(err.msg[0], '\0');
 	state_free(&st);
@@ -323,7 +352,7 @@ Test(state, hand_written_file_with_comments_and_blanks)
 	char *saved;
 
 	write_file(text, sizeof text - 1);
-	cr_assert_eq(state_load(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	cr_assert_eq(st.n, 1);
 	f = &st.folders[0];
 	cr_expect_str_eq(f->name, "Sent");
@@ -343,8 +372,8 @@ Test(state, empty_state_round_trips)
 	struct state st = STATE_INIT;
 	struct isnap_error err = { 0 };
 
-	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
-	cr_assert_eq(state_load(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(save_into(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	cr_expect_eq(st.n, 0);
 }
 
@@ -439,7 +468,7 @@ Test(state, malformed_files_are_integrity_errors_with_line_numbers)
 		if (strcmp(m->what, "raw NUL") == 0)
 			len = sizeof(HDR "folder \"a\0b\" delim nil\n") - 1;
 		write_file(m->text, len);
-		cr_expect_eq(state_load(dir, &st, &err), ISNAP_EINTEGRITY,
+		cr_expect_eq(load_from(dir, &st, &err), ISNAP_EINTEGRITY,
 			     "%s: accepted (%s)", m->what, err.msg);
 		snprintf(want, sizeof want, "/state:%u: ", m->line);
 		cr_expect_not_null(strstr(err.msg, want),
@@ -464,7 +493,7 @@ Test(state, limits_are_accepted)
 	struct isnap_error err = { 0 };
 
 	write_file(text, sizeof text - 1);
-	cr_assert_eq(state_load(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	cr_assert_eq(st.n, 1);
 	cr_expect_eq(st.folders[0].delim, '/');
 	cr_expect_eq(st.folders[0].uidvalidity, UINT32_MAX);
@@ -485,13 +514,13 @@ Test(state, expunged_set_round_trips_apart_from_saved)
 	cr_assert_eq(uidset_add_range(&f->saved, 1, 150), 0);
 	cr_assert_eq(uidset_add_range(&f->expunged, 3, 9), 0);
 	cr_assert_eq(uidset_add(&f->expunged, 120), 0);
-	cr_assert_eq(state_save(dir, &st, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(save_into(dir, &st, &err), ISNAP_OK, "%s", err.msg);
 	text = read_file(&len);
 	cr_assert(strstr(text, "\nexpunged 3:9,120\n"), "%s", text);
 	cr_assert(strstr(text, "\nsaved 1:150\n"), "%s", text);
 	free(text);
 
-	cr_assert_eq(state_load(dir, &back, &err), ISNAP_OK, "%s", err.msg);
+	cr_assert_eq(load_from(dir, &back, &err), ISNAP_OK, "%s", err.msg);
 	f = state_folder(&back, "INBOX", 0);
 	cr_assert_not_null(f);
 	cr_assert_eq(uidset_count(&f->expunged), 8);

@@ -33,6 +33,23 @@ static void setup(void)
 	cr_assert_eq(mkdir(state, 0700), 0);
 }
 
+/* manifest_open with the state directory open, as backup.c calls it;
+ * NULL: a single-file export. */
+static enum isnap_status open_in(const char *dir,
+				 const struct manifest_run_info *info,
+				 struct manifest **m, struct isnap_error *err)
+{
+	int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	enum isnap_status rc;
+
+	if (dir && fd < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dir);
+	rc = manifest_open(fd, dir, info, m, err);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 TestSuite(verify, .init = setup, .fini = tmpdir_teardown);
 
 /* ---------------------------------------------------------------------- */
@@ -57,7 +74,7 @@ static void run_begin(struct run *r)
 	struct isnap_error err = { 0 };
 
 	ok(store_open("maildir", dest, &inner, &err), &err);
-	ok(manifest_open(state, &info, &r->m, &err), &err);
+	ok(open_in(state, &info, &r->m, &err), &err);
 	ok(manifest_wrap(r->m, inner, &r->s, &err), &err);
 	snprintf(r->path, sizeof r->path, "%s", manifest_path(r->m));
 }
@@ -637,7 +654,7 @@ static void backup_in(const char *format, const char *target, bool single)
 	struct isnap_error err = { 0 };
 
 	ok(store_open(format, target, &inner, &err), &err);
-	ok(manifest_open(single ? NULL : state, &info, &m, &err), &err);
+	ok(open_in(single ? NULL : state, &info, &m, &err), &err);
 	ok(manifest_wrap(m, inner, &s, &err), &err);
 	for (uint32_t uid = 1; uid <= 3; uid++) {
 		struct store_folder f = folder(folders[uid - 1], 7);
