@@ -106,7 +106,15 @@ void metrics_account_end(struct metrics_account *m, int exit_status,
 	m->duration = mono_now() - m->mono_start;
 	m->exit_status = exit_status;
 	if (sum)
-		m->sum = *sum;
+		m->counts = (struct metrics_counts){
+			.folders = sum->folders,
+			.folders_failed = sum->folders_failed,
+			.planned = sum->planned,
+			.saved = sum->fetch.saved,
+			.bytes = sum->fetch.bytes,
+			.failed = sum->fetch.failed,
+			.vanished = sum->fetch.vanished,
+		};
 	m->have_size = metrics_disk_usage(m->dest, &m->size_bytes);
 }
 
@@ -191,7 +199,7 @@ int metrics_account_samples(const struct metrics_account *m,
 			    double last_success, struct metrics_sample **v,
 			    size_t *n)
 {
-	const struct backup_summary *s = &m->sum;
+	const struct metrics_counts *s = &m->counts;
 	const char *a = m->account;
 	int rc = 0;
 
@@ -206,13 +214,13 @@ int metrics_account_samples(const struct metrics_account *m,
 	rc |= add(v, n, F_PLANNED, a, NULL, "%llu",
 		  (unsigned long long)s->planned);
 	rc |= add(v, n, F_SAVED, a, NULL, "%llu",
-		  (unsigned long long)s->fetch.saved);
+		  (unsigned long long)s->saved);
 	rc |= add(v, n, F_BYTES, a, NULL, "%llu",
-		  (unsigned long long)s->fetch.bytes);
+		  (unsigned long long)s->bytes);
 	rc |= add(v, n, F_SKIPPED, a, "reason=\"failed\"", "%llu",
-		  (unsigned long long)s->fetch.failed);
+		  (unsigned long long)s->failed);
 	rc |= add(v, n, F_SKIPPED, a, "reason=\"expunged\"", "%llu",
-		  (unsigned long long)s->fetch.vanished);
+		  (unsigned long long)s->vanished);
 	if (m->have_size)
 		rc |= add(v, n, F_SIZE, a, NULL, "%llu",
 			  (unsigned long long)m->size_bytes);

@@ -39,13 +39,22 @@
 #define METRICS_MAX_FILE (16u << 20)
 #define METRICS_MAX_LINE 4096
 
+/* The numbers of the backup summary that the file reports: a copy of
+ * these, not of the whole summary, which holds paths (kilobytes per
+ * account, thousands of accounts in one run). */
+struct metrics_counts {
+	unsigned folders, folders_failed;
+	uint64_t planned, saved, bytes;
+	uint64_t failed, vanished; /* the skipped messages, by reason */
+};
+
 struct metrics_account {
 	const char *account;     /* the `account` label (borrowed) */
 	const char *dest;        /* measured for imapsnap_backup_size_bytes */
 	double start, end;       /* wall clock, seconds since the epoch */
 	double duration;         /* monotonic seconds between the two */
 	int exit_status;
-	struct backup_summary sum;
+	struct metrics_counts counts;
 	bool have_size;          /* the destination could be measured */
 	uint64_t size_bytes;
 	double mono_start;       /* private */

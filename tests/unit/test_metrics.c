@@ -86,10 +86,10 @@ static struct metrics_account run_of(const char *account, int exit_status,
 	m.end = start + 2.5;
 	m.duration = 2.5;
 	m.exit_status = exit_status;
-	m.sum.folders = 3;
-	m.sum.fetch.saved = 10;
-	m.sum.fetch.bytes = 12345;
-	m.sum.fetch.failed = exit_status ? 1 : 0;
+	m.counts.folders = 3;
+	m.counts.saved = 10;
+	m.counts.bytes = 12345;
+	m.counts.failed = exit_status ? 1 : 0;
 	m.have_size = true;
 	m.size_bytes = 409600;
 	return m;
