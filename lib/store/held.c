@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "store/common.h"
 #include "store/mbox_index.h"
 
@@ -64,8 +65,7 @@ static int add_all(struct uids *u, struct uidset *held)
 static int list_messages(int dfd, const char *rel, uint32_t uidvalidity,
 			 struct uids *u)
 {
-	int fd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					  O_CLOEXEC);
+	int fd = beneath_open_dir(dfd, rel, false);
 	struct dirent *de;
 	DIR *d;
 
@@ -110,11 +110,9 @@ static enum isnap_status maildir_held(int dfd, const char *dest,
 		if (!rel)
 			rc = store_oom(err);
 		else if (list_messages(dfd, rel, uidvalidity, &u))
-			rc = errno == ENOMEM
-				     ? store_oom(err)
-				     : isnap_fail_errno(err, ISNAP_ELOCAL,
-							"reading %s/%s", dest,
-							rel);
+			rc = errno == ENOMEM ? store_oom(err)
+					     : store_fail_path(err, dest, dfd,
+							       rel);
 		free(rel);
 	}
 	if (!rc && add_all(&u, held))
@@ -158,24 +156,31 @@ static enum isnap_status mbox_held(int dfd, const char *dest,
 	enum isnap_status rc = ISNAP_OK;
 	char file[4200], idx[4300];
 	struct stat sb;
-	int fd;
+	const char *base;
+	int fd, pfd, r;
 
 	snprintf(file, sizeof file, "%s%s", path, ext);
 	snprintf(idx, sizeof idx, ".imapsnap/mbox/%s.idx", file);
-	if (fstatat(dfd, file, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
-		if (errno != ENOENT)
-			return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
-						dest, file);
+	/* The directories above it are not followed if they are links. */
+	pfd = beneath_open_parent(dfd, file, false, &base);
+	r = pfd < 0 ? -1 : fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW);
+	if (r != 0) {
+		int e = errno;
+		if (pfd >= 0)
+			close(pfd);
+		errno = e;
+		if (e != ENOENT)
+			return store_fail_path(err, dest, dfd, file);
 		return ISNAP_OK; /* gone: nothing is held */
 	}
+	close(pfd);
 	if (!S_ISREG(sb.st_mode))
 		return ISNAP_OK;
 	c.reach = (uint64_t)sb.st_size;
-	fd = openat(dfd, idx, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = beneath_open_file(dfd, idx, O_RDONLY, 0);
 	if (fd < 0)
 		return errno == ENOENT ? ISNAP_OK
-				       : isnap_fail_errno(err, ISNAP_ELOCAL,
-							  "%s/%s", dest, idx);
+				       : store_fail_path(err, dest, dfd, idx);
 	if (mbox_index_read(fd, &info, each_entry, &c) != 0)
 		rc = errno == ENOMEM ? store_oom(err)
 				     : isnap_fail_errno(err, ISNAP_ELOCAL,
@@ -205,7 +210,7 @@ enum isnap_status store_held(const char *format, const char *dest,
 	rc = store_folder_path(f, &path, err);
 	if (rc)
 		return rc;
-	dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = beneath_open_top(dest, false);
 	if (dfd < 0) {
 		free(path);
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", dest);

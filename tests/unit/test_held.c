@@ -145,3 +145,37 @@ Test(held, archives_cannot_tell)
 	cr_expect_str_eq(text, "");
 	free(text);
 }
+
+/* A backup moved out of DEST and a link left in its place holds nothing
+ * here: store_held says so instead of reading through the link. */
+Test(held, a_link_is_not_followed)
+{
+	static const char *const formats[] = { "maildir", "mbox" };
+	char from[512], to[512];
+
+	for (size_t i = 0; i < 2; i++) {
+		struct uidset held = UIDSET_INIT;
+		struct isnap_error err = { 0 };
+		bool known = true;
+		bool maildir = i == 0;
+
+		tmpdir_teardown();
+		tmpdir_setup();
+		save_all(formats[i], 3);
+		/* Maildir: INBOX itself; mbox: the index directory above
+		 * INBOX.mbox.idx. */
+		snprintf(from, sizeof from, "%s/%s", dest,
+			 maildir ? "INBOX" : ".imapsnap/mbox");
+		snprintf(to, sizeof to, "%s/elsewhere", base);
+		cr_assert_eq(rename(from, to), 0);
+		cr_assert_eq(symlink(to, from), 0);
+		cr_expect_eq(store_held(formats[i], dest, &inbox, &held, &known,
+					&err),
+			     ISNAP_EFOLDER, "%s", formats[i]);
+		cr_expect(!known, "%s", formats[i]);
+		cr_expect_not_null(strstr(err.msg, "symbolic link"), "%s: %s",
+				   formats[i], err.msg);
+		cr_expect(!uidset_contains(&held, 1), "%s", formats[i]);
+		uidset_free(&held);
+	}
+}
