@@ -580,10 +580,7 @@ enum isnap_status migrate_run(const struct migrate_opts *o,
 				 n + 1, o->common.retries);
 			ev->warning(ev->ctx, text);
 		}
-		before.appended += sum->t.appended;
-		before.bytes += sum->t.bytes;
-		before.keywords_dropped += sum->t.keywords_dropped;
-		before.folders_created += sum->t.folders_created;
+		restore_stats_keep(&before, &sum->t);
 		vanished += sum->vanished;
 		memset(sum, 0, sizeof *sum);
 		restore_sleep_backoff(&delay);

@@ -5,11 +5,13 @@
  */
 #include "restore.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -970,4 +972,45 @@ enum isnap_status restore_target_folder_end(struct restore_target *t,
 	if (!rc)
 		rc = restore_state_sync(t->state, err);
 	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Runs that reconnected                                                   */
+
+void restore_stats_keep(struct restore_stats *before,
+			const struct restore_stats *t)
+{
+	before->appended += t->appended;
+	before->bytes += t->bytes;
+	before->keywords_dropped += t->keywords_dropped;
+	before->folders_created += t->folders_created;
+}
+
+void restore_stats_carry(struct restore_stats *total,
+			 const struct restore_stats *before)
+{
+	uint64_t again = before->appended;
+
+	/* What an earlier attempt appended, this one saw as there. */
+	while (again && total->present) {
+		total->present--;
+		again--;
+	}
+	while (again && total->found) {
+		total->found--;
+		again--;
+	}
+	total->appended += before->appended;
+	total->bytes += before->bytes;
+	total->keywords_dropped += before->keywords_dropped;
+	total->folders_created += before->folders_created;
+}
+
+void restore_sleep_backoff(long *delay_ms)
+{
+	struct timespec ts = { *delay_ms / 1000, (*delay_ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	*delay_ms = *delay_ms * 4 > 60000 ? 60000 : *delay_ms * 4;
 }

@@ -201,4 +201,18 @@ const char *restore_target_folder_name(const struct restore_target_folder *f);
 /* Whether the folder exists (or would, in a dry run) and was checked. */
 bool restore_target_folder_usable(const struct restore_target_folder *f);
 
+/* After an attempt lost its connection: what it appended, kept in
+ * `before` for restore_stats_carry. */
+void restore_stats_keep(struct restore_stats *before,
+			const struct restore_stats *t);
+
+/* For a run that reconnected: `before` (what earlier attempts appended)
+ * added to the last attempt's `total`, whose present and found counted
+ * those messages once more. */
+void restore_stats_carry(struct restore_stats *total,
+			 const struct restore_stats *before);
+
+/* Sleep *delay_ms, then make it four times longer (at most a minute). */
+void restore_sleep_backoff(long *delay_ms);
+
 #endif

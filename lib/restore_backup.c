@@ -1057,8 +1057,30 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 
 /* ---------------------------------------------------------------------- */
 
+/* Forget a plan, for another attempt after a lost connection. */
+static void reset_plan(struct restorer *r)
+{
+	for (size_t i = 0; i < r->ntf; i++) {
+		free(r->tf[i].utf8);
+		free(r->tf[i].raw);
+		free(r->tf[i].p);
+		free(r->tf[i].rec);
+	}
+	free(r->tf);
+	r->tf = NULL;
+	r->ntf = r->atf = 0;
+	smap_free(&r->target_ix);
+	for (size_t i = 0; i < r->nrecs; i++)
+		r->recs[i].tf = r->recs[i].pi = NONE;
+	for (size_t i = 0; i < r->nfolders; i++)
+		r->folders[i].mapped = r->folders[i].unmappable = false;
+	r->cur = NONE;
+	r->cur_fmt = -1;
+}
+
 static void restorer_free(struct restorer *r)
 {
+	reset_plan(r);
 	for (size_t i = 0; i < r->nrecs; i++) {
 		free(r->recs[i].location);
 		free(r->recs[i].keywords);
@@ -1078,17 +1100,9 @@ static void restorer_free(struct restorer *r)
 	free(r->runs);
 	for (size_t i = 0; i < r->nformats; i++)
 		free((char *)r->formats[i]);
-	for (size_t i = 0; i < r->ntf; i++) {
-		free(r->tf[i].utf8);
-		free(r->tf[i].raw);
-		free(r->tf[i].p);
-		free(r->tf[i].rec);
-	}
-	free(r->tf);
 	smap_free(&r->by_location);
 	smap_free(&r->by_message);
 	smap_free(&r->folder_ix);
-	smap_free(&r->target_ix);
 	restore_spool_free(&r->spool);
 	EVP_MD_CTX_free(r->md);
 }
@@ -1168,27 +1182,6 @@ static enum isnap_status transfer(struct restorer *r)
 	return rc;
 }
 
-/* Forget a plan, for another attempt after a lost connection. */
-static void reset_plan(struct restorer *r)
-{
-	for (size_t i = 0; i < r->ntf; i++) {
-		free(r->tf[i].utf8);
-		free(r->tf[i].raw);
-		free(r->tf[i].p);
-		free(r->tf[i].rec);
-	}
-	free(r->tf);
-	r->tf = NULL;
-	r->ntf = r->atf = 0;
-	smap_free(&r->target_ix);
-	for (size_t i = 0; i < r->nrecs; i++)
-		r->recs[i].tf = r->recs[i].pi = NONE;
-	for (size_t i = 0; i < r->nfolders; i++)
-		r->folders[i].mapped = r->folders[i].unmappable = false;
-	r->cur = NONE;
-	r->cur_fmt = -1;
-}
-
 /* One connection's worth: log in, plan, append.  *logged_in tells
  * whether the login worked (only then is a lost connection retried). */
 static enum isnap_status attempt(struct restorer *r,
@@ -1251,35 +1244,6 @@ static enum isnap_status attempt(struct restorer *r,
 	return rc;
 }
 
-void restore_stats_carry(struct restore_stats *total,
-			 const struct restore_stats *before)
-{
-	uint64_t again = before->appended;
-
-	/* What an earlier attempt appended, this one saw as there. */
-	while (again && total->present) {
-		total->present--;
-		again--;
-	}
-	while (again && total->found) {
-		total->found--;
-		again--;
-	}
-	total->appended += before->appended;
-	total->bytes += before->bytes;
-	total->keywords_dropped += before->keywords_dropped;
-	total->folders_created += before->folders_created;
-}
-
-void restore_sleep_backoff(long *delay_ms)
-{
-	struct timespec ts = { *delay_ms / 1000, (*delay_ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-	*delay_ms = *delay_ms * 4 > 60000 ? 60000 : *delay_ms * 4;
-}
-
 enum isnap_status restore_run(const struct restore_opts *o,
 			      const struct restore_events *ev,
 			      struct restore_summary *sum,
@@ -1324,10 +1288,7 @@ enum isnap_status restore_run(const struct restore_opts *o,
 			break;
 		warn(&r, "%s; reconnecting (retry %u of %u)", err->msg, n + 1,
 		     o->common.retries);
-		before.appended += sum->t.appended;
-		before.bytes += sum->t.bytes;
-		before.keywords_dropped += sum->t.keywords_dropped;
-		before.folders_created += sum->t.folders_created;
+		restore_stats_keep(&before, &sum->t);
 		memset(sum, 0, sizeof *sum);
 		sum->manifest_errors = manifest_errors;
 		reset_plan(&r);

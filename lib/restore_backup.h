@@ -44,15 +44,6 @@ enum isnap_status restore_run(const struct restore_opts *o,
 			      struct restore_summary *sum,
 			      struct isnap_error *err);
 
-/* For a run that reconnected: `before` (what earlier attempts appended)
- * added to the last attempt's `total`, whose present and found counted
- * those messages once more. */
-void restore_stats_carry(struct restore_stats *total,
-			 const struct restore_stats *before);
-
-/* Sleep *delay_ms, then make it four times longer (at most a minute). */
-void restore_sleep_backoff(long *delay_ms);
-
 /* Whether the folder with logical path `path` (folder_path.h) is selected
  * by o's --include/--exclude (fnmatch, '*' matching '/' too; exclude
  * wins). */

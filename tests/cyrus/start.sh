@@ -81,13 +81,8 @@ cp "$DIR/key.pem" "$DIR/server-key.pem"
 # that it can be given to user cyrus before any user is added.
 [ -f "$DIR/sasldb2" ] || saslpasswd2 -f "$DIR/sasldb2" -d nobody 2>/dev/null || true
 
-set -- $(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-')
+# shellcheck disable=SC2046 # two port numbers, one word each
+set -- $(python3 "$HERE/../net.py" ports 127.0.0.1 127.0.0.1)
 IMAP_PORT=$1 IMAPS_PORT=$2
 
 cat >"$DIR/imapd.conf" <<CONF
@@ -136,29 +131,7 @@ if ! "$MASTER" -C "$DIR/imapd.conf" -M "$DIR/cyrus.conf" -p "$PIDFILE" \
 	exit 1
 fi
 
-python3 - "$IMAP_PORT" "$IMAPS_PORT" <<'PY' || { echo "$0: Cyrus did not come up; see $DIR/master.log" >&2; tail -n 20 "$DIR/master.log" >&2; sh "$HERE/stop.sh" "$DIR"; exit 1; }
-import socket, ssl, sys, time
-imap, imaps = (int(p) for p in sys.argv[1:])
-deadline = time.time() + 15
-def greets(port, tls):
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
-        if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            s = ctx.wrap_socket(s)
-        ok = s.recv(200).startswith(b"* OK")
-        s.close()
-        return ok
-    except OSError:
-        return False
-for port, tls in ((imap, False), (imaps, True)):
-    while not greets(port, tls):
-        if time.time() > deadline:
-            sys.exit(1)
-        time.sleep(0.05)
-PY
+python3 "$HERE/../net.py" greets 127.0.0.1:$IMAP_PORT 127.0.0.1:$IMAPS_PORT+tls || { echo "$0: Cyrus did not come up; see $DIR/master.log" >&2; tail -n 20 "$DIR/master.log" >&2; sh "$HERE/stop.sh" "$DIR"; exit 1; }
 
 cat >"$DIR/env.tmp" <<ENV
 CYRUS_DIR=$DIR

@@ -94,15 +94,7 @@ done
 
 # --- ports ------------------------------------------------------------------
 # shellcheck disable=SC2046 # four port numbers, one word each
-set -- $(python3 -c '
-import socket
-socks = []
-for host in ("127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3"):
-    s = socket.socket()
-    s.bind((host, 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-')
+set -- $(python3 "$HERE/../net.py" ports 127.0.0.1 127.0.0.1 127.0.0.2 127.0.0.3)
 IMAP_PORT=$1 IMAPS_PORT=$2 PLAIN_PORT=$3 MISMATCH_PORT=$4
 
 DH=
@@ -199,31 +191,8 @@ if ! dovecot -c "$DIR/dovecot.conf" </dev/null >"$DIR/dovecot.out" 2>&1; then
 fi
 
 # Wait until every listener answers with a greeting.
-python3 - "$IMAP_PORT" "$IMAPS_PORT" "$PLAIN_PORT" "$MISMATCH_PORT" <<'PY' || { echo "$0: Dovecot did not come up; see $DIR/dovecot.log" >&2; tail -n 20 "$DIR/dovecot.log" >&2; exit 1; }
-import socket, ssl, sys, time
-imap, imaps, plain, mismatch = (int(p) for p in sys.argv[1:])
-deadline = time.time() + 15
-def greets(host, port, tls):
-    try:
-        s = socket.create_connection((host, port), timeout=2)
-        if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            s = ctx.wrap_socket(s)
-        ok = s.recv(200).startswith(b"* OK")
-        s.close()
-        return ok
-    except OSError:
-        return False
-for host, port, tls in (("127.0.0.1", imap, False), ("127.0.0.1", imaps, True),
-                        ("127.0.0.2", plain, False),
-                        ("127.0.0.3", mismatch, True)):
-    while not greets(host, port, tls):
-        if time.time() > deadline:
-            sys.exit(1)
-        time.sleep(0.05)
-PY
+python3 "$HERE/../net.py" greets 127.0.0.1:$IMAP_PORT 127.0.0.1:$IMAPS_PORT+tls \
+	127.0.0.2:$PLAIN_PORT 127.0.0.3:$MISMATCH_PORT+tls || { echo "$0: Dovecot did not come up; see $DIR/dovecot.log" >&2; tail -n 20 "$DIR/dovecot.log" >&2; exit 1; }
 
 cat >"$DIR/env.tmp" <<ENV
 DOVECOT_DIR=$DIR
