@@ -1508,6 +1508,7 @@ static enum isnap_status wrap(struct manifest *m, struct store *inner,
 	/* Op by op, never a copy of the inner table: an op added to store.h
 	 * later must not reach the inner store with our `s`. */
 	ms->ops.format = inner->ops->format;
+	ms->ops.caps = inner->ops->caps;
 	ms->ops.durable_at_finish = inner->ops->durable_at_finish;
 	ms->ops.open_folder = ms_open_folder;
 	ms->ops.retire_generation = ms_retire_generation;

@@ -1,4 +1,4 @@
-/* fetch.c — see fetch.h. */
+/* fetch.c — see fetch.h.  RFC 3501 §6.4.5 and §7.4.2, RFC 7162. */
 #include "imap/fetch.h"
 
 #include <stdio.h>
@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "imap/pipeline.h"
 
 #define MAX_DEPTH 16
 #define KEYWORDS_MAX 4096
@@ -17,7 +19,7 @@ static const char fetch_items_modseq[] =
 	"(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[])";
 
 struct inflight {
-	char tag[16];
+	uintptr_t id;
 	struct uidset asked;
 	/* The server sent something wrong while this command was open: a
 	 * UID it asked for and did not get was not necessarily expunged. */
@@ -35,29 +37,35 @@ struct item_meta {
 
 enum msg_state { MSG_NONE, MSG_STORING, MSG_DISCARDING };
 
-struct engine {
-	struct imap_client *client;
+struct fetch {
+	struct imap_pipeline *pipe;
+	struct imap_owner *owner;
 	struct store *store;
 	struct fetch_opts o;
 	const struct fetch_callbacks *cb;
 	struct fetch_stats *stats;
+	const char *items;   /* what each UID FETCH asks for */
 
-	const struct uidset *uids;
+	struct uidset uids;  /* all to fetch */
 	uint32_t cursor;     /* highest UID already sent in a command */
 	bool all_sent;
 	struct inflight q[MAX_DEPTH];
 	unsigned nq;
-	bool done;
+	uintptr_t next_id;
 
 	struct uidset received; /* bodies seen in this fetch, saved or not */
 	struct uidset pending;  /* ended in the store, not yet committed */
 	uint32_t pending_msgs;
 	uint64_t pending_bytes;
+	struct timespec pending_since; /* when the first of them ended */
+	struct uidset accounted; /* committed, failed, skipped or gone */
+	struct uidset skip;     /* held by the store already */
 
 	/* The message whose body is being streamed. */
 	enum msg_state state;
 	uint32_t uid;        /* 0 when the server sent no UID before the body */
 	uint64_t size, written;
+	bool skipping;       /* a body of `skip`, dropped quietly */
 	char why[ISNAP_ERROR_MAX]; /* why it is being discarded */
 	struct item_meta begin_meta;
 	struct item_meta end_meta;
@@ -198,7 +206,7 @@ static void parse_items(const struct imap_arg *items, size_t count,
 	im->m.uid = im->uid;
 }
 
-static struct inflight *asked_in(struct engine *e, uint32_t uid)
+static struct inflight *asked_in(struct fetch *e, uint32_t uid)
 {
 	for (unsigned i = 0; i < e->nq; i++)
 		if (uidset_contains(&e->q[i].asked, uid))
@@ -208,21 +216,38 @@ static struct inflight *asked_in(struct engine *e, uint32_t uid)
 
 /* A body nobody asked for, or one that cannot be placed: ignored, counted,
  * and every command in flight loses the benefit of the doubt. */
-static void unexpected_body(struct engine *e)
+static void unexpected_body(struct fetch *e)
 {
 	e->stats->unexpected++;
 	for (unsigned i = 0; i < e->nq; i++)
 		e->q[i].disturbed = true;
 }
 
-static void fail_message(struct engine *e, uint32_t uid, const char *why)
+static enum isnap_status account(struct fetch *e, uint32_t uid,
+				 struct isnap_error *err)
+{
+	return uidset_add(&e->accounted, uid) ? oom(err) : ISNAP_OK;
+}
+
+static enum isnap_status fail_message(struct fetch *e, uint32_t uid,
+				      const char *why, struct isnap_error *err)
 {
 	e->stats->failed++;
 	if (e->cb->message_failed)
 		e->cb->message_failed(e->cb->ctx, uid, why);
+	return account(e, uid, err);
 }
 
-static enum isnap_status commit(struct engine *e, struct isnap_error *err)
+static long ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1000L +
+	       (now.tv_nsec - t->tv_nsec) / 1000000L;
+}
+
+static enum isnap_status commit(struct fetch *e, struct isnap_error *err)
 {
 	enum isnap_status st;
 
@@ -236,14 +261,26 @@ static enum isnap_status commit(struct engine *e, struct isnap_error *err)
 		if (st)
 			return st;
 	}
+	if (uidset_add_set(&e->accounted, &e->pending))
+		return oom(err);
 	uidset_clear(&e->pending);
 	e->pending_msgs = 0;
 	e->pending_bytes = 0;
 	return ISNAP_OK;
 }
 
+/* Time to commit: enough messages or bytes, or the oldest waited long
+ * enough.  Only between messages. */
+static bool commit_due(const struct fetch *e)
+{
+	return e->pending_msgs &&
+	       (e->pending_msgs >= e->o.commit_messages ||
+		e->pending_bytes >= e->o.commit_bytes ||
+		ms_since(&e->pending_since) >= (long)e->o.commit_ms);
+}
+
 /* A message is complete in the store. */
-static enum isnap_status message_ended(struct engine *e, uint32_t uid,
+static enum isnap_status message_ended(struct fetch *e, uint32_t uid,
 				       uint64_t bytes,
 				       const struct store_message *m,
 				       struct isnap_error *err)
@@ -256,26 +293,30 @@ static enum isnap_status message_ended(struct engine *e, uint32_t uid,
 		e->stats->size_mismatch++;
 	if (e->cb->message_saved)
 		e->cb->message_saved(e->cb->ctx, uid, bytes);
-	e->pending_msgs++;
+	if (!e->pending_msgs++)
+		clock_gettime(CLOCK_MONOTONIC, &e->pending_since);
 	e->pending_bytes += bytes;
-	if (e->pending_msgs >= e->o.commit_messages ||
-	    e->pending_bytes >= e->o.commit_bytes)
-		return commit(e, err);
-	return ISNAP_OK;
+	return commit_due(e) ? commit(e, err) : ISNAP_OK;
+}
+
+enum isnap_status fetch_tick(struct fetch *e, struct isnap_error *err)
+{
+	if (e->state != MSG_NONE || !commit_due(e))
+		return ISNAP_OK;
+	return commit(e, err);
 }
 
 /* Whether a body for `uid` is welcome: asked for, and not seen yet. */
-static bool wanted(struct engine *e, uint32_t uid)
+static bool wanted(struct fetch *e, uint32_t uid)
 {
 	return asked_in(e, uid) && !uidset_contains(&e->received, uid);
 }
 
-static enum isnap_status on_literal_begin(void *ctx,
-					  const struct imap_response *partial,
-					  uint64_t size, bool *stream,
-					  struct isnap_error *err)
+enum isnap_status fetch_literal_begin(struct fetch *e,
+				      const struct imap_response *partial,
+				      uint64_t size, bool *stream,
+				      struct isnap_error *err)
 {
-	struct engine *e = ctx;
 	const struct imap_arg *items;
 	enum isnap_status st;
 
@@ -296,15 +337,20 @@ static enum isnap_status on_literal_begin(void *ctx,
 		if (e->state == MSG_STORING)
 			e->store->ops->abort_message(e->store);
 		e->state = MSG_DISCARDING;
+		e->skipping = false;
 		snprintf(e->why, sizeof e->why,
 			 "the server sent two bodies for one message");
 		return ISNAP_OK;
 	}
+	/* Between two messages: the moment to commit by time. */
+	if (commit_due(e) && (st = commit(e, err)))
+		return st;
 	parse_items(items->list, items->count, &e->begin_meta);
 	e->size = size;
 	e->written = 0;
 	e->uid = e->begin_meta.has_uid ? e->begin_meta.uid : 0;
 	e->state = MSG_DISCARDING;
+	e->skipping = false;
 	if (!e->uid) {
 		snprintf(e->why, sizeof e->why,
 			 "the server sent the body before the UID");
@@ -312,6 +358,10 @@ static enum isnap_status on_literal_begin(void *ctx,
 	}
 	if (!wanted(e, e->uid)) {
 		e->why[0] = '\0';
+		return ISNAP_OK;
+	}
+	if (uidset_contains(&e->skip, e->uid)) {
+		e->skipping = true;
 		return ISNAP_OK;
 	}
 	e->begin_meta.m.size = size;
@@ -326,10 +376,9 @@ static enum isnap_status on_literal_begin(void *ctx,
 	return ISNAP_OK;
 }
 
-static enum isnap_status on_literal_data(void *ctx, const char *data,
-					 size_t len, struct isnap_error *err)
+enum isnap_status fetch_literal_data(struct fetch *e, const char *data,
+				     size_t len, struct isnap_error *err)
 {
-	struct engine *e = ctx;
 	enum isnap_status st;
 
 	e->written += len;
@@ -342,11 +391,18 @@ static enum isnap_status on_literal_data(void *ctx, const char *data,
 		snprintf(e->why, sizeof e->why, "%s", err->msg);
 		return ISNAP_OK;
 	}
+	if (st) {
+		/* Nothing more goes into this message, whatever the caller
+		 * does with the rest of the literal. */
+		e->store->ops->abort_message(e->store);
+		e->state = MSG_DISCARDING;
+		e->why[0] = '\0';
+	}
 	return st;
 }
 
 /* The FETCH response that carried a streamed body is complete. */
-static enum isnap_status finish_streamed(struct engine *e,
+static enum isnap_status finish_streamed(struct fetch *e,
 					 const struct imap_arg *items,
 					 struct isnap_error *err)
 {
@@ -360,12 +416,16 @@ static enum isnap_status finish_streamed(struct engine *e,
 	if (!e->uid && im->has_uid && wanted(e, im->uid)) {
 		if (uidset_add(&e->received, im->uid))
 			return oom(err);
-		fail_message(e, im->uid, e->why);
-		return ISNAP_OK;
+		return fail_message(e, im->uid, e->why, err);
 	}
 	if (!e->uid) {
 		unexpected_body(e);
 		return ISNAP_OK;
+	}
+	if (e->skipping) {
+		if (uidset_add(&e->received, e->uid))
+			return oom(err);
+		return account(e, e->uid, err);
 	}
 	if (state == MSG_DISCARDING && !e->why[0]) {
 		unexpected_body(e); /* not asked for, or a repeat */
@@ -373,30 +433,26 @@ static enum isnap_status finish_streamed(struct engine *e,
 	}
 	if (uidset_add(&e->received, e->uid))
 		return oom(err);
-	if (state == MSG_DISCARDING) {
-		fail_message(e, e->uid, e->why);
-		return ISNAP_OK;
-	}
+	if (state == MSG_DISCARDING)
+		return fail_message(e, e->uid, e->why, err);
 	if (im->has_uid && im->uid != e->uid) {
 		e->store->ops->abort_message(e->store);
-		fail_message(e, e->uid,
-			     "the server gave two different UIDs for one "
-			     "message");
-		return ISNAP_OK;
+		return fail_message(e, e->uid,
+				    "the server gave two different UIDs for "
+				    "one message",
+				    err);
 	}
 	im->m.uid = e->uid;
 	st = e->store->ops->end_message(e->store, &im->m, err);
-	if (st == ISNAP_EMSG) {
-		fail_message(e, e->uid, err->msg);
-		return ISNAP_OK;
-	}
+	if (st == ISNAP_EMSG)
+		return fail_message(e, e->uid, err->msg, err);
 	if (st)
 		return st;
 	return message_ended(e, e->uid, e->size, &im->m, err);
 }
 
 /* A FETCH response whose body (if any) came as a quoted string or NIL. */
-static enum isnap_status finish_inline(struct engine *e,
+static enum isnap_status finish_inline(struct fetch *e,
 				       const struct imap_arg *items,
 				       struct isnap_error *err)
 {
@@ -413,10 +469,13 @@ static enum isnap_status finish_inline(struct engine *e,
 	}
 	if (uidset_add(&e->received, im->uid))
 		return oom(err);
-	if (im->body->type != IMAP_ARG_STRING) {
-		fail_message(e, im->uid, "the server returned no body (NIL)");
-		return ISNAP_OK;
-	}
+	if (uidset_contains(&e->skip, im->uid))
+		return account(e, im->uid, err);
+	if (im->body->type != IMAP_ARG_STRING)
+		return fail_message(e, im->uid,
+				    "the server returned no body (NIL)", err);
+	if (commit_due(e) && (st = commit(e, err)))
+		return st;
 	im->m.size = im->body->len;
 	st = s->ops->begin_message(s, &im->m, err);
 	if (!st)
@@ -425,24 +484,24 @@ static enum isnap_status finish_inline(struct engine *e,
 		st = s->ops->end_message(s, &im->m, err);
 	else
 		s->ops->abort_message(s);
-	if (st == ISNAP_EMSG) {
-		fail_message(e, im->uid, err->msg);
-		return ISNAP_OK;
-	}
+	if (st == ISNAP_EMSG)
+		return fail_message(e, im->uid, err->msg, err);
 	if (st)
 		return st;
 	return message_ended(e, im->uid, im->body->len, &im->m, err);
 }
 
-static enum isnap_status send_more(struct engine *e, struct isnap_error *err)
+static enum isnap_status send_more(struct fetch *e, struct isnap_error *err)
 {
 	char cmd[8192];
 
 	while (!e->all_sent && e->nq < e->o.depth) {
 		struct inflight *f = &e->q[e->nq];
-		long n = uidset_next_batch(e->uids, &e->cursor, e->o.batch,
+		long n = uidset_next_batch(&e->uids, &e->cursor, e->o.batch,
 					   &f->asked);
 		char *set;
+		enum isnap_status st;
+
 		if (n < 0)
 			return oom(err);
 		if (n == 0) {
@@ -451,31 +510,30 @@ static enum isnap_status send_more(struct engine *e, struct isnap_error *err)
 		}
 		if (uidset_format(&f->asked, &set))
 			return oom(err);
-		snprintf(cmd, sizeof cmd, "UID FETCH %s %s", set,
-			 imap_client_has_cap(e->client, "CONDSTORE")
-				 ? fetch_items_modseq
-				 : fetch_items);
+		snprintf(cmd, sizeof cmd, "UID FETCH %s %s", set, e->items);
 		free(set);
-		enum isnap_status st =
-			imap_client_send(e->client, cmd, f->tag, err);
+		f->id = e->next_id++;
+		f->disturbed = false;
+		st = imap_pipeline_send(e->pipe, e->owner, FETCH_COOKIE | f->id,
+					cmd, err);
 		if (st)
 			return st;
 		e->nq++;
 	}
-	if (e->all_sent && e->nq == 0)
-		e->done = true;
 	return ISNAP_OK;
 }
 
-static enum isnap_status on_tagged(struct engine *e,
-				   const struct imap_response *r,
-				   struct isnap_error *err)
+enum isnap_status fetch_tagged(struct fetch *e, uintptr_t cookie,
+			       const struct imap_response *r,
+			       struct isnap_error *err)
 {
+	uintptr_t id = cookie & ~FETCH_COOKIE;
 	unsigned i;
 	struct inflight done;
+	enum isnap_status st = ISNAP_OK;
 
 	for (i = 0; i < e->nq; i++)
-		if (!strcmp(e->q[i].tag, r->tag))
+		if (e->q[i].id == id)
 			break;
 	if (i == e->nq)
 		return isnap_fail(err, ISNAP_EPROTO,
@@ -493,51 +551,50 @@ static enum isnap_status on_tagged(struct engine *e,
 	 * `done` or to the entry moved down; send_more fills it next. */
 	e->q[e->nq] = (struct inflight){ .asked = UIDSET_INIT };
 
-	for (size_t k = 0; k < done.asked.n; k++) {
+	for (size_t k = 0; k < done.asked.n && !st; k++) {
 		for (uint32_t u = done.asked.r[k].first;; u++) {
-			if (!uidset_contains(&e->received, u)) {
+			if (!uidset_contains(&e->received, u) &&
+			    uidset_contains(&e->skip, u)) {
+				st = account(e, u, err);
+			} else if (!uidset_contains(&e->received, u)) {
 				if (!strcmp(r->name, "OK") && done.disturbed) {
-					fail_message(e, u,
-						     "the server did not send "
-						     "it, and sent malformed or "
-						     "unrequested data instead");
+					st = fail_message(
+						e, u,
+						"the server did not send it, "
+						"and sent malformed or "
+						"unrequested data instead",
+						err);
 				} else if (!strcmp(r->name, "OK")) {
 					e->stats->vanished++;
+					st = account(e, u, err);
 				} else {
 					char why[300];
 					snprintf(why, sizeof why,
 						 "the server refused it: %s",
 						 r->text ? r->text : "");
-					fail_message(e, u, why);
+					st = fail_message(e, u, why, err);
 				}
 			}
-			if (u == done.asked.r[k].last)
+			if (st || u == done.asked.r[k].last)
 				break;
 		}
 	}
 	/* The UIDs of this command can no longer arrive legitimately:
 	 * wanted() now rejects them because no command in flight asks for
 	 * them, so `received` need not remember them. */
-	for (size_t k = 0; k < done.asked.n; k++)
+	for (size_t k = 0; k < done.asked.n && !st; k++)
 		if (uidset_remove_range(&e->received, done.asked.r[k].first,
-					done.asked.r[k].last)) {
-			uidset_free(&done.asked);
-			return oom(err);
-		}
+					done.asked.r[k].last))
+			st = oom(err);
 	uidset_free(&done.asked);
+	if (st)
+		return st;
 	return send_more(e, err);
 }
 
-static enum isnap_status on_response(void *ctx, const struct imap_response *r,
-				     struct isnap_error *err)
+enum isnap_status fetch_untagged(struct fetch *e, const struct imap_response *r,
+				 struct isnap_error *err)
 {
-	struct engine *e = ctx;
-
-	if (r->kind == IMAP_RESP_TAGGED)
-		return on_tagged(e, r, err);
-	if (r->kind == IMAP_RESP_CONTINUATION)
-		return isnap_fail(err, ISNAP_EPROTO,
-				  "the server asked for data nobody offered");
 	if (strcmp(r->name, "FETCH")) {
 		/* EXISTS, EXPUNGE, FLAGS, OK [...]: nothing to do for a
 		 * read-only fetch by UID. */
@@ -555,28 +612,43 @@ static enum isnap_status on_response(void *ctx, const struct imap_response *r,
 	return finish_inline(e, &r->args[0], err);
 }
 
-enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
-				 const struct uidset *uids,
-				 const struct fetch_opts *opts,
-				 const struct fetch_callbacks *cb,
-				 struct fetch_stats *stats,
-				 struct isnap_error *err)
+bool fetch_all_sent(const struct fetch *e)
 {
-	struct engine *e = calloc(1, sizeof *e);
-	struct imap_handler h = {
-		.response = on_response,
-		.literal_begin = on_literal_begin,
-		.literal_data = on_literal_data,
-	};
+	return e->all_sent;
+}
+
+bool fetch_finished(const struct fetch *e)
+{
+	return e->all_sent && e->nq == 0;
+}
+
+int fetch_skip(struct fetch *e, const struct uidset *held)
+{
+	return uidset_add_set(&e->skip, held);
+}
+
+enum isnap_status fetch_start(struct imap_pipeline *pipe,
+			      struct imap_owner *owner, struct store *s,
+			      const struct uidset *uids,
+			      const struct fetch_opts *opts,
+			      const struct fetch_callbacks *cb,
+			      struct fetch_stats *stats, struct fetch **out,
+			      struct isnap_error *err)
+{
+	struct fetch *e = calloc(1, sizeof *e);
 	enum isnap_status st;
 
+	*out = NULL;
 	if (!e)
 		return oom(err);
-	e->client = c;
+	e->pipe = pipe;
+	e->owner = owner;
 	e->store = s;
 	e->cb = cb;
 	e->stats = stats;
-	e->uids = uids;
+	e->items = imap_client_has_cap(pipe->client, "CONDSTORE")
+			   ? fetch_items_modseq
+			   : fetch_items;
 	e->o.batch = opts && opts->batch ? opts->batch : 500;
 	e->o.depth = opts && opts->depth ? opts->depth : 3;
 	if (e->o.depth > MAX_DEPTH)
@@ -585,24 +657,126 @@ enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
 		opts && opts->commit_messages ? opts->commit_messages : 1000;
 	e->o.commit_bytes =
 		opts && opts->commit_bytes ? opts->commit_bytes : 64u << 20;
-	h.ctx = e;
-
+	e->o.commit_ms = opts && opts->commit_ms ? opts->commit_ms
+						 : FETCH_COMMIT_MS_DEFAULT;
+	if (uidset_add_set(&e->uids, uids)) {
+		free(e);
+		return oom(err);
+	}
+	*out = e;
 	st = send_more(e, err);
-	if (!st)
-		st = imap_client_pump(c, &h, &e->done, err);
+	if (!st && e->all_sent && e->nq == 0)
+		e->all_sent = true; /* nothing to fetch at all */
+	return st;
+}
+
+enum isnap_status fetch_end(struct fetch *e, enum isnap_status st,
+			    struct uidset *left, struct isnap_error *err)
+{
+	enum isnap_status cst;
+
 	if (e->state == MSG_STORING)
-		s->ops->abort_message(s);
+		e->store->ops->abort_message(e->store);
+	e->state = MSG_NONE;
 	if (!st) {
 		st = commit(e, err);
 	} else {
 		/* Keep what is complete even though the fetch failed. */
-		struct isnap_error ignored;
-		commit(e, &ignored);
+		struct isnap_error ignored = { 0 };
+		cst = commit(e, &ignored);
+		(void)cst;
+	}
+	if (left) {
+		for (size_t i = 0; i < e->uids.n; i++)
+			if (uidset_add_range(left, e->uids.r[i].first,
+					     e->uids.r[i].last) && !st)
+				st = oom(err);
+		for (size_t i = 0; i < e->accounted.n; i++)
+			if (uidset_remove_range(left, e->accounted.r[i].first,
+						e->accounted.r[i].last) &&
+			    !st)
+				st = oom(err);
 	}
 	for (unsigned i = 0; i < e->nq; i++)
 		uidset_free(&e->q[i].asked);
+	uidset_free(&e->uids);
 	uidset_free(&e->received);
 	uidset_free(&e->pending);
+	uidset_free(&e->accounted);
+	uidset_free(&e->skip);
 	free(e);
+	return st;
+}
+
+/* --- on its own: one owner, the fetch, nothing else in flight ---------- */
+
+struct alone {
+	struct imap_owner owner;
+	struct fetch *f;
+};
+
+static enum isnap_status alone_untagged(struct imap_owner *o,
+					const struct imap_response *r,
+					struct isnap_error *err)
+{
+	return fetch_untagged(((struct alone *)o)->f, r, err);
+}
+
+static enum isnap_status alone_literal_begin(struct imap_owner *o,
+					     const struct imap_response *p,
+					     uint64_t size, bool *stream,
+					     struct isnap_error *err)
+{
+	return fetch_literal_begin(((struct alone *)o)->f, p, size, stream,
+				   err);
+}
+
+static enum isnap_status alone_literal_data(struct imap_owner *o,
+					    const char *data, size_t len,
+					    struct isnap_error *err)
+{
+	return fetch_literal_data(((struct alone *)o)->f, data, len, err);
+}
+
+static enum isnap_status alone_tagged(struct imap_owner *o, uintptr_t cookie,
+				      const struct imap_response *r,
+				      struct isnap_error *err)
+{
+	return fetch_tagged(((struct alone *)o)->f, cookie, r, err);
+}
+
+static const struct imap_owner_ops alone_ops = {
+	.untagged = alone_untagged,
+	.literal_begin = alone_literal_begin,
+	.literal_data = alone_literal_data,
+	.tagged = alone_tagged,
+};
+
+enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
+				 const struct uidset *uids,
+				 const struct fetch_opts *opts,
+				 const struct fetch_callbacks *cb,
+				 struct fetch_stats *stats,
+				 struct isnap_error *err)
+{
+	struct imap_pipeline pipe;
+	struct alone a = { .owner = { .ops = &alone_ops } };
+	enum isnap_status st;
+
+	imap_pipeline_init(&pipe, c);
+	st = fetch_start(&pipe, &a.owner, s, uids, opts, cb, stats, &a.f,
+			 err);
+	/* Until every command is answered, also after a failure in one of
+	 * the callbacks (the rest of its answers is read and dropped), so
+	 * that the connection is left clean for the next command. */
+	while (!st && a.owner.inflight)
+		st = imap_pipeline_pump(&pipe, err);
+	if (!st && a.owner.failed) {
+		st = a.owner.failed;
+		*err = a.owner.err;
+	}
+	if (a.f)
+		st = fetch_end(a.f, st, NULL, err);
+	imap_pipeline_release(&pipe);
 	return st;
 }

@@ -9,9 +9,10 @@
  * store: memory does not depend on message size.  BODY.PEEK[] never sets
  * \Seen.
  *
- * Every `commit_messages` messages or `commit_bytes` bytes, and at the end,
- * the store commits (group commit) and `committed` is told which UIDs are
- * now durable, so the caller can advance its state.
+ * Every `commit_messages` messages or `commit_bytes` bytes, once messages
+ * have waited `commit_ms`, and at the end, the store commits (group
+ * commit) and `committed` is told which UIDs are now durable, so the
+ * caller can advance its state.
  *
  * A message the server refuses (tagged NO), sends malformed, or that the
  * store rejects is reported through `message_failed` and the fetch goes on;
@@ -23,10 +24,12 @@
 #ifndef IMAPSNAP_IMAP_FETCH_H
 #define IMAPSNAP_IMAP_FETCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
 #include "imap/client.h"
+#include "imap/pipeline.h"
 #include "store/store.h"
 #include "uidset.h"
 
@@ -35,7 +38,13 @@ struct fetch_opts {
 	unsigned depth;           /* commands in flight; default 3 */
 	uint32_t commit_messages; /* default 1000 */
 	uint64_t commit_bytes;    /* default 64 MiB */
+	/* Also commit once the oldest message not committed yet ended this
+	 * many milliseconds ago (checked between messages and by
+	 * fetch_tick); 0 for the default, FETCH_COMMIT_MS_DEFAULT. */
+	unsigned commit_ms;
 };
+
+#define FETCH_COMMIT_MS_DEFAULT 5000
 
 struct fetch_stats {
 	uint64_t saved;      /* messages ended in the store */
@@ -57,15 +66,85 @@ struct fetch_callbacks {
 	void (*message_saved)(void *ctx, uint32_t uid, uint64_t bytes);
 };
 
-/* Fetch every UID in `uids` into the folder the store has open.  Returns
- * ISNAP_OK when the fetch ran to the end (per-message failures are in
- * `stats`), or the fatal status. */
+/* Fetch every UID in `uids` into the folder the store has open, on its
+ * own: send, and read until everything is answered.  Returns ISNAP_OK
+ * when the fetch ran to the end (per-message failures are in `stats`),
+ * or the fatal status. */
 enum isnap_status fetch_messages(struct imap_client *c, struct store *s,
 				 const struct uidset *uids,
 				 const struct fetch_opts *opts,
 				 const struct fetch_callbacks *cb,
 				 struct fetch_stats *stats,
 				 struct isnap_error *err);
+
+/*
+ * The same fetch as one participant of a pipeline (imap/pipeline.h),
+ * for a caller that keeps other commands in flight on the connection.
+ * The caller owns the imap_owner its commands go out for, and passes on
+ * to the fetch what that owner receives:
+ *
+ *   fetch_start(pipe, &owner, client, store, uids, ..., &f, err);
+ *   owner's untagged      -> fetch_untagged(f, r, err)
+ *   owner's literal_*     -> fetch_literal_begin/_data/_end(f, ...)
+ *   owner's tagged        -> if (fetch_cookie(cookie))
+ *                                fetch_tagged(f, cookie, r, err)
+ *   ...until fetch_finished(f) (or the connection is lost)...
+ *   fetch_end(f, st, left, err);      // commits what is complete; frees
+ *
+ * The store's folder must be open before the first body arrives (bodies
+ * arrive after the answers to whatever was sent before the fetch's first
+ * command, e.g. EXAMINE).  Cookies with FETCH_COOKIE set are the fetch's.
+ */
+struct fetch;
+
+#define FETCH_COOKIE ((uintptr_t)1 << (sizeof(uintptr_t) * 8 - 1))
+
+enum isnap_status fetch_start(struct imap_pipeline *pipe,
+			      struct imap_owner *owner, struct store *s,
+			      const struct uidset *uids,
+			      const struct fetch_opts *opts,
+			      const struct fetch_callbacks *cb,
+			      struct fetch_stats *stats, struct fetch **out,
+			      struct isnap_error *err);
+
+static inline bool fetch_cookie(uintptr_t cookie)
+{
+	return (cookie & FETCH_COOKIE) != 0;
+}
+
+enum isnap_status fetch_untagged(struct fetch *f, const struct imap_response *r,
+				 struct isnap_error *err);
+enum isnap_status fetch_literal_begin(struct fetch *f,
+				      const struct imap_response *partial,
+				      uint64_t size, bool *stream,
+				      struct isnap_error *err);
+enum isnap_status fetch_literal_data(struct fetch *f, const char *data,
+				     size_t len, struct isnap_error *err);
+enum isnap_status fetch_tagged(struct fetch *f, uintptr_t cookie,
+			       const struct imap_response *r,
+			       struct isnap_error *err);
+
+/* Every command sent, and every one answered. */
+bool fetch_all_sent(const struct fetch *f);
+bool fetch_finished(const struct fetch *f);
+
+/* UIDs the store already holds (found when its folder was opened): their
+ * bodies are read and dropped, and they are neither failed nor vanished.
+ * Returns 0 or -1 (out of memory). */
+int fetch_skip(struct fetch *f, const struct uidset *held);
+
+/* Commit now if messages ended longer ago than commit_ms and none is
+ * being written.  For a caller that waited without data arriving. */
+enum isnap_status fetch_tick(struct fetch *f, struct isnap_error *err);
+
+/* Commit what is complete and free `f`.  `st` is the failure that ended
+ * the fetch early, if any (then a failed final commit is not reported
+ * over it).  When `left` is not NULL, the UIDs the fetch did not account
+ * for (neither committed, failed, skipped nor found gone) are added to
+ * it, e.g. to fetch them again on a new connection.  Returns `st`, or
+ * the final commit's failure. */
+enum isnap_status fetch_end(struct fetch *f, enum isnap_status st,
+			    struct uidset *left, struct isnap_error *err);
 
 /* Parse an IMAP date-time ("17-Jul-1996 02:44:25 -0700", day possibly
  * space-padded) into seconds since the epoch (UTC) and the zone in

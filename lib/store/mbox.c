@@ -1076,6 +1076,7 @@ static void mb_destroy(struct store *s)
 
 static const struct store_ops mbox_ops = {
 	.format = "mbox",
+	.caps = STORE_CAP_PARALLEL,
 	.durable_at_finish = false,
 	.open_folder = mb_open_folder,
 	.retire_generation = mb_retire_generation,
@@ -1092,6 +1093,7 @@ static const struct store_ops mbox_ops = {
 
 static const struct store_ops mbox_gz_ops = {
 	.format = "mbox.gz",
+	.caps = STORE_CAP_PARALLEL,
 	.durable_at_finish = false,
 	.open_folder = mb_open_folder,
 	.retire_generation = mb_retire_generation,

@@ -166,8 +166,23 @@ struct store_scan_cb {
 
 struct store;
 
+/* What a store can do, for whoever schedules the writing (struct
+ * store_ops.caps): the engine decides from these, never from the format's
+ * name. */
+enum store_cap {
+	/* Several instances (store_open on the same dest, one per thread)
+	 * may write different folders at the same time. */
+	STORE_CAP_PARALLEL = 1 << 0,
+	/* Several instances may write one folder at the same time, each
+	 * messages of its own, in any order of UIDs, and the result is the
+	 * same as one instance writing them in order (Maildir: one file per
+	 * message, named by UID). */
+	STORE_CAP_SPLIT_FOLDER = 1 << 1,
+};
+
 struct store_ops {
-	const char *format;     /* "maildir", "mbox", ... */
+	const char *format;     /* "maildir", "mbox", ...: for the record */
+	unsigned caps;          /* enum store_cap bits */
 	bool durable_at_finish;
 
 	enum isnap_status (*open_folder)(struct store *s,
