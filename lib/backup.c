@@ -1,54 +1,54 @@
 /*
- * backup.c — see backup.h.  The run: the state directory and its lock,
- * the manifest, the folder list and the plan made before the sessions
- * start, and the first session on the caller's thread.  The rest is in
- * backup_folder.c, backup_sessions.c and backup_parts.c
- * (backup_internal.h).
+ * backup.c — see backup.h.  One run: the destination (its lock, state and
+ * store), the manifest, the ledger and the scheduler, then the units do the
+ * work: the listing unit (backup_list.c) plans every folder
+ * (backup_plan.c), planning queues the fetching (backup_fetch.c), the
+ * ledger keeps the account (backup_ledger.c).  docs/decisions.md,
+ * "The backup engine", explains the whole.
+ *
+ * Dependencies run one way:
+ *
+ *   backup.c -> backup_list.c -> backup_plan.c -> backup_step_*.c
+ *                                     |                 |
+ *                                     v                 v
+ *                               backup_fetch.c    (backup_plan.h)
+ *                                     |
+ *        backup_ledger.c, backup_events.c, scheduler.c, imap/, store/
  */
 #include "backup.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "backup_internal.h"
+#include "backup_ctx.h"
+#include "backup_events.h"
+#include "backup_ledger.h"
+#include "backup_list.h"
 #include "beneath.h"
 #include "lock.h"
+#include "scheduler.h"
 #include "version.h"
 
-/* The run's record for folder `name`, created on first use (a folder
- * retried after a lost connection keeps its record). */
-static struct folder_run *folder_run(struct run *r, const char *name)
-{
-	struct folder_run *v;
+/* Another session opens when units worth this many messages wait: fewer
+ * take less time (0.06 s at the 4,300 messages/s of docs/performance.md)
+ * than a login over TLS through a 20 ms link costs, and the sessions
+ * already open reach them soon enough. */
+#define SPAWN_WEIGHT 250
 
-	for (size_t i = 0; i < r->nruns; i++)
-		if (!strcmp(r->runs[i].name, name))
-			return &r->runs[i];
-	v = realloc(r->runs, (r->nruns + 1) * sizeof *r->runs);
-	if (!v)
-		return NULL;
-	r->runs = v;
-	v = &r->runs[r->nruns];
-	memset(v, 0, sizeof *v);
-	if (!(v->name = strdup(name)))
-		return NULL;
-	r->nruns++;
-	return v;
-}
-
-struct folder_run *backup_find_run(struct run *r, const char *name)
-{
-	for (size_t i = 0; i < r->nruns; i++)
-		if (!strcmp(r->runs[i].name, name))
-			return &r->runs[i];
-	return NULL;
-}
+struct run {
+	struct backup_ctx c;
+	struct backup_events_mux events;
+	struct imap_session_opts session; /* the caller's, traced in turn */
+	char state_dir[4096]; /* DEST/.imapsnap, for messages */
+	int state_fd;         /* it, opened (beneath.h); -1 when none */
+	bool single_file;     /* one complete export; no state kept */
+	struct store *store;  /* the first, wrapped by the manifest */
+	struct backup_summary *sum;
+};
 
 /* "SINCE 1-Feb-2024 BEFORE 1-Mar-2024": IMAP compares dates, not times. */
 static void date_criteria(const struct backup_opts *o, char *buf, size_t size)
@@ -75,22 +75,6 @@ static void date_criteria(const struct backup_opts *o, char *buf, size_t size)
 	}
 }
 
-/* Archives: what was fetched becomes durable only now. */
-static enum isnap_status apply_deferred(struct run *r, struct isnap_error *err)
-{
-	for (size_t i = 0; i < r->nruns; i++) {
-		struct folder_run *fr = &r->runs[i];
-		struct state_folder *sf = state_folder(&r->state, fr->name, 0);
-		if (!sf)
-			continue;
-		if (uidset_add_set(&sf->saved, &fr->deferred))
-			return oom(err);
-		if (fr->uidnext)
-			sf->uidnext = fr->uidnext;
-	}
-	return backup_save_state_locked(r, err);
-}
-
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -98,101 +82,141 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Plans before the sessions start: the order of the folders, and the
- * state entries and records they need (made here, so that sessions only
- * ever find them, and so that the state file lists folders in the order
- * one session would have reached them). */
-static enum isnap_status prepare(struct run *r,
-				 const struct imap_folder_list *folders,
-				 struct isnap_error *err)
-{
-	r->folders = folders;
-	r->queue = calloc(folders->n ? folders->n : 1, sizeof *r->queue);
-	if (!r->queue)
-		return oom(err);
-	r->n_loaded = r->state.n;
-	for (size_t i = 0; i < folders->n; i++) {
-		const struct imap_folder *lf = &folders->v[i];
-		if (lf->noselect)
-			continue;
-		r->queue[r->nqueue++] = i;
-		if (lf->invalid)
-			continue;
-		if (!state_folder(&r->state, lf->name, 1))
-			return oom(err);
-		if (!backup_find_run(r, lf->name) && !folder_run(r, lf->name))
-			return oom(err);
-	}
-	r->save_view = calloc(r->state.n ? r->state.n : 1,
-			      sizeof *r->save_view);
-	return r->save_view ? ISNAP_OK : oom(err);
-}
+/* --- sessions ---------------------------------------------------------------- */
 
-static enum isnap_status backup_account(struct run *r, struct isnap_error *err)
+/* A session logged in for the first time: its store.  The first uses the
+ * run's; the others get their own on the same destination, recording into
+ * the same manifest. */
+static enum isnap_status attach(void *ctx, struct sched_session *s,
+				struct isnap_error *err)
 {
-	struct imap_folder_list folders = { 0 };
-	struct worker *w0 = &r->workers[0];
+	struct run *r = ctx;
+	struct store *inner = NULL, *wrapped = NULL;
 	enum isnap_status st;
 
-	w0->r = r;
-	w0->store = r->store;
-	r->started = 1;
-	st = imap_client_open(&r->o->session, &w0->client, err);
+	if (sched_session_index(s) == 0) {
+		struct imap_client *cl = sched_session_client(s);
+		if (r->c.manifest)
+			manifest_server(r->c.manifest, imap_client_greeting(cl),
+					imap_client_capabilities(cl));
+		sched_session_set_data(s, r->store);
+		return ISNAP_OK;
+	}
+	if (!r->store)
+		return ISNAP_OK; /* dry run */
+	st = store_open(r->c.format, r->c.o->dest, &inner, err);
+	if (!st) {
+		st = manifest_wrap_another(r->c.manifest, inner, &wrapped, err);
+		if (st)
+			store_free(inner);
+	}
+	if (!st)
+		sched_session_set_data(s, wrapped);
+	return st;
+}
+
+static enum isnap_status detach(void *ctx, struct sched_session *s,
+				bool run_ok, struct isnap_error *err)
+{
+	struct store *store = backup_store_of(s);
+	enum isnap_status st = ISNAP_OK;
+
+	(void)ctx;
+	(void)run_ok;
+	if (sched_session_index(s) == 0 || !store)
+		return ISNAP_OK; /* the run finishes the first store itself */
+	st = store->ops->finish(store, err);
+	store_free(store);
+	sched_session_set_data(s, NULL);
+	return st;
+}
+
+static void sched_warning(void *ctx, const char *text)
+{
+	struct run *r = ctx;
+
+	backup_warning(&r->events.ev, "%s", text);
+}
+
+/* How many sessions: as asked (default BACKUP_CONNECTIONS_DEFAULT), but
+ * one for what must be written as one stream, and for a dry run. */
+static unsigned connections_for(struct run *r)
+{
+	const struct backup_opts *o = r->c.o;
+	unsigned n = o->connections ? o->connections
+				    : BACKUP_CONNECTIONS_DEFAULT;
+
+	if (n > BACKUP_CONNECTIONS_MAX)
+		n = BACKUP_CONNECTIONS_MAX;
+	if (o->dry_run)
+		return 1;
+	if (r->store && !(r->c.store_caps & STORE_CAP_PARALLEL)) {
+		if (o->connections > 1)
+			backup_notice(&r->events.ev,
+				      "%s is written as one stream: one "
+				      "connection instead of %u",
+				      r->c.format, o->connections);
+		return 1;
+	}
+	return n;
+}
+
+/* The ledger and the scheduler, the listing unit, and the work. */
+static enum isnap_status run_units(struct run *r, struct state *loaded,
+				   struct isnap_error *err)
+{
+	struct backup_ctx *c = &r->c;
+	struct ledger_opts lo = {
+		.state_fd = r->single_file || c->o->dry_run ? -1
+							    : r->state_fd,
+		.state_dir = r->state_dir,
+		.durable_at_finish = r->store &&
+				     r->store->ops->durable_at_finish,
+		.keep_uidnext = backup_date_filtered(c),
+	};
+	struct sched_opts so = {
+		.session = &r->session,
+		.max_sessions = c->sessions,
+		.spawn_weight = SPAWN_WEIGHT,
+		.retries = c->o->retries,
+		.max_units = 1,
+		.ctx = r,
+		.attach = attach,
+		.detach = detach,
+		.warning = sched_warning,
+	};
+	struct sched_unit *lu;
+	enum isnap_status st;
+
+	st = ledger_new(&lo, loaded, &c->ledger, err);
+	if (!st)
+		st = sched_new(&so, &c->sched, err);
 	if (st)
 		return st;
-	if (r->manifest)
-		manifest_server(r->manifest,
-				imap_client_greeting(w0->client),
-				imap_client_capabilities(w0->client));
-	st = imap_list(w0->client, &folders, err);
-	if (!st)
-		st = prepare(r, &folders, err);
-	if (st)
-		goto out;
-	backup_work(w0);
-	/* The other sessions finish what they took. */
-	for (unsigned i = 1; i < r->connections; i++)
-		if (r->workers[i].running) {
-			pthread_join(r->workers[i].thread, NULL);
-			r->workers[i].running = false;
-		}
-	if (r->fatal) {
-		*err = r->fatal_err;
-		st = r->fatal;
-	} else if (r->next < r->nqueue) {
-		/* Every session was lost for good after a folder failed; the
-		 * failure was reported, the remaining folders are not
-		 * done. */
-		st = ISNAP_EFOLDER;
-	} else {
-		st = r->worst;
-	}
-out:
-	backup_sf_release(&w0->sf);
-	r->folders = NULL;
-	imap_folder_list_free(&folders);
-	return st;
+	if (!(lu = backup_list_unit(c)))
+		return backup_oom(err);
+	sched_post(c->sched, lu, false);
+	return sched_run(c->sched, err);
 }
 
 /* Every message the store sees from now on is hashed and recorded. */
 static enum isnap_status start_manifest(struct run *r, int state_fd,
-					const char *format,
 					struct isnap_error *err)
 {
 	struct manifest_run_info info = {
 		.tool_version = IMAPSNAP_VERSION,
-		.format = format,
-		.dest = r->o->dest,
-		.host = r->o->session.url,
-		.user = r->o->session.user,
+		.format = r->c.format,
+		.dest = r->c.o->dest,
+		.host = r->c.o->session.url,
+		.user = r->c.o->session.user,
 	};
 	struct store *wrapped;
 	enum isnap_status st;
 
-	st = manifest_open(state_fd, r->state_dir, &info, &r->manifest, err);
+	st = manifest_open(state_fd, r->state_dir, &info, &r->c.manifest, err);
 	if (st)
 		return st;
-	st = manifest_wrap(r->manifest, r->store, &wrapped, err);
+	st = manifest_wrap(r->c.manifest, r->store, &wrapped, err);
 	if (st)
 		return st;
 	r->store = wrapped;
@@ -215,7 +239,60 @@ static void end_manifest(struct run *r, enum isnap_status st)
 		.status = st,
 	};
 
-	manifest_end(r->manifest, &ms);
+	manifest_end(r->c.manifest, &ms);
+}
+
+/* The store, and the manifest around it; a single-file export keeps no
+ * state and carries its manifest inside. */
+static enum isnap_status open_store(struct run *r, struct isnap_error *err)
+{
+	const struct backup_opts *o = r->c.o;
+	const char *single = store_single_file_format(o->dest);
+	enum isnap_status st;
+
+	if (single) {
+		if (o->format && strcmp(o->format, single))
+			return isnap_fail(err, ISNAP_EUSAGE,
+					  "%s: the name says %s, but --format "
+					  "says %s",
+					  o->dest, single, o->format);
+		r->c.format = single;
+		r->single_file = true;
+	}
+	st = store_open(r->c.format, o->dest, &r->store, err);
+	if (st)
+		return st;
+	r->c.store_caps = r->store->ops->caps;
+	return ISNAP_OK;
+}
+
+/* After the units: the manifest's end, the first store's finish (which
+ * makes an archive durable), and what that made durable in the state. */
+static enum isnap_status finish(struct run *r, enum isnap_status st,
+				struct isnap_error *err)
+{
+	struct isnap_error scratch = { 0 };
+	struct isnap_error *e2 = backup_is_fatal(st) ? &scratch : err;
+	enum isnap_status fst;
+
+	if (r->c.ledger)
+		ledger_summary(r->c.ledger, r->sum);
+	end_manifest(r, st);
+	/* Even after a fatal error, finish what is complete; the first
+	 * error is the one to report. */
+	fst = r->store->ops->finish(r->store, e2);
+	if (!fst && r->store->ops->durable_at_finish && r->c.ledger)
+		fst = ledger_finish(r->c.ledger, e2);
+	if (fst && !backup_is_fatal(st))
+		st = fst;
+	if (!fst && manifest_sha256(r->c.manifest))
+		snprintf(r->sum->manifest_sha256, sizeof r->sum->manifest_sha256,
+			 "%s", manifest_sha256(r->c.manifest));
+	if (!fst && manifest_sha256(r->c.manifest) &&
+	    manifest_path(r->c.manifest))
+		snprintf(r->sum->manifest_file, sizeof r->sum->manifest_file,
+			 "%s", manifest_path(r->c.manifest));
+	return st;
 }
 
 /* DEST/.imapsnap into r->state_fd, opened without following a symbolic
@@ -225,7 +302,7 @@ static void end_manifest(struct run *r, enum isnap_status st)
 static enum isnap_status open_state_dir(struct run *r, bool create,
 					struct isnap_error *err)
 {
-	int dest_fd = beneath_open_top(r->o->dest, false);
+	int dest_fd = beneath_open_top(r->c.o->dest, false);
 
 	if (dest_fd >= 0) {
 		r->state_fd = beneath_open_dir(dest_fd, ".imapsnap", create);
@@ -238,29 +315,56 @@ static enum isnap_status open_state_dir(struct run *r, bool create,
 	if (errno == ENOENT && !create)
 		return ISNAP_OK;
 	return isnap_fail_errno(err, ISNAP_ELOCAL, "%s",
-				dest_fd < 0 ? r->o->dest : r->state_dir);
+				dest_fd < 0 ? r->c.o->dest : r->state_dir);
 }
 
-/* How many sessions: as asked (default BACKUP_CONNECTIONS_DEFAULT), but
- * one for what must be written as one stream. */
-static unsigned connections_for(struct run *r)
+static enum isnap_status run_backup(struct run *r, struct isnap_error *err,
+				    int *lock_fd)
 {
-	unsigned n = r->o->connections ? r->o->connections
-				       : BACKUP_CONNECTIONS_DEFAULT;
+	const struct backup_opts *o = r->c.o;
+	struct state loaded = STATE_INIT;
+	enum isnap_status st;
 
-	if (n > BACKUP_CONNECTIONS_MAX)
-		n = BACKUP_CONNECTIONS_MAX;
-	if (r->o->dry_run)
-		return 1;
-	if (r->store && deferred_store(r)) {
-		if (r->o->connections > 1)
-			backup_notice(r,
-				      "%s is written as one stream: one "
-				      "connection instead of %u",
-				      r->format, r->o->connections);
-		return 1;
+	if (o->dry_run) {
+		/* Read what earlier runs saved, if anything; touch nothing. */
+		r->c.sessions = connections_for(r);
+		st = open_state_dir(r, false, err);
+		if (!st)
+			st = state_load(r->state_fd, r->state_dir, &loaded,
+					err);
+		if (st == ISNAP_EINTEGRITY)
+			st = err->status = ISNAP_ELOCAL;
+		if (!st)
+			st = run_units(r, &loaded, err);
+		if (r->c.ledger)
+			ledger_summary(r->c.ledger, r->sum);
+		state_free(&loaded);
+		return st;
 	}
-	return n;
+	st = open_store(r, err);
+	if (st)
+		return st;
+	r->c.sessions = connections_for(r);
+	if (!r->single_file) {
+		st = open_state_dir(r, true, err);
+		if (!st)
+			st = lock_acquire(r->state_fd, r->state_dir, lock_fd,
+					  err);
+		if (!st)
+			st = state_load(r->state_fd, r->state_dir, &loaded,
+					err);
+		if (st == ISNAP_EINTEGRITY)
+			st = err->status = ISNAP_ELOCAL;
+		if (st)
+			return st;
+	}
+	st = start_manifest(r, r->single_file ? -1 : r->state_fd, err);
+	if (!st)
+		st = run_units(r, &loaded, err);
+	state_free(&loaded);
+	if (r->c.manifest)
+		st = finish(r, st, err);
+	return st;
 }
 
 enum isnap_status backup_run(const struct backup_opts *o,
@@ -268,125 +372,31 @@ enum isnap_status backup_run(const struct backup_opts *o,
 			     struct backup_summary *sum,
 			     struct isnap_error *err)
 {
-	struct run r = { .o = o, .user_ev = ev, .sum = sum, .state_fd = -1 };
+	struct run r = { .c = { .o = o }, .sum = sum, .state_fd = -1 };
 	double start = now_seconds();
 	int lock_fd = -1;
-	enum isnap_status st, fst;
+	enum isnap_status st;
 
 	memset(sum, 0, sizeof *sum);
-	pthread_mutex_init(&r.lock, NULL);
-	pthread_mutex_init(&r.ev_lock, NULL);
-	pthread_cond_init(&r.changed, NULL);
-	backup_serialise_events(&r);
-	date_criteria(o, r.criteria, sizeof r.criteria);
+	backup_events_init(&r.events, ev);
+	r.c.ev = &r.events.ev;
+	r.session = o->session;
+	backup_events_trace(&r.events, &r.session);
+	date_criteria(o, r.c.criteria, sizeof r.c.criteria);
 	snprintf(r.state_dir, sizeof r.state_dir, "%s/.imapsnap", o->dest);
-	r.format = o->format ? o->format : "maildir";
-	if (o->dry_run) {
-		/* Read what earlier runs saved, if anything; touch nothing. */
-		r.connections = connections_for(&r);
-		if (!(r.workers = calloc(1, sizeof *r.workers))) {
-			st = oom(err);
-			goto out;
-		}
-		st = open_state_dir(&r, false, err);
-		if (!st)
-			st = state_load(r.state_fd, r.state_dir, &r.state, err);
-		if (st == ISNAP_EINTEGRITY)
-			st = err->status = ISNAP_ELOCAL;
-		if (!st)
-			st = backup_account(&r, err);
-		imap_client_close(r.workers[0].client, !is_fatal(st));
-		r.workers[0].client = NULL;
-		goto out;
-	}
-	{
-		const char *single = store_single_file_format(o->dest);
-		if (single) {
-			if (o->format && strcmp(o->format, single)) {
-				st = isnap_fail(err, ISNAP_EUSAGE,
-						"%s: the name says %s, but "
-						"--format says %s",
-						o->dest, single, o->format);
-				goto out;
-			}
-			r.format = single;
-			r.single_file = true;
-		}
-		st = store_open(r.format, o->dest, &r.store, err);
-		if (st)
-			goto out;
-	}
-	r.connections = connections_for(&r);
-	if (!(r.workers = calloc(r.connections, sizeof *r.workers))) {
-		st = oom(err);
-		goto out;
-	}
-	if (r.single_file) {
-		/* A complete export every time: nothing to remember, and the
-		 * manifest goes inside the archive. */
-		st = start_manifest(&r, -1, r.format, err);
-		if (st)
-			goto out;
-		st = backup_account(&r, err);
-		goto finish;
-	}
-	st = open_state_dir(&r, true, err);
-	if (!st)
-		st = lock_acquire(r.state_fd, r.state_dir, &lock_fd, err);
-	if (!st)
-		st = state_load(r.state_fd, r.state_dir, &r.state, err);
-	if (st == ISNAP_EINTEGRITY)
-		st = err->status = ISNAP_ELOCAL;
-	if (st)
-		goto out;
+	r.c.format = o->format ? o->format : "maildir";
 
-	st = start_manifest(&r, r.state_fd, r.format, err);
-	if (st)
-		goto out;
-	st = backup_account(&r, err);
-finish:
-	imap_client_close(r.workers[0].client, !is_fatal(st));
-	r.workers[0].client = NULL;
-	end_manifest(&r, st);
-	/* Even after a fatal error, finish what is complete; the first
-	 * error is the one to report. */
-	{
-		struct isnap_error scratch = { 0 };
-		struct isnap_error *e2 = is_fatal(st) ? &scratch : err;
-		fst = r.store->ops->finish(r.store, e2);
-		if (!fst && deferred_store(&r))
-			fst = apply_deferred(&r, e2);
-		if (fst && !is_fatal(st))
-			st = fst;
-		if (!fst && manifest_sha256(r.manifest))
-			snprintf(sum->manifest_sha256,
-				 sizeof sum->manifest_sha256, "%s",
-				 manifest_sha256(r.manifest));
-		if (!fst && manifest_sha256(r.manifest) &&
-		    manifest_path(r.manifest))
-			snprintf(sum->manifest_file, sizeof sum->manifest_file,
-				 "%s", manifest_path(r.manifest));
-	}
-out:
+	st = run_backup(&r, err, &lock_fd);
+
 	sum->seconds = now_seconds() - start;
-	for (size_t i = 0; i < r.nruns; i++) {
-		free(r.runs[i].name);
-		uidset_free(&r.runs[i].deferred);
-		uidset_free(&r.runs[i].part_saved);
-	}
-	free(r.runs);
-	free(r.parts); /* each part is freed by its folder's owner */
-	free(r.queue);
-	free(r.save_view);
-	free(r.workers);
-	state_free(&r.state);
+	sched_free(r.c.sched);
+	ledger_free(r.c.ledger);
+	imap_folder_list_free(&r.c.folders);
 	store_free(r.store);
-	manifest_free(r.manifest);
+	manifest_free(r.c.manifest);
 	lock_release(lock_fd);
 	if (r.state_fd >= 0)
 		close(r.state_fd);
-	pthread_mutex_destroy(&r.lock);
-	pthread_mutex_destroy(&r.ev_lock);
-	pthread_cond_destroy(&r.changed);
+	backup_events_release(&r.events);
 	return st;
 }

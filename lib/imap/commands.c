@@ -256,15 +256,11 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return n > 0 && imap_arg_uint64(&a, out);
 }
 
-static enum isnap_status examine_untagged(void *ctx,
-					  const struct imap_response *r,
-					  struct isnap_error *err)
+void imap_examine_response(struct imap_mailbox_info *mi,
+			   const struct imap_response *r)
 {
-	struct imap_mailbox_info *mi = ctx;
-
-	(void)err;
 	if (r->kind != IMAP_RESP_UNTAGGED)
-		return ISNAP_OK;
+		return;
 	if (r->has_number && !strcmp(r->name, "EXISTS")) {
 		mi->exists = r->number;
 	} else if (!strcmp(r->name, "OK") && r->code && r->code_args) {
@@ -275,7 +271,34 @@ static enum isnap_status examine_untagged(void *ctx,
 		else if (!strcmp(r->code, "HIGHESTMODSEQ"))
 			parse_u64(r->code_args, &mi->highestmodseq);
 	}
+}
+
+static enum isnap_status examine_untagged(void *ctx,
+					  const struct imap_response *r,
+					  struct isnap_error *err)
+{
+	(void)err;
+	imap_examine_response(ctx, r);
 	return ISNAP_OK;
+}
+
+size_t imap_examine_command(const struct imap_client *c, const char *name,
+			    char *buf, size_t size)
+{
+	size_t n;
+
+	if (size < 40)
+		return 0;
+	memcpy(buf, "EXAMINE ", 8);
+	n = imap_client_quote(c, name, buf + 8, size - 40);
+	if (!n)
+		return 0;
+	n += 8;
+	if (imap_client_has_cap(c, "CONDSTORE")) {
+		strcpy(buf + n, " (CONDSTORE)");
+		n += 12;
+	}
+	return n;
 }
 
 enum isnap_status imap_examine(struct imap_client *c, const char *name,
@@ -283,44 +306,72 @@ enum isnap_status imap_examine(struct imap_client *c, const char *name,
 			       struct isnap_error *err)
 {
 	char cmd[COMMAND_MAX];
-	size_t n;
 
 	memset(out, 0, sizeof *out);
-	memcpy(cmd, "EXAMINE ", 8);
-	n = imap_client_quote(c, name, cmd + 8, sizeof cmd - 40);
-	if (!n)
+	if (!imap_examine_command(c, name, cmd, sizeof cmd))
 		return isnap_fail(err, ISNAP_EFOLDER,
 				  "the folder name cannot be sent back to "
 				  "this server");
-	if (imap_client_has_cap(c, "CONDSTORE"))
-		strcpy(cmd + 8 + n, " (CONDSTORE)");
 	return imap_client_simple(c, cmd, examine_untagged, out, err);
 }
 
-static enum isnap_status search_untagged(void *ctx,
-					 const struct imap_response *r,
-					 struct isnap_error *err)
+/* The TAG correlator of an ESEARCH answer, RFC 4731 §3.1:
+ * "* ESEARCH (TAG "i7") UID ALL 1:5". */
+static bool esearch_tag_is(const struct imap_response *r, const char *tag)
 {
-	struct uidset *out = ctx;
+	const struct imap_arg *c;
+	const char *t;
+	size_t len;
+
+	/* Without a correlator it cannot be told apart: take it. */
+	if (!r->nargs || r->args[0].type != IMAP_ARG_LIST)
+		return true;
+	c = &r->args[0];
+	if (c->count != 2 || !imap_arg_is_atom(&c->list[0], "TAG") ||
+	    !imap_arg_string(&c->list[1], false, &t, &len))
+		return true;
+	return len == strlen(tag) && !memcmp(t, tag, len);
+}
+
+static enum isnap_status add_uid(struct uidset *out, uint32_t from,
+				 const struct imap_arg *a, const char *what,
+				 struct isnap_error *err)
+{
+	uint32_t uid;
+
+	if (!imap_arg_uint32(a, &uid) || uid == 0)
+		return isnap_fail(err, ISNAP_EPROTO,
+				  "the server's %s answer holds an invalid UID",
+				  what);
+	if (uid >= from && uidset_add(out, uid))
+		return oom(err);
+	return ISNAP_OK;
+}
+
+enum isnap_status imap_uid_search_response(struct uidset *out, uint32_t from,
+					   unsigned kinds, const char *tag,
+					   const struct imap_response *r,
+					   struct isnap_error *err)
+{
+	enum isnap_status st;
 
 	if (r->kind != IMAP_RESP_UNTAGGED)
 		return ISNAP_OK;
-	if (!strcmp(r->name, "SEARCH")) {
-		for (size_t i = 0; i < r->nargs; i++) {
-			uint32_t uid;
-			if (!imap_arg_uint32(&r->args[i], &uid) || uid == 0)
-				return isnap_fail(err, ISNAP_EPROTO,
-						  "the server's SEARCH answer "
-						  "holds an invalid UID");
-			if (uidset_add(out, uid))
-				return oom(err);
-		}
-	} else if (!strcmp(r->name, "ESEARCH")) {
+	if ((kinds & IMAP_UIDS_SEARCH) && !strcmp(r->name, "SEARCH")) {
+		for (size_t i = 0; i < r->nargs; i++)
+			if ((st = add_uid(out, from, &r->args[i], "SEARCH",
+					  err)))
+				return st;
+	} else if ((kinds & IMAP_UIDS_ESEARCH) &&
+		   !strcmp(r->name, "ESEARCH")) {
+		if (tag && *tag && !esearch_tag_is(r, tag))
+			return ISNAP_OK;
 		/* ESEARCH (TAG "i7") UID ALL 1:5,9 — or no ALL when none. */
 		for (size_t i = 0; i + 1 < r->nargs; i++) {
 			const char *set;
 			size_t len;
 			struct uidset part = UIDSET_INIT;
+			int rc;
 			if (!imap_arg_is_atom(&r->args[i], "ALL"))
 				continue;
 			if (!imap_arg_string(&r->args[i + 1], false, &set,
@@ -333,38 +384,58 @@ static enum isnap_status search_untagged(void *ctx,
 						  "the server's ESEARCH answer "
 						  "holds an invalid UID set");
 			}
-			int rc = uidset_add_set(out, &part);
+			if (from > 1 && uidset_remove_range(&part, 1, from - 1))
+				rc = -1;
+			else
+				rc = uidset_add_set(out, &part);
 			uidset_free(&part);
 			if (rc)
 				return oom(err);
 		}
+	} else if ((kinds & IMAP_UIDS_FETCH) && !strcmp(r->name, "FETCH") &&
+		   r->nargs == 1 && r->args[0].type == IMAP_ARG_LIST) {
+		const struct imap_arg *items = &r->args[0];
+		for (size_t i = 0; i + 1 < items->count; i += 2)
+			if (imap_arg_is_atom(&items->list[i], "UID"))
+				return add_uid(out, from, &items->list[i + 1],
+					       "FETCH", err);
 	}
 	return ISNAP_OK;
 }
 
-static enum isnap_status uid_fetch_untagged(void *ctx,
-					    const struct imap_response *r,
-					    struct isnap_error *err)
-{
-	struct uidset *out = ctx;
-	const struct imap_arg *items;
+struct search_ctx {
+	struct uidset *out;
+	uint32_t from;
+	unsigned kinds;
+};
 
-	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
-	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
-		return ISNAP_OK;
-	items = &r->args[0];
-	for (size_t i = 0; i + 1 < items->count; i += 2) {
-		uint32_t uid;
-		if (!imap_arg_is_atom(&items->list[i], "UID"))
-			continue;
-		if (!imap_arg_uint32(&items->list[i + 1], &uid) || uid == 0)
-			return isnap_fail(err, ISNAP_EPROTO,
-					  "the server's FETCH answer holds an "
-					  "invalid UID");
-		if (uidset_add(out, uid))
-			return oom(err);
-	}
-	return ISNAP_OK;
+static enum isnap_status search_untagged(void *vctx,
+					 const struct imap_response *r,
+					 struct isnap_error *err)
+{
+	struct search_ctx *sc = vctx;
+
+	return imap_uid_search_response(sc->out, sc->from, sc->kinds, NULL, r,
+					err);
+}
+
+void imap_uid_search_command(const struct imap_client *c, uint32_t from,
+			     const char *criteria, char *buf, size_t size)
+{
+	bool esearch = imap_client_has_cap(c, "ESEARCH");
+
+	if (from == 0)
+		from = 1;
+	if (!esearch && !(criteria && *criteria))
+		/* A plain SEARCH answers in one line, which for a large
+		 * folder outgrows any sane response limit; one small FETCH
+		 * response per message does not. */
+		snprintf(buf, size, "UID FETCH %u:* (UID)", from);
+	else
+		snprintf(buf, size, "UID SEARCH %sUID %u:*%s%s",
+			 esearch ? "RETURN (ALL) " : "", from,
+			 criteria && *criteria ? " " : "",
+			 criteria ? criteria : "");
 }
 
 enum isnap_status imap_uid_search_from(struct imap_client *c, uint32_t from,
@@ -380,44 +451,26 @@ enum isnap_status imap_uid_search(struct imap_client *c, uint32_t from,
 {
 	char cmd[512];
 	struct uidset found = UIDSET_INIT;
+	struct search_ctx sc = { &found, from ? from : 1,
+				 IMAP_UIDS_SEARCH | IMAP_UIDS_ESEARCH |
+					 IMAP_UIDS_FETCH };
 	enum isnap_status st;
 
-	if (from == 0)
-		from = 1;
-	if (!imap_client_has_cap(c, "ESEARCH") && !(criteria && *criteria)) {
-		/* A plain SEARCH answers in one line, which for a large
-		 * folder outgrows any sane response limit; one small FETCH
-		 * response per message does not. */
-		snprintf(cmd, sizeof cmd, "UID FETCH %u:* (UID)", from);
-		st = imap_client_simple(c, cmd, uid_fetch_untagged, &found,
-					err);
-	} else {
-		snprintf(cmd, sizeof cmd, "UID SEARCH %sUID %u:*%s%s",
-			 imap_client_has_cap(c, "ESEARCH") ? "RETURN (ALL) "
-							   : "",
-			 from, criteria && *criteria ? " " : "",
-			 criteria ? criteria : "");
-		st = imap_client_simple(c, cmd, search_untagged, &found, err);
-	}
-	/* "n:*" always matches the highest UID, even when it is below n. */
-	if (!st && from > 1 && uidset_remove_range(&found, 1, from - 1))
-		st = oom(err);
+	imap_uid_search_command(c, from, criteria, cmd, sizeof cmd);
+	st = imap_client_simple(c, cmd, search_untagged, &sc, err);
 	if (!st && uidset_add_set(out, &found))
 		st = oom(err);
 	uidset_free(&found);
 	return st;
 }
 
-static enum isnap_status size_untagged(void *ctx, const struct imap_response *r,
-				       struct isnap_error *err)
+void imap_size_response(uint64_t *total, const struct imap_response *r)
 {
-	uint64_t *total = ctx;
 	const struct imap_arg *items;
 
-	(void)err;
 	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
 	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
-		return ISNAP_OK;
+		return;
 	items = &r->args[0];
 	for (size_t i = 0; i + 1 < items->count; i += 2) {
 		uint64_t v;
@@ -425,6 +478,13 @@ static enum isnap_status size_untagged(void *ctx, const struct imap_response *r,
 		    imap_arg_uint64(&items->list[i + 1], &v))
 			*total += v;
 	}
+}
+
+static enum isnap_status size_untagged(void *ctx, const struct imap_response *r,
+				       struct isnap_error *err)
+{
+	(void)err;
+	imap_size_response(ctx, r);
 	return ISNAP_OK;
 }
 
@@ -460,17 +520,13 @@ enum isnap_status imap_uid_total_size(struct imap_client *c,
 	return st;
 }
 
-struct changed_ctx {
-	enum isnap_status (*changed)(void *, uint32_t, const struct imap_arg *,
-				     uint64_t, struct isnap_error *);
-	void *ctx;
-};
-
-static enum isnap_status changed_untagged(void *vctx,
-					  const struct imap_response *r,
-					  struct isnap_error *err)
+enum isnap_status imap_changed_flags_response(
+	const struct imap_response *r,
+	enum isnap_status (*changed)(void *ctx, uint32_t uid,
+				     const struct imap_arg *flags,
+				     uint64_t modseq, struct isnap_error *err),
+	void *ctx, struct isnap_error *err)
 {
-	struct changed_ctx *cc = vctx;
 	const struct imap_arg *items, *flags = NULL;
 	uint32_t uid = 0;
 	uint64_t modseq = 0;
@@ -492,7 +548,35 @@ static enum isnap_status changed_untagged(void *vctx,
 	}
 	if (!uid || !flags)
 		return ISNAP_OK; /* not about a message we can name */
-	return cc->changed(cc->ctx, uid, flags, modseq, err);
+	return changed(ctx, uid, flags, modseq, err);
+}
+
+size_t imap_changed_flags_command(uint32_t below, uint64_t modseq, char *buf,
+				  size_t size)
+{
+	int n;
+
+	if (below <= 1)
+		return 0;
+	n = snprintf(buf, size,
+		     "UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu)",
+		     below - 1, (unsigned long long)modseq);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+struct changed_ctx {
+	enum isnap_status (*changed)(void *, uint32_t, const struct imap_arg *,
+				     uint64_t, struct isnap_error *);
+	void *ctx;
+};
+
+static enum isnap_status changed_untagged(void *vctx,
+					  const struct imap_response *r,
+					  struct isnap_error *err)
+{
+	struct changed_ctx *cc = vctx;
+
+	return imap_changed_flags_response(r, cc->changed, cc->ctx, err);
 }
 
 enum isnap_status imap_uid_changed_flags(
@@ -505,10 +589,7 @@ enum isnap_status imap_uid_changed_flags(
 	struct changed_ctx cc = { changed, ctx };
 	char cmd[128];
 
-	if (below <= 1)
+	if (!imap_changed_flags_command(below, modseq, cmd, sizeof cmd))
 		return ISNAP_OK;
-	snprintf(cmd, sizeof cmd,
-		 "UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu)", below - 1,
-		 (unsigned long long)modseq);
 	return imap_client_simple(c, cmd, changed_untagged, &cc, err);
 }

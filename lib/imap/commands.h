@@ -101,4 +101,55 @@ enum isnap_status imap_uid_total_size(struct imap_client *c,
 				      const struct uidset *uids,
 				      uint64_t *total, struct isnap_error *err);
 
+/* --- the same commands one at a time, for a caller that pipelines them
+ * (imap/pipeline.h) and reads the answers itself ----------------------- */
+
+/* "EXAMINE <name>", with " (CONDSTORE)" when offered, into buf.  Returns
+ * the length, or 0 when the name cannot be sent to this server. */
+size_t imap_examine_command(const struct imap_client *c, const char *name,
+			    char *buf, size_t size);
+/* What one untagged response to EXAMINE tells (EXISTS, UIDVALIDITY,
+ * UIDNEXT, HIGHESTMODSEQ); other responses are ignored. */
+void imap_examine_response(struct imap_mailbox_info *mi,
+			   const struct imap_response *r);
+
+/* The command imap_uid_search sends for UIDs >= `from` with `criteria`
+ * (NULL or "" for none): UID SEARCH (RETURN (ALL) with ESEARCH), or, with
+ * neither ESEARCH nor criteria, UID FETCH from:* (UID). */
+void imap_uid_search_command(const struct imap_client *c, uint32_t from,
+			     const char *criteria, char *buf, size_t size);
+
+/* Which answers imap_uid_search_response takes. */
+enum imap_uid_answers {
+	IMAP_UIDS_SEARCH = 1 << 0,  /* * SEARCH 1 2 3 */
+	IMAP_UIDS_ESEARCH = 1 << 1, /* * ESEARCH (TAG "t") UID ALL 1:3 */
+	IMAP_UIDS_FETCH = 1 << 2,   /* * 1 FETCH (UID 1 ...) */
+};
+
+/* Add to `out` the UIDs one untagged response lists, if it is of a kind
+ * in `kinds`; an ESEARCH answer whose TAG correlator is not `tag` (when
+ * `tag` is not NULL) is not ours and is ignored.  UIDs below `from` are
+ * left out ("n:*" always matches the highest UID).  ISNAP_EPROTO for an
+ * invalid UID. */
+enum isnap_status imap_uid_search_response(struct uidset *out, uint32_t from,
+					   unsigned kinds, const char *tag,
+					   const struct imap_response *r,
+					   struct isnap_error *err);
+
+/* "UID FETCH 1:<below - 1> (UID FLAGS) (CHANGEDSINCE <modseq>)" into
+ * buf; returns 0 when there is nothing below `below`. */
+size_t imap_changed_flags_command(uint32_t below, uint64_t modseq, char *buf,
+				  size_t size);
+/* One untagged response to it: `changed` for a FETCH with UID and FLAGS
+ * (MODSEQ 0 when absent). */
+enum isnap_status imap_changed_flags_response(
+	const struct imap_response *r,
+	enum isnap_status (*changed)(void *ctx, uint32_t uid,
+				     const struct imap_arg *flags,
+				     uint64_t modseq, struct isnap_error *err),
+	void *ctx, struct isnap_error *err);
+
+/* The RFC822.SIZE a FETCH response holds, added to *total. */
+void imap_size_response(uint64_t *total, const struct imap_response *r);
+
 #endif

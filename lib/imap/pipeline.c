@@ -57,6 +57,11 @@ size_t imap_pipeline_inflight(const struct imap_pipeline *p)
 	return k;
 }
 
+const char *imap_pipeline_last_tag(const struct imap_pipeline *p)
+{
+	return p->n ? p->q[p->n - 1].tag : "";
+}
+
 size_t imap_pipeline_bytes(const struct imap_pipeline *p)
 {
 	return p->bytes;

@@ -96,6 +96,10 @@ enum isnap_status imap_pipeline_send(struct imap_pipeline *p,
 				     const char *command,
 				     struct isnap_error *err);
 
+/* The tag of the command sent last (e.g. to recognise an ESEARCH answer
+ * by its TAG correlator, RFC 4731). */
+const char *imap_pipeline_last_tag(const struct imap_pipeline *p);
+
 /* Commands in flight, and the bytes of their lines. */
 size_t imap_pipeline_inflight(const struct imap_pipeline *p);
 size_t imap_pipeline_bytes(const struct imap_pipeline *p);

@@ -1,0 +1,104 @@
+/*
+ * backup_step.h — what a step of planning a folder sees and may do
+ * (backup_plan.h has the planning unit that runs the steps).
+ *
+ * Adding a step: one file with a `const struct plan_step`, listed in
+ * backup_steps.c (the order there is the order of `conclude`).  What a
+ * step may rely on and do:
+ *
+ *   wanted    after EXAMINE: fp->server, fp->state (the state's copy, empty
+ *             after a new generation), fp->held, fp->unchanged; decide
+ *             whether to run here.  Nothing sent yet.
+ *   send      plan_send() the commands it needs.  A command may depend on
+ *             the state and on EXAMINE's answer, never on another
+ *             command's answer: that would cost a round trip per folder.
+ *             Use ranges (UID FETCH 1:* ...) instead.
+ *   untagged  every untagged answer to the plan's commands, its own and
+ *             the other steps' (EXISTS, FETCH, ESEARCH, ...).  The folder
+ *             is open in the store (fp->store, NULL in a dry run).
+ *   tagged    its own commands' tagged answers (NULL: anything but OK
+ *             fails the folder with the server's words).
+ *   conclude  all answers in, in table order: add to or take from
+ *             fp->todo, add to fp->expunged, count, tell the user.
+ *   release   free what the step allocated in its private data.
+ *
+ * Private data: `size` bytes, zeroed, per folder, passed as `mine`.
+ */
+#ifndef IMAPSNAP_BACKUP_STEP_H
+#define IMAPSNAP_BACKUP_STEP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backup_ctx.h"
+#include "backup_ledger.h"
+#include "imap/commands.h"
+#include "scheduler.h"
+#include "state.h"
+#include "store/store.h"
+#include "uidset.h"
+
+struct folder_plan {
+	struct backup_ctx *c;
+	struct ledger_folder *lf;
+	const struct imap_folder *folder; /* name, delimiter, special use */
+	const char *utf8;                 /* decoded name, for messages */
+	struct imap_client *client;       /* capabilities, quoting */
+	struct store *store;              /* folder open; NULL: dry run */
+	bool dry_run;
+
+	struct imap_mailbox_info server;  /* EXAMINE's answer */
+	struct state_folder state;        /* what the state says */
+	bool same_generation;             /* state's UIDVALIDITY is server's */
+	bool unchanged;                   /* nothing changed since */
+	struct uidset held;               /* complete in the store already */
+
+	/* What the steps work out: */
+	struct uidset todo;               /* UIDs to fetch */
+	struct uidset expunged;           /* saved, now gone from the server */
+	uint64_t flags_changed;           /* saved messages whose flags moved */
+
+	/* The planning unit's: */
+	struct sched_session *s;
+	struct sched_unit *u;
+	unsigned step;                    /* the step sending, for plan_send */
+	unsigned step_cmds;               /* steps' commands not answered */
+};
+
+/* The cookies of the steps' commands: PLAN_STEP_COOKIE + the step's
+ * index in backup_plan_steps. */
+#define PLAN_STEP_COOKIE 16
+
+struct plan_step {
+	const char *name;
+	size_t size;
+	/* Also in folders where nothing changed (fp->unchanged), when the
+	 * run's options ask for it. */
+	bool (*always)(const struct backup_ctx *c);
+	bool (*wanted)(struct folder_plan *fp, void *mine);
+	enum isnap_status (*send)(struct folder_plan *fp, void *mine,
+				  struct isnap_error *err);
+	enum isnap_status (*untagged)(struct folder_plan *fp, void *mine,
+				      const struct imap_response *r,
+				      struct isnap_error *err);
+	enum isnap_status (*tagged)(struct folder_plan *fp, void *mine,
+				    const struct imap_response *r,
+				    struct isnap_error *err);
+	enum isnap_status (*conclude)(struct folder_plan *fp, void *mine,
+				      struct isnap_error *err);
+	void (*release)(void *mine);
+};
+
+/* The steps, in the order they conclude (backup_steps.c). */
+extern const struct plan_step *const backup_plan_steps[];
+
+/* For steps: send `command` now, for the step being asked to send; its
+ * tag (for an ESEARCH correlator) into `tag` when not NULL. */
+enum isnap_status plan_send(struct folder_plan *fp, const char *command,
+			    char tag[16], struct isnap_error *err);
+
+/* For steps: a line for the user that is not a failure. */
+void plan_notice(struct folder_plan *fp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * backup_step_flags.c — planning step: flags changed since the last run on
+ * messages already saved, with CONDSTORE (RFC 7162: UID FETCH ...
+ * (CHANGEDSINCE <the HIGHESTMODSEQ recorded>)).  Maildir renames each
+ * copy's ":2," suffix; stores that cannot change what they wrote keep it,
+ * and the manifest records the change either way (docs/decisions.md,
+ * "Flag changes and expunges").
+ */
+#include <stdio.h>
+
+#include "backup_step.h"
+#include "imap/fetch.h"
+
+struct flags_step {
+	uint64_t changed;
+};
+
+static bool flags_wanted(struct folder_plan *fp, void *mine)
+{
+	(void)mine;
+	return !fp->dry_run && !fp->unchanged && fp->same_generation &&
+	       !uidset_empty(&fp->state.saved) && fp->server.highestmodseq &&
+	       fp->state.highestmodseq &&
+	       fp->server.highestmodseq != fp->state.highestmodseq;
+}
+
+static enum isnap_status flags_send(struct folder_plan *fp, void *mine,
+				    struct isnap_error *err)
+{
+	char cmd[128];
+
+	(void)mine;
+	if (!imap_changed_flags_command(fp->state.uidnext,
+					fp->state.highestmodseq, cmd,
+					sizeof cmd))
+		return ISNAP_OK;
+	return plan_send(fp, cmd, NULL, err);
+}
+
+struct change_ctx {
+	struct folder_plan *fp;
+	struct flags_step *fs;
+};
+
+static enum isnap_status on_changed(void *ctx, uint32_t uid,
+				    const struct imap_arg *flags,
+				    uint64_t modseq, struct isnap_error *err)
+{
+	struct change_ctx *cc = ctx;
+	struct store *s = cc->fp->store;
+	char keywords[4096];
+	struct store_message m = {
+		.uid = uid,
+		.keywords = keywords,
+		.internaldate = STORE_NO_DATE,
+		.rfc822_size = STORE_NO_SIZE,
+		.modseq = modseq,
+	};
+	enum isnap_status st;
+
+	if (!uidset_contains(&cc->fp->state.saved, uid))
+		return ISNAP_OK; /* not saved yet: the fetch brings it */
+	fetch_parse_flags(flags, &m.flags, keywords, sizeof keywords);
+	cc->fs->changed++;
+	if (!s->ops->update_flags)
+		return ISNAP_OK;
+	st = s->ops->update_flags(s, &m, err);
+	if (st == ISNAP_EMSG) {
+		/* The copy is not where the store expects it; verify reports
+		 * that, and the flags are only a label on it. */
+		plan_notice(cc->fp, "%s: UID %u: flags not updated: %s",
+			    cc->fp->utf8, uid, err->msg);
+		return ISNAP_OK;
+	}
+	return st;
+}
+
+static enum isnap_status flags_untagged(struct folder_plan *fp, void *mine,
+					const struct imap_response *r,
+					struct isnap_error *err)
+{
+	struct change_ctx cc = { fp, mine };
+
+	return imap_changed_flags_response(r, on_changed, &cc, err);
+}
+
+static enum isnap_status flags_conclude(struct folder_plan *fp, void *mine,
+					struct isnap_error *err)
+{
+	struct flags_step *fs = mine;
+
+	(void)err;
+	fp->flags_changed += fs->changed;
+	return ISNAP_OK;
+}
+
+const struct plan_step backup_step_flags = {
+	.name = "flags",
+	.size = sizeof(struct flags_step),
+	.wanted = flags_wanted,
+	.send = flags_send,
+	.untagged = flags_untagged,
+	.conclude = flags_conclude,
+};
