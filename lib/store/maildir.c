@@ -166,8 +166,9 @@ static DIR *open_dir(int dirfd, const char *sub)
 /* Remove what dead runs left in tmp/: only names this store makes, so that
  * another program's files are never touched, and not those of this process,
  * which another store instance of the same run may be writing (a folder
- * fetched over several sessions, backup_parts.c).  One left by a dead run
- * that had our pid is replaced when its name comes up (begin_message). */
+ * fetched over several sessions: STORE_CAP_SPLIT_FOLDER).  One left by a
+ * dead run that had our pid is replaced when its name comes up
+ * (begin_message). */
 static enum isnap_status clean_tmp(struct maildir *md, struct isnap_error *err)
 {
 	DIR *d = open_dir(md->tmp_fd, ".");
