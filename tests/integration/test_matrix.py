@@ -319,17 +319,31 @@ class Normalised(TestCase):
         backup = os.path.join(workdir("matrix-kill"), "backup")
         self.assertExit(harness.backup(suser, backup), 0)
         want, _ = snapshot(src, suser)
-        for dst in (servers.get("courier"), servers.get("cyrus")):
-            with self.subTest(target=dst.kind):
+        ca = os.path.join(workdir("matrix-kill-ca"), "ca.pem")
+        for how, kind in (("restore", "courier"), ("restore", "cyrus"),
+                          ("migrate", "courier")):
+            dst = servers.get(kind)
+            with self.subTest(how=how, target=kind):
                 duser = dst.new_user("nrk")
                 state = workdir("matrix-kill-s")
-                args = [harness.BINARY, "restore", "--state-dir", state,
-                        *dst.tls_args(), backup, dst.url(duser)]
-                e = dict(os.environ, IMAPSNAP_PASSWORD=duser.password)
+                if how == "restore":
+                    args = ["restore", "--state-dir", state,
+                            *dst.tls_args(), backup, dst.url(duser)]
+                else:
+                    with open(ca, "wb") as out:
+                        for c in (src.cacert, dst.cacert):
+                            with open(c, "rb") as f:
+                                out.write(f.read())
+                    args = ["migrate", "--state-dir", state, "--cacert", ca,
+                            src.url(suser), dst.url(duser)]
+                e = dict(os.environ, IMAPSNAP_PASSWORD=duser.password,
+                         IMAPSNAP_SRC_PASSWORD=suser.password,
+                         IMAPSNAP_DST_PASSWORD=duser.password)
                 kills = 0
                 for delay in (0.3, 0.5, 0.4):
                     p = harness.subprocess.Popen(
-                        args, env=e, stdin=harness.subprocess.DEVNULL,
+                        [harness.BINARY] + args, env=e,
+                        stdin=harness.subprocess.DEVNULL,
                         stdout=harness.subprocess.DEVNULL,
                         stderr=harness.subprocess.DEVNULL,
                         start_new_session=True)
@@ -342,7 +356,7 @@ class Normalised(TestCase):
                     # run sent (docs/restore.md, Crashes).
                     harness.time.sleep(0.5)
                 self.assertGreater(kills, 0)
-                run = restore(dst, duser, backup, state)
+                run = imapsnap(*args, env=e, timeout=120)
                 self.assertExit(run, 0, "after %d kills" % kills)
                 got, _ = snapshot(dst, duser)
                 self.maxDiff = None
