@@ -60,6 +60,12 @@ static enum isnap_status on_changed(void *ctx, uint32_t uid,
 
 	if (!uidset_contains(&cc->fp->state.saved, uid))
 		return ISNAP_OK; /* not saved yet: the fetch brings it */
+	/* A server that ignores CHANGEDSINCE sends every message's flags;
+	 * its MODSEQ still says which changed since the last run.  Without
+	 * that filter each would count, and each would get a manifest line,
+	 * on every run. */
+	if (modseq && modseq <= cc->fp->state.highestmodseq)
+		return ISNAP_OK;
 	fetch_parse_flags(flags, &m.flags, keywords, sizeof keywords);
 	cc->fs->changed++;
 	if (!s->ops->update_flags)

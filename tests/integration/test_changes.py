@@ -113,3 +113,66 @@ class ChangesMbox(TestCase):
         self.assertEqual(sorted(flags[0]["flags"]),
                          sorted(["\\Flagged", "$Work"]))
         self.assertExit(harness.imapsnap("verify", dest), 0)
+
+
+# --- a server that ignores CHANGEDSINCE (tests/fakeimap) ---------------------
+
+import sys  # noqa: E402
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "fakeimap"))
+from fakeimap import FakeIMAP, Mailbox, Script, make_messages  # noqa: E402
+
+
+class IgnoresChangedSince(Script):
+    """CONDSTORE without honouring CHANGEDSINCE: every message's flags come
+    back, each with its own MODSEQ (as the Gmail-like test server does)."""
+
+    capabilities = b"IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR CONDSTORE"
+    highestmodseq = 10
+
+    def __init__(self, **kw):
+        Script.__init__(self, **kw)
+        self.modseq = {}
+
+    def examine(self, c, tag, name, rest):
+        mb = self.mailbox(name)
+        if mb is not None:
+            c.send(b"* OK [HIGHESTMODSEQ %d] modseq\r\n" % self.highestmodseq)
+        Script.examine(self, c, tag, name, rest)
+
+    def list_uids(self, c, tag, uids, items):
+        if b"FLAGS" not in items.upper():
+            return Script.list_uids(self, c, tag, uids, items)
+        mb = c.selected
+        for n, m in enumerate(mb.msgs if mb else [], 1):
+            if m.uid in uids:
+                c.send(b"* %d FETCH (UID %d FLAGS (%s) MODSEQ (%d))\r\n" % (
+                    n, m.uid, b" ".join(m.flags), self.modseq.get(m.uid, 5)))
+        c.send(tag + b" OK FETCH done\r\n")
+
+
+class ChangedSinceIgnored(TestCase):
+    def test_only_real_changes_count(self):
+        """One message's flags change; the server answers CHANGEDSINCE
+        with all 40: the run counts one, not 40."""
+        msgs = make_messages(40)
+        script = IgnoresChangedSince(mailboxes=[Mailbox(b"INBOX", msgs)])
+        dest = os.path.join(workdir("changedsince"), "backup")
+        with FakeIMAP(script) as srv:
+            args = ["backup", "--tls", "none", "--json", "--format", "mbox",
+                    srv.url(), dest]
+            run = harness.imapsnap(*args, password="secret")
+            self.assertExit(run, 0)
+            msgs[7].flags = (b"\\Seen", b"\\Flagged")
+            script.modseq[msgs[7].uid] = 11
+            script.highestmodseq = 11
+            run = harness.imapsnap(*args, password="secret")
+        self.assertExit(run, 0)
+        self.assertEqual(json.loads(run.stdout)["flags_changed"], 1, run)
+        lines = []
+        mdir = os.path.join(dest, ".imapsnap", "manifest")
+        for name in sorted(os.listdir(mdir)):
+            if name.endswith(".jsonl"):
+                with open(os.path.join(mdir, name)) as f:
+                    lines += [json.loads(x) for x in f if x.strip()]
+        flags = [x for x in lines if x.get("type") == "flags"]
+        self.assertEqual([x["uid"] for x in flags], [msgs[7].uid])
