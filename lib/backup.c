@@ -385,6 +385,8 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	date_criteria(o, r.c.criteria, sizeof r.c.criteria);
 	snprintf(r.state_dir, sizeof r.state_dir, "%s/.imapsnap", o->dest);
 	r.c.format = o->format ? o->format : "maildir";
+	if (!(r.c.gmail = gmail_index_new()))
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 
 	st = run_backup(&r, err, &lock_fd);
 
@@ -392,6 +394,7 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	sched_free(r.c.sched);
 	ledger_free(r.c.ledger);
 	imap_folder_list_free(&r.c.folders);
+	gmail_index_free(r.c.gmail);
 	store_free(r.store);
 	manifest_free(r.c.manifest);
 	lock_release(lock_fd);

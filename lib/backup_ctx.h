@@ -15,6 +15,7 @@
 
 #include "backup.h"
 #include "backup_ledger.h"
+#include "gmail_index.h"
 #include "imap/commands.h"
 #include "manifest.h"
 #include "scheduler.h"
@@ -31,6 +32,9 @@ struct backup_ctx {
 	unsigned sessions;              /* at most */
 	char criteria[128];             /* SEARCH date criteria, "" if none */
 	struct imap_folder_list folders; /* the listing unit's */
+	/* Gmail messages held or claimed, by X-GM-MSGID (gmail_index.h);
+	 * NULL for single-file exports and dry runs' ... see backup.c. */
+	struct gmail_index *gmail;
 };
 
 static inline bool backup_date_filtered(const struct backup_ctx *c)

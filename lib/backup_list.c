@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backup_events.h"
 #include "backup_plan.h"
@@ -140,12 +141,19 @@ static enum isnap_status lu_start(struct sched_unit *u, struct sched_session *s,
 		if (!ledger_add(c->ledger, lf->name, lf->delim))
 			return backup_oom(err);
 	}
-	for (size_t i = 0; i < c->folders.n; i++) {
-		const struct imap_folder *lf = &c->folders.v[i];
-		if (lf->noselect)
-			continue;
-		if ((st = queue_folder(lu, s, lf, err)))
-			return st;
+	/* Gmail's All Mail (\All) first: it holds every message once, so
+	 * that is where each is fetched, and the label folders' copies are
+	 * skipped (backup_step_gmail.c).  Elsewhere, LIST order. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < c->folders.n; i++) {
+			const struct imap_folder *lf = &c->folders.v[i];
+			bool all = lf->special_use &&
+				   !strcasecmp(lf->special_use, "\\All");
+			if (lf->noselect || all != (pass == 0))
+				continue;
+			if ((st = queue_folder(lu, s, lf, err)))
+				return st;
+		}
 	}
 	return ISNAP_OK;
 }

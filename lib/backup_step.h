@@ -57,6 +57,7 @@ struct folder_plan {
 	struct uidset todo;               /* UIDs to fetch */
 	struct uidset expunged;           /* saved, now gone from the server */
 	uint64_t flags_changed;           /* saved messages whose flags moved */
+	uint64_t copies_skipped;          /* Gmail: saved from another folder */
 
 	/* The planning unit's: */
 	struct sched_session *s;

@@ -4,12 +4,16 @@
  * (CHANGEDSINCE <the HIGHESTMODSEQ recorded>)).  Maildir renames each
  * copy's ":2," suffix; stores that cannot change what they wrote keep it,
  * and the manifest records the change either way (docs/decisions.md,
- * "Flag changes and expunges").
+ * "Flag changes and expunges").  On Gmail a label added or removed moves
+ * the MODSEQ too: X-GM-LABELS is asked for with the flags, and the
+ * manifest records the labels with them (docs/gmail.md).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "backup_step.h"
 #include "imap/fetch.h"
+#include "imap/gmail.h"
 
 struct flags_step {
 	uint64_t changed;
@@ -30,6 +34,15 @@ static enum isnap_status flags_send(struct folder_plan *fp, void *mine,
 	char cmd[128];
 
 	(void)mine;
+	if (imap_client_has_cap(fp->client, "X-GM-EXT-1")) {
+		if (fp->state.uidnext <= 1)
+			return ISNAP_OK;
+		snprintf(cmd, sizeof cmd, "UID FETCH 1:%u (UID FLAGS "
+			 "X-GM-LABELS) (CHANGEDSINCE %llu)",
+			 fp->state.uidnext - 1,
+			 (unsigned long long)fp->state.highestmodseq);
+		return plan_send(fp, cmd, NULL, err);
+	}
 	if (!imap_changed_flags_command(fp->state.uidnext,
 					fp->state.highestmodseq, cmd,
 					sizeof cmd))
@@ -40,6 +53,7 @@ static enum isnap_status flags_send(struct folder_plan *fp, void *mine,
 struct change_ctx {
 	struct folder_plan *fp;
 	struct flags_step *fs;
+	const struct gmail_labels *labels; /* of this response, or NULL */
 };
 
 static enum isnap_status on_changed(void *ctx, uint32_t uid,
@@ -58,6 +72,11 @@ static enum isnap_status on_changed(void *ctx, uint32_t uid,
 	};
 	enum isnap_status st;
 
+	if (cc->labels) {
+		m.has_gm_labels = true;
+		m.gm_labels = (const char *const *)cc->labels->v;
+		m.gm_nlabels = cc->labels->n;
+	}
 	if (!uidset_contains(&cc->fp->state.saved, uid))
 		return ISNAP_OK; /* not saved yet: the fetch brings it */
 	/* A server that ignores CHANGEDSINCE sends every message's flags;
@@ -85,9 +104,23 @@ static enum isnap_status flags_untagged(struct folder_plan *fp, void *mine,
 					const struct imap_response *r,
 					struct isnap_error *err)
 {
-	struct change_ctx cc = { fp, mine };
+	struct change_ctx cc = { fp, mine, NULL };
+	struct gmail_labels labels = { 0 };
+	enum isnap_status st;
 
-	return imap_changed_flags_response(r, on_changed, &cc, err);
+	/* X-GM-LABELS of the same FETCH response, when Gmail sent them. */
+	if (r->kind == IMAP_RESP_UNTAGGED && !strcmp(r->name, "FETCH") &&
+	    r->nargs == 1 && r->args[0].type == IMAP_ARG_LIST) {
+		const struct imap_arg *it = &r->args[0];
+		for (size_t i = 0; i + 1 < it->count; i += 2)
+			if (imap_arg_is_atom(&it->list[i], "X-GM-LABELS") &&
+			    gmail_labels_parse(&it->list[i + 1], &labels,
+					       NULL) == ISNAP_OK)
+				cc.labels = &labels;
+	}
+	st = imap_changed_flags_response(r, on_changed, &cc, err);
+	gmail_labels_free(&labels);
+	return st;
 }
 
 static enum isnap_status flags_conclude(struct folder_plan *fp, void *mine,

@@ -1,15 +1,18 @@
 /*
  * backup_steps.c — the steps of planning a folder (backup_plan.h), in the
  * order they conclude: flags first (they concern what is saved), then the
- * UIDs to fetch, and after that whatever narrows or widens that set.
+ * UIDs to fetch, and after that whatever narrows or widens that set (Gmail:
+ * the copies already saved from another folder).
  */
 #include "backup_step.h"
 
 extern const struct plan_step backup_step_flags;
 extern const struct plan_step backup_step_uids;
+extern const struct plan_step backup_step_gmail;
 
 const struct plan_step *const backup_plan_steps[] = {
 	&backup_step_flags,
 	&backup_step_uids,
+	&backup_step_gmail,
 	NULL,
 };

@@ -1104,6 +1104,34 @@ static enum isnap_status ms_write(struct store *s, const void *data,
 	return ISNAP_OK;
 }
 
+/* Gmail's id, thread and labels (docs/manifest.md): the ids as decimal
+ * strings, since they use all 64 bits and JSON readers stop at 2^53. */
+static int set_gmail(json_t *o, const struct store_message *msg)
+{
+	char num[24];
+	int bad = 0;
+
+	if (msg->gm_msgid) {
+		snprintf(num, sizeof num, "%llu",
+			 (unsigned long long)msg->gm_msgid);
+		bad |= set_str(o, "gm_msgid", num);
+	}
+	if (msg->gm_thrid) {
+		snprintf(num, sizeof num, "%llu",
+			 (unsigned long long)msg->gm_thrid);
+		bad |= set_str(o, "gm_thrid", num);
+	}
+	if (msg->has_gm_labels) {
+		json_t *a = json_array();
+		bad |= !a;
+		for (size_t i = 0; a && i < msg->gm_nlabels; i++)
+			bad |= json_array_append_new(a, json_string(
+						msg->gm_labels[i]));
+		bad |= json_object_set_new(o, "gm_labels", a);
+	}
+	return bad;
+}
+
 static void record_message(struct manifest *m, struct mstore *ms,
 			   const struct store_message *msg,
 			   const unsigned char *sha, unsigned shalen,
@@ -1130,6 +1158,7 @@ static void record_message(struct manifest *m, struct mstore *ms,
 		bad |= set_flags(o, msg->flags, msg->keywords);
 		if (msg->modseq)
 			bad |= set_u64(o, "modseq", msg->modseq);
+		bad |= set_gmail(o, msg);
 		if (loc && loc->location[0])
 			bad |= set_str(o, "location", loc->location);
 		if (loc && loc->has_stored_sha256) {
@@ -1223,6 +1252,7 @@ static enum isnap_status ms_update_flags(struct store *s,
 		bad |= set_flags(o, msg->flags, msg->keywords);
 		if (msg->modseq)
 			bad |= set_u64(o, "modseq", msg->modseq);
+		bad |= set_gmail(o, msg);
 	}
 	emit_built_to(m, ms, o, bad);
 	return failed(m, err);

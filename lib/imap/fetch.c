@@ -1,5 +1,6 @@
 /* fetch.c — see fetch.h.  RFC 3501 §6.4.5 and §7.4.2, RFC 7162. */
 #include "imap/fetch.h"
+#include "imap/gmail.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,11 @@ static const char fetch_items[] =
 	"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])";
 static const char fetch_items_modseq[] =
 	"(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[])";
+/* Gmail: the message's id across folders, its thread and its labels
+ * (lib/imap/gmail.h); Gmail has CONDSTORE. */
+static const char fetch_items_gmail[] =
+	"(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ X-GM-MSGID X-GM-THRID "
+	"X-GM-LABELS BODY.PEEK[])";
 
 struct inflight {
 	uintptr_t id;
@@ -33,6 +39,7 @@ struct item_meta {
 	struct store_message m;
 	char keywords[KEYWORDS_MAX];
 	const struct imap_arg *body; /* the BODY[] value, when complete */
+	struct gmail_labels labels;  /* X-GM-LABELS; m.gm_labels points here */
 };
 
 enum msg_state { MSG_NONE, MSG_STORING, MSG_DISCARDING };
@@ -166,6 +173,7 @@ void fetch_parse_flags(const struct imap_arg *list, unsigned *flags,
 static void parse_items(const struct imap_arg *items, size_t count,
 			struct item_meta *im)
 {
+	gmail_labels_free(&im->labels);
 	memset(im, 0, sizeof *im);
 	im->m.keywords = im->keywords;
 	im->m.internaldate = STORE_NO_DATE;
@@ -199,6 +207,20 @@ static void parse_items(const struct imap_arg *items, size_t count,
 			uint64_t v;
 			if (imap_arg_uint64(&val->list[0], &v))
 				im->m.modseq = v;
+		} else if (imap_arg_is_atom(name, "X-GM-MSGID")) {
+			imap_arg_uint64(val, &im->m.gm_msgid);
+		} else if (imap_arg_is_atom(name, "X-GM-THRID")) {
+			imap_arg_uint64(val, &im->m.gm_thrid);
+		} else if (imap_arg_is_atom(name, "X-GM-LABELS")) {
+			/* Malformed labels are not a lost message: the
+			 * message is saved, its labels not recorded. */
+			if (gmail_labels_parse(val, &im->labels, NULL) ==
+			    ISNAP_OK) {
+				im->m.has_gm_labels = true;
+				im->m.gm_labels =
+					(const char *const *)im->labels.v;
+				im->m.gm_nlabels = im->labels.n;
+			}
 		} else if (imap_arg_is_atom(name, "BODY[]")) {
 			im->body = val;
 		}
@@ -646,7 +668,9 @@ enum isnap_status fetch_start(struct imap_pipeline *pipe,
 	e->store = s;
 	e->cb = cb;
 	e->stats = stats;
-	e->items = imap_client_has_cap(pipe->client, "CONDSTORE")
+	e->items = imap_client_has_cap(pipe->client, "X-GM-EXT-1")
+			   ? fetch_items_gmail
+		   : imap_client_has_cap(pipe->client, "CONDSTORE")
 			   ? fetch_items_modseq
 			   : fetch_items;
 	e->o.batch = opts && opts->batch ? opts->batch : 500;
@@ -704,6 +728,8 @@ enum isnap_status fetch_end(struct fetch *e, enum isnap_status st,
 	uidset_free(&e->pending);
 	uidset_free(&e->accounted);
 	uidset_free(&e->skip);
+	gmail_labels_free(&e->begin_meta.labels);
+	gmail_labels_free(&e->end_meta.labels);
 	free(e);
 	return st;
 }

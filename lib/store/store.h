@@ -67,6 +67,12 @@ struct store_message {
 	uint64_t rfc822_size;   /* RFC822.SIZE, or STORE_NO_SIZE */
 	uint64_t size;          /* bytes write() will deliver in total */
 	uint64_t modseq;        /* MODSEQ with CONDSTORE, else 0 */
+	/* Gmail (X-GM-EXT-1, lib/imap/gmail.h); 0 and NULL elsewhere. */
+	uint64_t gm_msgid;      /* the message's id in every folder */
+	uint64_t gm_thrid;      /* its thread's */
+	bool has_gm_labels;     /* gm_labels was fetched (may be empty) */
+	const char *const *gm_labels; /* UTF-8 names, sorted */
+	size_t gm_nlabels;
 };
 
 struct store_folder {

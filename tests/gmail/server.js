@@ -221,6 +221,14 @@ var options = {
     storage: storage
 };
 options.users[spec.user] = { password: spec.password };
+// New messages (APPEND) get ids above the spec's, never one of them.
+var highest = (spec.messages || []).reduce(function(max, m) {
+    return m.msgid && (m.msgid.length > max.length ||
+        (m.msgid.length === max.length && m.msgid > max)) ? m.msgid : max;
+}, "0");
+if (highest !== "0") {
+    options["HIGHESTX-GM-MSGID"] = highest;
+}
 if (spec.cert) {
     options.secureConnection = true;
     options.credentials = {

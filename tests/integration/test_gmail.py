@@ -1,13 +1,18 @@
 """Backing up a Gmail-like account (tests/gmail: hoodiecrow-imap with
 X-GM-EXT-1; every message in "[Gmail]/All Mail" and in one folder per
-label), checked against what that server holds through imaplib."""
+label), checked against what that server holds through imaplib.
 
-import email
+A Gmail account shows each message once per label and once more in All
+Mail; the backup keeps one copy per X-GM-MSGID and records its id, thread
+and labels in the manifest, in every format, and follows label changes."""
+
+import glob
 import hashlib
+import json
 import os
 import re
 
-from harness import TestCase, imapsnap, workdir
+from harness import TestCase, imapsnap, simple_message, workdir
 import harness
 from gmail_server import GmailServer, gmail_corpus
 
@@ -27,17 +32,37 @@ def tearDownModule():
 
 
 def saved_files(dest):
-    """{sha256: path} of every message file under DEST."""
-    out = {}
+    """[sha256] of every message file under DEST (Maildir)."""
+    out = []
     for d, dirs, files in os.walk(dest):
         dirs[:] = [x for x in dirs if x != ".imapsnap"]
         if os.path.basename(d) != "cur":
             continue
         for f in files:
-            p = os.path.join(d, f)
-            with open(p, "rb") as fh:
-                out.setdefault(hashlib.sha256(fh.read()).hexdigest(), p)
+            with open(os.path.join(d, f), "rb") as fh:
+                out.append(hashlib.sha256(fh.read()).hexdigest())
     return out
+
+
+def manifest_lines(dest, kind=None, run=None):
+    """The manifest lines of DEST (of its `run`-th run file, 0 first)."""
+    files = sorted(glob.glob(os.path.join(dest, ".imapsnap", "manifest",
+                                          "*.jsonl")))
+    if run is not None:
+        files = [files[run]]
+    out = []
+    for path in files:
+        with open(path) as f:
+            for ln in f:
+                o = json.loads(ln)
+                if kind is None or o["type"] == kind:
+                    out.append(o)
+    return out
+
+
+def backup(srv, dest, *extra):
+    return imapsnap("backup", "--cacert", srv.cacert, *extra, srv.url(),
+                    dest, password=srv.password)
 
 
 class GmailLike(TestCase):
@@ -62,17 +87,84 @@ class GmailLike(TestCase):
         finally:
             c.logout()
 
-    def test_every_message_saved(self):
-        d = workdir("gmail")
-        dest = os.path.join(d, "b")
-        run = imapsnap("backup", "--cacert", SERVER.cacert, SERVER.url(),
-                       dest, password=SERVER.password)
+    def test_one_copy_per_message_with_its_labels(self):
+        dest = os.path.join(workdir("gmail"), "b")
+        run = backup(SERVER, dest)
         self.assertExit(run, 0)
         saved = saved_files(dest)
+        self.assertEqual(sorted(saved), sorted(
+            hashlib.sha256(m.raw).hexdigest() for m in MESSAGES),
+            "not exactly one copy of each message")
+        lines = {o["gm_msgid"]: o for o in manifest_lines(dest, "message")}
+        self.assertEqual(len(lines), len(MESSAGES))
         for m in MESSAGES:
-            self.assertIn(hashlib.sha256(m.raw).hexdigest(), saved,
-                          "message %s (labels %s) not saved"
-                          % (m.msgid, m.labels))
+            o = lines[str(m.msgid)]
+            self.assertEqual(o["folder"], "[Gmail]/All Mail")
+            self.assertEqual(o["gm_thrid"], str(m.thrid))
+            self.assertEqual(o["gm_labels"], sorted(m.labels), m.labels)
         unlabelled = [m for m in MESSAGES if not m.labels]
         self.assertGreater(len(unlabelled), 20,
                            "the corpus must hold archived mail")
+
+    def test_every_format(self):
+        for fmt, name in (("mbox", "b"), ("tar.gz", "b.tar.gz")):
+            dest = os.path.join(workdir("gmailfmt"), name)
+            run = backup(SERVER, dest, "--format", fmt)
+            self.assertExit(run, 0, fmt)
+            if fmt == "mbox":
+                lines = manifest_lines(dest, "message")
+                self.assertEqual(len(lines), len(MESSAGES), fmt)
+                self.assertTrue(all("gm_labels" in o and "gm_msgid" in o
+                                    for o in lines), fmt)
+            run = imapsnap("verify", dest)
+            self.assertExit(run, 0, fmt)
+
+
+class Changes(TestCase):
+    """A server of its own: the test changes it."""
+
+    def setUp(self):
+        self.msgs, labels = gmail_corpus(30, seed=11)
+        self.srv = GmailServer.start(harness.SERVER, self.msgs, labels)
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def test_new_mail_and_label_changes_on_a_later_run(self):
+        dest = os.path.join(workdir("gmailchg"), "b")
+        self.assertExit(backup(self.srv, dest), 0)
+        first = len(saved_files(dest))
+        self.assertEqual(first, len(self.msgs))
+        target = next(m for m in self.msgs if not m.labels)
+        c = self.srv.imap()
+        try:
+            c.select('"[Gmail]/All Mail"')
+            typ, data = c.uid("SEARCH", "X-GM-MSGID", str(target.msgid))
+            uid = data[0].split()[0]
+            typ, _ = c.uid("STORE", uid, "+X-GM-LABELS", "(Travel)")
+            self.assertEqual(typ, "OK")
+            c.append("INBOX", None, None, simple_message("new one"))
+        finally:
+            c.logout()
+        run = backup(self.srv, dest)
+        self.assertExit(run, 0)
+        self.assertEqual(len(saved_files(dest)), first + 1,
+                         "the labelled message was fetched again, or the "
+                         "new one not at all")
+        new = manifest_lines(dest, "message", run=1)
+        self.assertEqual(len(new), 1)
+        self.assertEqual(new[0]["gm_labels"], ["\\Inbox"])
+        # The label change is recorded for the copy that was saved.
+        # (This server ignores CHANGEDSINCE and reports every message's
+        # labels; Gmail reports the changed ones.)
+        saved_uid = next(o["uid"] for o in manifest_lines(dest, "message",
+                                                          run=0)
+                         if o["gm_msgid"] == str(target.msgid))
+        changes = [o for o in manifest_lines(dest, "flags", run=1)
+                   if o["uid"] == saved_uid and
+                   o["folder"] == "[Gmail]/All Mail"]
+        self.assertEqual([o["gm_labels"] for o in changes], [["Travel"]])
+        # Nothing new: nothing fetched.
+        run = backup(self.srv, dest)
+        self.assertExit(run, 0)
+        self.assertEqual(len(saved_files(dest)), first + 1)
