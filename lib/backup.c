@@ -387,14 +387,31 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	r.c.format = o->format ? o->format : "maildir";
 	if (!(r.c.gmail = gmail_index_new()))
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	if ((o->max_messages || o->max_bytes) && !o->dry_run &&
+	    !(r.c.budget = budget_new(o->max_messages, o->max_bytes))) {
+		gmail_index_free(r.c.gmail);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
 
 	st = run_backup(&r, err, &lock_fd);
+	if (r.c.budget && budget_exhausted(r.c.budget) &&
+	    (st == ISNAP_OK || st == ISNAP_EMSG || st == ISNAP_EFOLDER)) {
+		uint64_t n, bytes;
+		budget_used(r.c.budget, &n, &bytes);
+		st = isnap_fail(err, ISNAP_ESTOPPED,
+				"stopped at the run's budget (%llu messages, "
+				"%llu bytes); %llu messages are left for the "
+				"next run", (unsigned long long)n,
+				(unsigned long long)bytes,
+				(unsigned long long)budget_deferred(r.c.budget));
+	}
 
 	sum->seconds = now_seconds() - start;
 	sched_free(r.c.sched);
 	ledger_free(r.c.ledger);
 	imap_folder_list_free(&r.c.folders);
 	gmail_index_free(r.c.gmail);
+	budget_free(r.c.budget);
 	store_free(r.store);
 	manifest_free(r.c.manifest);
 	lock_release(lock_fd);

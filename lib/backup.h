@@ -58,6 +58,12 @@ struct backup_opts {
 	/* Connect, list, examine and plan, and report the plan through
 	 * folder_planned; write nothing at all. */
 	bool dry_run;
+
+	/* A budget per run (0: none): at most this many messages, and
+	 * messages of at most this many bytes (by RFC822.SIZE), are
+	 * fetched; what does not fit is left for the next run, which goes
+	 * on from there, and the run ends with ISNAP_ESTOPPED. */
+	uint64_t max_messages, max_bytes;
 };
 
 /* All optional. */

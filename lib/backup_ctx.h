@@ -15,6 +15,7 @@
 
 #include "backup.h"
 #include "backup_ledger.h"
+#include "budget.h"
 #include "gmail_index.h"
 #include "imap/commands.h"
 #include "manifest.h"
@@ -35,6 +36,7 @@ struct backup_ctx {
 	/* Gmail messages held or claimed, by X-GM-MSGID (gmail_index.h);
 	 * NULL for single-file exports and dry runs' ... see backup.c. */
 	struct gmail_index *gmail;
+	struct budget *budget;          /* NULL: no --max-messages/-bytes */
 };
 
 static inline bool backup_date_filtered(const struct backup_ctx *c)

@@ -41,6 +41,15 @@ static void on_message_saved(void *ctx, uint32_t uid, uint64_t bytes)
 		ev->message_saved(ev->ctx, ff->utf8, uid, bytes);
 }
 
+static void on_throttled(void *ctx, long wait_ms, const char *why,
+			 const char *text)
+{
+	struct folder_fetch *ff = ctx;
+
+	backup_warning(ff->c->ev, "%s: %s (%s); waiting %.1f s before "
+		       "asking again", ff->utf8, why, text, wait_ms / 1000.0);
+}
+
 void folder_fetch_init(struct folder_fetch *ff, struct backup_ctx *c,
 		       struct ledger_folder *lf, const struct imap_folder *folder,
 		       const char *utf8)
@@ -55,6 +64,7 @@ void folder_fetch_init(struct folder_fetch *ff, struct backup_ctx *c,
 		.committed = on_committed,
 		.message_failed = on_message_failed,
 		.message_saved = on_message_saved,
+		.throttled = on_throttled,
 	};
 }
 

@@ -301,6 +301,8 @@ static enum isnap_status plan_done(struct plan_unit *pu,
 	lp.units = n + pu->inline_share;
 	lp.uidnext = fp->server.uidnext ? fp->server.uidnext
 					: uidset_max(&fp->todo) + 1;
+	if (fp->uidnext_cap && fp->uidnext_cap < lp.uidnext)
+		lp.uidnext = fp->uidnext_cap;
 	ledger_count(c->ledger, fp->lf, NULL, uidset_count(&fp->todo),
 		     fp->flags_changed, uidset_count(&fp->expunged));
 	if (!uidset_add_set(&all, &fp->state.saved) &&

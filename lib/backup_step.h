@@ -58,6 +58,9 @@ struct folder_plan {
 	struct uidset expunged;           /* saved, now gone from the server */
 	uint64_t flags_changed;           /* saved messages whose flags moved */
 	uint64_t copies_skipped;          /* Gmail: saved from another folder */
+	/* The lowest UID left for a later run (budget), 0 for none: the
+	 * folder's UIDNEXT does not move past it. */
+	uint32_t uidnext_cap;
 
 	/* The planning unit's: */
 	struct sched_session *s;

@@ -9,10 +9,12 @@
 extern const struct plan_step backup_step_flags;
 extern const struct plan_step backup_step_uids;
 extern const struct plan_step backup_step_gmail;
+extern const struct plan_step backup_step_budget;
 
 const struct plan_step *const backup_plan_steps[] = {
 	&backup_step_flags,
 	&backup_step_uids,
 	&backup_step_gmail,
+	&backup_step_budget,
 	NULL,
 };

@@ -142,6 +142,7 @@ const char *isnap_status_name(enum isnap_status status)
 	case ISNAP_ENOMEM: return "out of memory";
 	case ISNAP_ELOCKED: return "destination locked";
 	case ISNAP_EINTEGRITY: return "integrity failure";
+	case ISNAP_ESTOPPED: return "stopped early";
 	}
 	return "unknown error";
 }

@@ -17,6 +17,9 @@
  *   ISNAP_ENOMEM    out of memory
  *   ISNAP_ELOCKED   another run holds the destination
  *   ISNAP_EINTEGRITY a verified file does not match what was recorded
+ *   ISNAP_ESTOPPED  the run stopped early on purpose: its budget
+ *                   (--max-messages, --max-bytes) or the provider's quota
+ *                   for today; what was saved is kept, the next run goes on
  */
 #ifndef IMAPSNAP_ERROR_H
 #define IMAPSNAP_ERROR_H
@@ -35,6 +38,7 @@ enum isnap_status {
 	ISNAP_ENOMEM,
 	ISNAP_ELOCKED,
 	ISNAP_EINTEGRITY,
+	ISNAP_ESTOPPED,
 };
 
 #define ISNAP_ERROR_MAX 1024

@@ -517,6 +517,15 @@ static void lost(struct sched_session *ss, enum isnap_status st,
 		requeue(s, u);
 	}
 	ss->nactive = 0;
+	if (blamed && st != ISNAP_ECONN && st != ISNAP_EPROTO) {
+		/* Not a connection lost but a reason to stop, given with the
+		 * server's goodbye (a quota for today, ISNAP_ESTOPPED): the
+		 * unit ends with it, and so does the run. */
+		enum isnap_status ust =
+			blamed->ops->end(blamed, ss, st, err, false);
+		settle(s, blamed, ust, err);
+		return;
+	}
 	if (!blamed) {
 		struct isnap_error rerr = { 0 };
 		if (!sched_stopped(s) && connect_session(ss, &rerr))

@@ -48,6 +48,33 @@ static int add_glob(struct account *a, const char **v, size_t *n,
 	return 1;
 }
 
+/* "500", "2500M", "2G": a positive count, with a power-of-1024 suffix
+ * when `sizes`. */
+static bool parse_count(const char *s, bool sizes, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || v == 0)
+		return false;
+	if (sizes && *end) {
+		const char *units = "KMGT", *u = strchr(units, *end);
+		if (!u || end[1])
+			return false;
+		shift = 10 * (unsigned)(u - units + 1);
+		end++;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
 static int date_option(struct account *a, int64_t *out, const char *opt,
 		       const char *arg)
 {
@@ -126,6 +153,34 @@ int account_option(struct account *a, int c, const char *arg)
 	case OPT_TSA_CACERT:
 		a->tsa_cacert = arg;
 		return 1;
+	case OPT_MAX_MESSAGES:
+	case OPT_MAX_BYTES: {
+		const char *opt = c == OPT_MAX_BYTES ? "max-bytes" : "max-messages";
+		uint64_t v;
+		if (!parse_count(arg, c == OPT_MAX_BYTES, &v))
+			return account_usage_error(a, "--%s %s: expected a "
+						   "number%s", opt, arg,
+						   c == OPT_MAX_BYTES
+							   ? ", with K, M, G or "
+							     "T for powers of "
+							     "1024"
+							   : ""),
+			       -1;
+		*(c == OPT_MAX_BYTES ? &a->max_bytes : &a->max_messages) = v;
+		return 1;
+	}
+	case OPT_MAX_WAIT: {
+		char *end;
+		long n;
+		errno = 0;
+		n = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || n < 1 || n > 86400)
+			return account_usage_error(a, "--max-wait %s: expected "
+						   "seconds, 1 to 86400", arg),
+			       -1;
+		a->max_wait_sec = n;
+		return 1;
+	}
 	case OPT_INCLUDE:
 		return add_glob(a, a->include, &a->n_include, "include", arg);
 	case OPT_EXCLUDE:
@@ -314,6 +369,9 @@ int account_backup(struct account *a, struct output *o, struct json_t **json,
 	bo.before = a->before;
 	bo.retries = a->retries;
 	bo.connections = a->connections;
+	bo.max_messages = a->max_messages;
+	bo.max_bytes = a->max_bytes;
+	bo.fetch.max_wait_ms = a->max_wait_sec * 1000L;
 	bo.dry_run = o->dry_run;
 
 	st = account_password(a, &password, &err);

@@ -45,6 +45,8 @@ struct account {
 	unsigned connections;         /* sessions at once; 0: default */
 	const char *tsa_url;          /* --tsa: RFC 3161 timestamp of the run */
 	const char *tsa_cacert;       /* --tsa-cacert: the TSA's CA */
+	uint64_t max_messages, max_bytes; /* per run; 0: no limit */
+	long max_wait_sec;            /* longest throttling wait; 0: default */
 	const char *help_command;     /* for "Run 'imapsnap help X'" */
 	struct oauth2_cli oauth2;     /* built-in OAuth2 (--oauth2) */
 	char auth_hint[512];          /* "imapsnap auth ..." for messages */
@@ -54,7 +56,7 @@ enum {
 	OPT_USER = 256, OPT_PWFILE, OPT_PWCMD, OPT_OAUTH2, OPT_TLS, OPT_CACERT,
 	OPT_INSECURE, OPT_TIMEOUT, OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE,
 	OPT_SINCE, OPT_BEFORE, OPT_RETRIES, OPT_CONNECTIONS, OPT_TSA,
-	OPT_TSA_CACERT,
+	OPT_TSA_CACERT, OPT_MAX_MESSAGES, OPT_MAX_BYTES, OPT_MAX_WAIT,
 	OPT_COMMAND_FIRST = 300, /* the commands' own options from here */
 };
 
@@ -79,7 +81,10 @@ enum {
 	{ "retries", required_argument, NULL, OPT_RETRIES },               \
 	{ "connections", required_argument, NULL, OPT_CONNECTIONS },       \
 	{ "tsa", required_argument, NULL, OPT_TSA },                       \
-	{ "tsa-cacert", required_argument, NULL, OPT_TSA_CACERT }
+	{ "tsa-cacert", required_argument, NULL, OPT_TSA_CACERT },         \
+	{ "max-messages", required_argument, NULL, OPT_MAX_MESSAGES },     \
+	{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },           \
+	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT }
 
 /* Defaults; `help_command` names the command for usage messages. */
 void account_init(struct account *a, const char *help_command);

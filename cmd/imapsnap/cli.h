@@ -19,6 +19,8 @@ enum exit_status {
 	EXIT_LOCKED = 5,     /* another run holds the destination */
 	EXIT_LOCAL = 6,      /* the destination cannot be written */
 	EXIT_INTEGRITY = 7,  /* verify: the backup does not match its manifest */
+	EXIT_STOPPED = 8,    /* stopped early: budget or provider quota; what
+				was saved is kept, the next run goes on */
 };
 
 int exit_status_for(enum isnap_status st);

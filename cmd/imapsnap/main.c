@@ -39,6 +39,7 @@ int exit_status_for(enum isnap_status st)
 	case ISNAP_ELOCKED: return EXIT_LOCKED;
 	case ISNAP_ELOCAL: return EXIT_LOCAL;
 	case ISNAP_EINTEGRITY: return EXIT_INTEGRITY;
+	case ISNAP_ESTOPPED: return EXIT_STOPPED;
 	default: return EXIT_PARTIAL;
 	}
 }

@@ -3,6 +3,7 @@
  * (LITERAL+ / LITERAL- for names that need a literal).
  */
 #include "imap/client.h"
+#include "imap/throttle.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -209,11 +210,22 @@ enum isnap_status imap_client_pump(struct imap_client *c,
 				imap_parser_response(c->parser);
 			note_capabilities(c, r);
 			if (r->kind == IMAP_RESP_UNTAGGED && r->name &&
-			    !strcmp(r->name, "BYE") && !c->logging_out)
+			    !strcmp(r->name, "BYE") && !c->logging_out) {
+				struct imap_throttle t = imap_throttle_response(r);
+				/* A quota for today (Gmail's download cap):
+				 * reconnecting would only be refused. */
+				if (t.kind == IMAP_THROTTLE_STOP)
+					return isnap_fail(err, ISNAP_ESTOPPED,
+							  "%s; the server "
+							  "closed the session: "
+							  "%s", t.why,
+							  r->text ? r->text
+								  : "");
 				return isnap_fail(err, ISNAP_ECONN,
 						  "the server closed the "
 						  "session: %s",
 						  r->text ? r->text : "");
+			}
 			if (h->response) {
 				st = h->response(h->ctx, r, err);
 				if (st)

@@ -1,6 +1,7 @@
 /* fetch.c — see fetch.h.  RFC 3501 §6.4.5 and §7.4.2, RFC 7162. */
 #include "imap/fetch.h"
 #include "imap/gmail.h"
+#include "imap/throttle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ struct fetch {
 	char why[ISNAP_ERROR_MAX]; /* why it is being discarded */
 	struct item_meta begin_meta;
 	struct item_meta end_meta;
+	unsigned throttles;  /* throttling answers in a row */
 };
 
 static enum isnap_status oom(struct isnap_error *err)
@@ -545,6 +547,79 @@ static enum isnap_status send_more(struct fetch *e, struct isnap_error *err)
 	return ISNAP_OK;
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* The server throttled command q[i]: wait as it asks (bounded), then ask
+ * again for what it did not send.  *asked_again false: nothing was left
+ * to ask for. */
+static enum isnap_status throttled(struct fetch *e, unsigned i,
+				   const struct imap_throttle *t,
+				   const struct imap_response *r,
+				   bool *asked_again, struct isnap_error *err)
+{
+	struct inflight *f = &e->q[i];
+	long max = e->o.max_wait_ms > 0 ? e->o.max_wait_ms
+					 : FETCH_MAX_WAIT_MS_DEFAULT;
+	unsigned limit = e->o.throttle_retries ? e->o.throttle_retries
+					       : FETCH_THROTTLE_RETRIES_DEFAULT;
+	struct uidset again = UIDSET_INIT;
+	enum isnap_status st;
+	char *set, cmd[8192];
+
+	long wait = t->told || t->wait_ms <= max ? t->wait_ms : max;
+
+	/* A wait the server names and that is longer than allowed stops
+	 * the run; a wait of our own choosing is only shortened. */
+	if (wait > max)
+		return isnap_fail(err, ISNAP_ESTOPPED,
+				  "%s and asks to wait %ld s, more than the "
+				  "%ld s allowed (--max-wait): %s",
+				  t->why, t->wait_ms / 1000, max / 1000,
+				  r->text ? r->text : "");
+	if (e->throttles >= limit)
+		return isnap_fail(err, ISNAP_ESTOPPED,
+				  "%s, still after %u waits: %s", t->why,
+				  e->throttles, r->text ? r->text : "");
+	for (size_t k = 0; k < f->asked.n; k++)
+		for (uint32_t u = f->asked.r[k].first;; u++) {
+			if (!uidset_contains(&e->received, u) &&
+			    uidset_add(&again, u)) {
+				uidset_free(&again);
+				return oom(err);
+			}
+			if (u == f->asked.r[k].last)
+				break;
+		}
+	if (uidset_empty(&again))
+		return ISNAP_OK;
+	e->throttles++;
+	if (e->cb->throttled)
+		e->cb->throttled(e->cb->ctx, wait, t->why,
+				 r->text ? r->text : "");
+	sleep_ms(wait);
+	if (uidset_format(&again, &set)) {
+		uidset_free(&again);
+		return oom(err);
+	}
+	snprintf(cmd, sizeof cmd, "UID FETCH %s %s", set, e->items);
+	free(set);
+	uidset_free(&f->asked);
+	f->asked = again;
+	f->id = e->next_id++;
+	f->disturbed = false;
+	st = imap_pipeline_send(e->pipe, e->owner, FETCH_COOKIE | f->id, cmd,
+				err);
+	*asked_again = !st;
+	return st;
+}
+
 enum isnap_status fetch_tagged(struct fetch *e, uintptr_t cookie,
 			       const struct imap_response *r,
 			       struct isnap_error *err)
@@ -553,6 +628,7 @@ enum isnap_status fetch_tagged(struct fetch *e, uintptr_t cookie,
 	unsigned i;
 	struct inflight done;
 	enum isnap_status st = ISNAP_OK;
+	bool throttle_only = false;
 
 	for (i = 0; i < e->nq; i++)
 		if (e->q[i].id == id)
@@ -562,7 +638,23 @@ enum isnap_status fetch_tagged(struct fetch *e, uintptr_t cookie,
 				  "the server answered command %s, which was "
 				  "never sent",
 				  r->tag);
-	if (!strcmp(r->name, "BAD"))
+	if (strcmp(r->name, "OK")) {
+		struct imap_throttle t = imap_throttle_response(r);
+		if (t.kind == IMAP_THROTTLE_STOP)
+			return isnap_fail(err, ISNAP_ESTOPPED, "%s: %s", t.why,
+					  r->text ? r->text : "");
+		if (t.kind == IMAP_THROTTLE_RETRY) {
+			bool asked_again = false;
+			st = throttled(e, i, &t, r, &asked_again, err);
+			if (st || asked_again)
+				return st;
+			/* Everything had arrived before the answer. */
+			throttle_only = true;
+		}
+	} else {
+		e->throttles = 0;
+	}
+	if (!strcmp(r->name, "BAD") && !throttle_only)
 		return isnap_fail(err, ISNAP_EPROTO,
 				  "the server rejected UID FETCH: %s",
 				  r->text ? r->text : "");
@@ -683,6 +775,8 @@ enum isnap_status fetch_start(struct imap_pipeline *pipe,
 		opts && opts->commit_bytes ? opts->commit_bytes : 64u << 20;
 	e->o.commit_ms = opts && opts->commit_ms ? opts->commit_ms
 						 : FETCH_COMMIT_MS_DEFAULT;
+	e->o.max_wait_ms = opts ? opts->max_wait_ms : 0;
+	e->o.throttle_retries = opts ? opts->throttle_retries : 0;
 	if (uidset_add_set(&e->uids, uids)) {
 		free(e);
 		return oom(err);

@@ -42,9 +42,18 @@ struct fetch_opts {
 	 * many milliseconds ago (checked between messages and by
 	 * fetch_tick); 0 for the default, FETCH_COMMIT_MS_DEFAULT. */
 	unsigned commit_ms;
+	/* A server that throttles (imap/throttle.h) is waited for as it
+	 * asks, up to max_wait_ms at a time (0: FETCH_MAX_WAIT_MS_DEFAULT)
+	 * and throttle_retries times in a row per fetch (0: the default);
+	 * beyond that, or on a quota for today, the fetch stops with
+	 * ISNAP_ESTOPPED, what arrived committed. */
+	long max_wait_ms;
+	unsigned throttle_retries;
 };
 
 #define FETCH_COMMIT_MS_DEFAULT 5000
+#define FETCH_MAX_WAIT_MS_DEFAULT 600000L
+#define FETCH_THROTTLE_RETRIES_DEFAULT 5
 
 struct fetch_stats {
 	uint64_t saved;      /* messages ended in the store */
@@ -64,6 +73,10 @@ struct fetch_callbacks {
 	void (*message_failed)(void *ctx, uint32_t uid, const char *why);
 	/* A message was saved (for progress display); may be NULL. */
 	void (*message_saved)(void *ctx, uint32_t uid, uint64_t bytes);
+	/* The server throttles: the fetch waits `wait_ms` before asking
+	 * again (for the log); may be NULL. */
+	void (*throttled)(void *ctx, long wait_ms, const char *why,
+			  const char *text);
 };
 
 /* Fetch every UID in `uids` into the folder the store has open, on its

@@ -4,8 +4,10 @@
  * what Microsoft 365, Gmail and Yahoo are seen to send.
  */
 #include "imap/throttle.h"
+#include "imap/parser.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,7 +64,7 @@ static long backoff_ms(const char *text, size_t len)
 static struct imap_throttle verdict(enum imap_throttle_kind kind,
 				    long wait_ms, const char *why)
 {
-	struct imap_throttle t = { kind, wait_ms, why };
+	struct imap_throttle t = { kind, wait_ms, false, why };
 	return t;
 }
 
@@ -79,9 +81,13 @@ struct imap_throttle imap_throttle_classify(const char *condition,
 	    find(text, len, "bandwidth limit exceeded"))
 		return verdict(IMAP_THROTTLE_STOP, 0,
 			       "the account's quota for today is used up");
-	if ((ms = backoff_ms(text, len)) >= 0)
-		return verdict(IMAP_THROTTLE_RETRY, ms,
-			       "the server throttles requests");
+	if ((ms = backoff_ms(text, len)) >= 0) {
+		struct imap_throttle t = verdict(IMAP_THROTTLE_RETRY, ms,
+						 "the server throttles "
+						 "requests");
+		t.told = true;
+		return t;
+	}
 	if (is_code(text, len, "UNAVAILABLE"))
 		return verdict(IMAP_THROTTLE_RETRY,
 			       IMAP_THROTTLE_WAIT_UNAVAILABLE_MS,
@@ -98,6 +104,25 @@ struct imap_throttle imap_throttle_classify(const char *condition,
 			       IMAP_THROTTLE_WAIT_TRY_LATER_MS,
 			       "the server asks to try again later");
 	return verdict(IMAP_THROTTLE_NONE, 0, "");
+}
+
+struct imap_throttle imap_throttle_response(const struct imap_response *r)
+{
+	char text[1024];
+	int n;
+
+	if (!r->name)
+		return verdict(IMAP_THROTTLE_NONE, 0, "");
+	n = snprintf(text, sizeof text, "%s%s%s%s%s%s", r->code ? "[" : "",
+		     r->code ? r->code : "",
+		     r->code && r->code_args && *r->code_args ? " " : "",
+		     r->code && r->code_args ? r->code_args : "",
+		     r->code ? "] " : "", r->text ? r->text : "");
+	if (n < 0)
+		return verdict(IMAP_THROTTLE_NONE, 0, "");
+	return imap_throttle_classify(r->name, text,
+				      (size_t)n < sizeof text ? (size_t)n
+							      : sizeof text - 1);
 }
 
 struct imap_throttle imap_throttle_parse_line(const char *line, size_t len)

@@ -25,6 +25,7 @@
 #ifndef IMAPSNAP_IMAP_THROTTLE_H
 #define IMAPSNAP_IMAP_THROTTLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum imap_throttle_kind {
@@ -44,6 +45,7 @@ enum imap_throttle_kind {
 struct imap_throttle {
 	enum imap_throttle_kind kind;
 	long wait_ms;     /* RETRY: what the server asked for, or a default */
+	bool told;        /* wait_ms is the server's (else a default) */
 	const char *why;  /* a short static description, "" for NONE */
 };
 
@@ -52,6 +54,10 @@ struct imap_throttle {
  * NUL-terminated). */
 struct imap_throttle imap_throttle_classify(const char *condition,
 					    const char *text, size_t len);
+
+/* A parsed status response (its code, code arguments and text). */
+struct imap_response;
+struct imap_throttle imap_throttle_response(const struct imap_response *r);
 
 /* A whole response line without its CRLF: "i5 NO [UNAVAILABLE] ...",
  * "* BYE ...", "* NO ...".  Lines that are not status responses are
