@@ -66,6 +66,9 @@ static const struct key keys[] = {
 	{ "retries", K_RETRIES, F(retries), 0 },
 	{ "connections", K_CONNECTIONS, F(connections), 0 },
 	{ "metrics_file", K_PATH, F(metrics_file), 0 },
+	{ "max_messages", K_STR, F(max_messages), 0 },
+	{ "max_bytes", K_STR, F(max_bytes), 0 },
+	{ "max_wait", K_STR, F(max_wait), 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -77,6 +77,9 @@ struct config_account {
 	unsigned retries;  /* reconnections per folder, 0 to 100 */
 	unsigned connections; /* sessions at once, 1 to 64; 0: the default */
 	char *metrics_file; /* where `run` reports this account; NULL: nowhere */
+	/* Budget and throttling (as the options --max-messages, --max-bytes,
+	 * --max-wait, which check them); NULL when not given. */
+	char *max_messages, *max_bytes, *max_wait;
 };
 
 struct config {

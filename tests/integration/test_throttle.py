@@ -177,6 +177,24 @@ class Budget(TestCase):
         self.assertGreater(runs, 2)
         assert_backup_matches(self, self.user, self.dest)
 
+    def test_in_the_config_file(self):
+        d = os.path.dirname(self.dest)
+        config = os.path.join(d, "config")
+        pw = os.path.join(d, "pw")
+        with open(pw, "w") as f:
+            f.write(self.user.password + "\n")
+        with open(config, "w") as f:
+            f.write("max_messages = 20\n[acct]\nurl = %s\n"
+                    "cacert = %s\npassword_file = %s\ndestination = %s\n"
+                    % (harness.SERVER.url(self.user, "imaps"),
+                       harness.SERVER.cacert, pw, self.dest))
+        run = imapsnap("run", "--config", config)
+        self.assertExit(run, 8)
+        self.assertEqual(self.total(), 20)
+        with open(config, "a") as f:
+            f.write("max_bytes = lots\n")
+        self.assertExit(imapsnap("run", "--config", config), 2)
+
     def test_bad_values(self):
         for opt, val in (("--max-bytes", "0"), ("--max-bytes", "3X"),
                          ("--max-messages", "-1"), ("--max-wait", "0")):
