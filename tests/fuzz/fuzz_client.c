@@ -4,7 +4,7 @@
  * (lib/imap/commands.c) and the pipelined fetch (lib/imap/fetch.c), fed
  * whatever a server might send, cut at random points.
  *
- * fuzz-sources: lib/imap/client.c lib/imap/commands.c lib/imap/fetch.c lib/imap/pipeline.c lib/imap/parser.c lib/uidset.c lib/error.c lib/store/flags.c
+ * fuzz-sources: lib/imap/client.c lib/imap/commands.c lib/imap/fetch.c lib/imap/pipeline.c lib/imap/parser.c lib/uidset.c lib/error.c lib/store/flags.c lib/imap/throttle.c lib/imap/gmail.c lib/mutf7.c lib/utf8.c
  *
  * The network is replaced: this file defines imap_session_open/send/recv/
  * close/greeting (lib/imap/session.c is not linked), and recv hands out
@@ -301,6 +301,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	asked = &todo;
 	{
 		struct fetch_opts fo = {
+			/* A throttling answer must not put the fuzzer to
+			 * sleep: waits of more than 1 ms stop the fetch. */
+			.max_wait_ms = 1,
 			.batch = 1 + data[0] % 4,
 			.depth = 1 + (data[0] >> 2) % 4,
 			.commit_messages = 1 + (data[0] >> 4) % 3,
