@@ -101,6 +101,24 @@ extern const struct plan_step *const backup_plan_steps[];
 enum isnap_status plan_send(struct folder_plan *fp, const char *command,
 			    char tag[16], struct isnap_error *err);
 
+/* For steps that ask UID FETCH <range> (UID <item>) in the planning
+ * burst: the (UID, value) pairs of the answers, in the order they came.
+ * uid_values_take ignores responses that are not FETCH, or lack the UID
+ * or a number for `item` (another step's answers); when memory runs out
+ * it sets `oom` (check it in conclude). */
+struct uid_value {
+	uint32_t uid;
+	uint64_t value;
+};
+struct uid_values {
+	struct uid_value *v;
+	size_t n, cap;
+	bool oom;
+};
+void uid_values_take(struct uid_values *uv, const struct imap_response *r,
+		     const char *item);
+void uid_values_free(struct uid_values *uv);
+
 /* For steps: a line for the user that is not a failure. */
 void plan_notice(struct folder_plan *fp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

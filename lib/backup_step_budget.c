@@ -14,9 +14,7 @@
 #include "backup_step.h"
 
 struct budget_step {
-	struct { uint32_t uid; uint64_t size; } *v;
-	size_t n, cap;
-	bool sorted, oom;
+	struct uid_values sizes; /* UID, RFC822.SIZE */
 };
 
 static bool budget_wanted(struct folder_plan *fp, void *mine)
@@ -43,38 +41,10 @@ static enum isnap_status budget_untagged(struct folder_plan *fp, void *mine,
 					 struct isnap_error *err)
 {
 	struct budget_step *bs = mine;
-	const struct imap_arg *items;
-	uint32_t uid = 0;
-	uint64_t size = 0;
-	bool has_size = false;
 
 	(void)fp;
 	(void)err;
-	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
-	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
-		return ISNAP_OK;
-	items = &r->args[0];
-	for (size_t i = 0; i + 1 < items->count; i += 2) {
-		if (imap_arg_is_atom(&items->list[i], "UID"))
-			imap_arg_uint32(&items->list[i + 1], &uid);
-		else if (imap_arg_is_atom(&items->list[i], "RFC822.SIZE"))
-			has_size = imap_arg_uint64(&items->list[i + 1], &size);
-	}
-	if (!uid || !has_size)
-		return ISNAP_OK;
-	if (bs->n == bs->cap) {
-		size_t cap = bs->cap ? bs->cap * 2 : 256;
-		void *v = realloc(bs->v, cap * sizeof *bs->v);
-		if (!v) {
-			bs->oom = true;
-			return ISNAP_OK;
-		}
-		bs->v = v;
-		bs->cap = cap;
-	}
-	bs->v[bs->n].uid = uid;
-	bs->v[bs->n].size = size;
-	bs->n++;
+	uid_values_take(&bs->sizes, r, "RFC822.SIZE");
 	return ISNAP_OK;
 }
 
@@ -84,18 +54,19 @@ static int by_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static uint64_t size_of(struct budget_step *bs, uint32_t uid)
+static uint64_t size_of(const struct uid_values *sizes, uint32_t uid)
 {
-	size_t lo = 0, hi = bs->n;
+	size_t lo = 0, hi = sizes->n;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (bs->v[mid].uid < uid)
+		if (sizes->v[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < bs->n && bs->v[lo].uid == uid ? bs->v[lo].size : 0;
+	return lo < sizes->n && sizes->v[lo].uid == uid ? sizes->v[lo].value
+							 : 0;
 }
 
 static enum isnap_status budget_conclude(struct folder_plan *fp, void *mine,
@@ -106,12 +77,12 @@ static enum isnap_status budget_conclude(struct folder_plan *fp, void *mine,
 	uint32_t *uids;
 	size_t k = 0, n;
 
-	if (bs->oom)
+	if (bs->sizes.oom)
 		return backup_oom(err);
 	if (!count)
 		return ISNAP_OK;
-	if (bs->n > 1)
-		qsort(bs->v, bs->n, sizeof *bs->v, by_uid);
+	if (bs->sizes.n > 1)
+		qsort(bs->sizes.v, bs->sizes.n, sizeof *bs->sizes.v, by_uid);
 	uids = malloc(count * sizeof *uids);
 	sizes = malloc(count * sizeof *sizes);
 	if (!uids || !sizes) {
@@ -122,7 +93,7 @@ static enum isnap_status budget_conclude(struct folder_plan *fp, void *mine,
 	for (size_t i = 0; i < fp->todo.n; i++)
 		for (uint32_t u = fp->todo.r[i].first;; u++) {
 			uids[k] = u;
-			sizes[k++] = size_of(bs, u);
+			sizes[k++] = size_of(&bs->sizes, u);
 			if (u == fp->todo.r[i].last)
 				break;
 		}
@@ -148,7 +119,7 @@ static void budget_release(void *mine)
 {
 	struct budget_step *bs = mine;
 
-	free(bs->v);
+	uid_values_free(&bs->sizes);
 }
 
 const struct plan_step backup_step_budget = {

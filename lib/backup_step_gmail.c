@@ -23,9 +23,7 @@
 #include "gmail_index.h"
 
 struct gmail_step {
-	struct { uint32_t uid; uint64_t msgid; } *v;
-	size_t n, cap;
-	bool oom;
+	struct uid_values ids; /* UID, X-GM-MSGID */
 };
 
 static bool gmail_wanted(struct folder_plan *fp, void *mine)
@@ -51,37 +49,11 @@ static enum isnap_status gmail_untagged(struct folder_plan *fp, void *mine,
 					struct isnap_error *err)
 {
 	struct gmail_step *gs = mine;
-	const struct imap_arg *items;
-	uint32_t uid = 0;
-	uint64_t msgid = 0;
 
 	(void)fp;
 	(void)err;
-	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH") ||
-	    r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST)
-		return ISNAP_OK;
-	items = &r->args[0];
-	for (size_t i = 0; i + 1 < items->count; i += 2) {
-		if (imap_arg_is_atom(&items->list[i], "UID"))
-			imap_arg_uint32(&items->list[i + 1], &uid);
-		else if (imap_arg_is_atom(&items->list[i], "X-GM-MSGID"))
-			imap_arg_uint64(&items->list[i + 1], &msgid);
-	}
-	if (!uid || !msgid)
-		return ISNAP_OK; /* another step's answer, or no id: fetch */
-	if (gs->n == gs->cap) {
-		size_t cap = gs->cap ? gs->cap * 2 : 256;
-		void *v = realloc(gs->v, cap * sizeof *gs->v);
-		if (!v) {
-			gs->oom = true;
-			return ISNAP_OK;
-		}
-		gs->v = v;
-		gs->cap = cap;
-	}
-	gs->v[gs->n].uid = uid;
-	gs->v[gs->n].msgid = msgid;
-	gs->n++;
+	/* Without an id a message is fetched: nothing to compare. */
+	uid_values_take(&gs->ids, r, "X-GM-MSGID");
 	return ISNAP_OK;
 }
 
@@ -92,15 +64,15 @@ static enum isnap_status gmail_conclude(struct folder_plan *fp, void *mine,
 	uint64_t skipped = 0;
 	enum isnap_status st;
 
-	if (gs->oom)
+	if (gs->ids.oom)
 		return backup_oom(err);
 	st = gmail_index_load(fp->c->gmail, fp->c->o->dest, err);
 	if (st)
 		return st;
-	for (size_t i = 0; i < gs->n; i++) {
-		uint32_t uid = gs->v[i].uid;
+	for (size_t i = 0; i < gs->ids.n; i++) {
+		uint32_t uid = gs->ids.v[i].uid;
 		if (!uidset_contains(&fp->todo, uid) ||
-		    gmail_index_claim(fp->c->gmail, gs->v[i].msgid))
+		    gmail_index_claim(fp->c->gmail, gs->ids.v[i].value))
 			continue;
 		if (uidset_remove_range(&fp->todo, uid, uid))
 			return backup_oom(err);
@@ -118,7 +90,7 @@ static void gmail_release(void *mine)
 {
 	struct gmail_step *gs = mine;
 
-	free(gs->v);
+	uid_values_free(&gs->ids);
 }
 
 const struct plan_step backup_step_gmail = {
