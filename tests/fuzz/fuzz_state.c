@@ -2,7 +2,7 @@
  * fuzz_state.c — the state file reader (lib/state.c) against any bytes a
  * damaged or hand-edited DEST/.imapsnap/state might hold.
  *
- * fuzz-sources: lib/state.c lib/uidset.c lib/error.c
+ * fuzz-sources: lib/state.c lib/uidset.c lib/error.c lib/beneath.c
  *
  * The input is written to a state file in a scratch directory (under
  * /dev/shm when it exists, so that the writer's fsyncs cost nothing) and
@@ -11,6 +11,7 @@
  * (the writer's output is canonical).  A failed load must leave the state
  * empty with a message.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,26 @@ static void same_state(const struct state *a, const struct state *b)
 	}
 }
 
+/* state_load and state_save take the directory opened (the caller opens
+ * DEST/.imapsnap without following links); these are fuzz-private
+ * directories, opened once and kept open for the process. */
+static int dirfd_of(const char *dir)
+{
+	static const char *names[4];
+	static int fds[4];
+
+	for (int i = 0; i < 4; i++) {
+		if (names[i] == dir)
+			return fds[i];
+		if (!names[i]) {
+			names[i] = dir;
+			fds[i] = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			return fds[i];
+		}
+	}
+	return -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct state st = STATE_INIT, st2 = STATE_INIT, st3 = STATE_INIT;
@@ -145,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		atexit(cleanup);
 	}
 	write_file(dir_in, data, size);
-	rc = state_load(dir_in, &st, &err);
+	rc = state_load(dirfd_of(dir_in), dir_in, &st, &err);
 	if (rc != ISNAP_OK) {
 		check(st.n == 0, "a failed load left folders in the state");
 		check(err.msg[0] != '\0', "a failed load gave no message");
@@ -158,12 +179,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < st.n; i++)
 		check(st.folders[i].name != NULL, "a folder without a name");
 
-	check(state_save(dir_out, &st, &err) == ISNAP_OK, "save failed");
-	check(state_load(dir_out, &st2, &err) == ISNAP_OK,
+	check(state_save(dirfd_of(dir_out), dir_out, &st, &err) == ISNAP_OK,
+	      "save failed");
+	check(state_load(dirfd_of(dir_out), dir_out, &st2, &err) == ISNAP_OK,
 	      "what was saved does not load");
 	same_state(&st, &st2);
-	check(state_save(dir_out2, &st2, &err) == ISNAP_OK, "save failed");
-	check(state_load(dir_out2, &st3, &err) == ISNAP_OK,
+	check(state_save(dirfd_of(dir_out2), dir_out2, &st2, &err) ==
+		      ISNAP_OK,
+	      "save failed");
+	check(state_load(dirfd_of(dir_out2), dir_out2, &st3, &err) == ISNAP_OK,
 	      "what was saved does not load");
 	{
 		size_t l1, l2;
