@@ -60,3 +60,34 @@ class Namespaces(harness.TestCase):
                 roles = {f["path"]: f["role"] for f in doc["folders"]}
                 self.assertEqual(roles["Sent Items"], "\\Sent")
                 self.assertIsNone(roles["INBOX"])
+
+    def test_backup_records_path_prefix_and_role(self):
+        """Each folder line of a backup's manifest carries what a restore
+        needs to map it anywhere, years later."""
+        import glob
+        import os
+        srv = servers.get("cyrus")
+        user = srv.new_user("rec")
+        with user.oracle() as o:
+            typ, data = o.m._simple_command(
+                "CREATE", '"INBOX.Sent Items"', "(USE (\\Sent))")
+            self.assertEqual(typ, "OK", data)
+            o.m.create('"INBOX.Archive.2019"')
+        dest = os.path.join(harness.workdir("ns-manifest"), "backup")
+        run = harness.imapsnap("backup", *srv.tls_args(), srv.url(user),
+                               dest, password=user.password)
+        self.assertExit(run, 0)
+        folders = {}
+        for f in glob.glob(os.path.join(dest, ".imapsnap", "manifest",
+                                        "*.jsonl")):
+            with open(f) as fh:
+                for line in fh:
+                    j = json.loads(line)
+                    if j["type"] == "folder":
+                        folders[j["folder_raw"]] = (
+                            j["path"], j["ns_prefix"], j["delim"], j["role"])
+        self.assertEqual(folders["INBOX.Sent Items"],
+                         ("Sent Items", "INBOX.", ".", "\\Sent"))
+        self.assertEqual(folders["INBOX.Archive.2019"],
+                         ("Archive/2019", "INBOX.", ".", None))
+        self.assertEqual(folders["INBOX"], ("INBOX", "INBOX.", ".", None))
