@@ -40,12 +40,16 @@ int manifest_lines_feed(struct manifest_lines *ml, const char *data,
 				ml->line = p;
 				ml->cap = cap;
 			}
-			memcpy(ml->line + ml->len, data, n);
-			ml->len += n;
+			/* An empty line before any other has no buffer yet:
+			 * nothing to copy, and it is "", not overlong. */
+			if (n) {
+				memcpy(ml->line + ml->len, data, n);
+				ml->len += n;
+			}
 		}
 		if (!nl)
 			return 0;
-		rc = fn(ctx, ml->overlong ? NULL : ml->line,
+		rc = fn(ctx, ml->overlong ? NULL : ml->line ? ml->line : "",
 			ml->overlong ? 0 : ml->len);
 		ml->len = 0;
 		ml->overlong = false;
