@@ -19,6 +19,7 @@
 #include "folder_path.h"
 #include "imap/commands.h"
 #include "imap/fetch.h"
+#include "imap/fetch_item.h"
 #include "mutf7.h"
 #include "restore_backup.h"
 #include "restore_spool.h"
@@ -54,6 +55,10 @@ struct migrator {
 
 	/* Hashing one source body (the target side asks). */
 	bool hashing_done, have;
+	/* The literal streaming is BODY[] (hashing), and it ended (hashed):
+	 * `have` only once its response says it is UID hash_uid's. */
+	bool hashing, hashed;
+	uint32_t hash_uid;
 	char tag[16];
 	unsigned char sha[32];
 	enum isnap_status hash_result;
@@ -132,17 +137,28 @@ static void sort_sizes(struct migrator *m)
 /* ---------------------------------------------------------------------- */
 /* Hashing a source body on demand                                         */
 
+static enum isnap_status hash_failed(struct isnap_error *err)
+{
+	return isnap_fail(err, ISNAP_ENOMEM,
+			  "computing a SHA-256 failed (libcrypto)");
+}
+
 static enum isnap_status h_begin(void *ctx, const struct imap_response *p,
 				 uint64_t size, bool *stream,
 				 struct isnap_error *err)
 {
 	struct migrator *m = ctx;
 
-	(void)p;
 	(void)size;
-	(void)err;
+	/* Streamed whatever it is, so that no literal is held in memory;
+	 * hashed only when it is the message. */
 	*stream = true;
-	EVP_DigestInit_ex(m->md, EVP_sha256(), NULL);
+	m->hashing = imap_fetch_literal_is_body(p);
+	if (!m->hashing)
+		return ISNAP_OK;
+	m->hashed = false;
+	if (!EVP_DigestInit_ex(m->md, EVP_sha256(), NULL))
+		return hash_failed(err);
 	return ISNAP_OK;
 }
 
@@ -151,19 +167,22 @@ static enum isnap_status h_data(void *ctx, const char *d, size_t len,
 {
 	struct migrator *m = ctx;
 
-	(void)err;
-	EVP_DigestUpdate(m->md, d, len);
+	if (m->hashing && !EVP_DigestUpdate(m->md, d, len))
+		return hash_failed(err);
 	return ISNAP_OK;
 }
 
 static enum isnap_status h_end(void *ctx, struct isnap_error *err)
 {
 	struct migrator *m = ctx;
-	unsigned len;
+	unsigned len = 0;
 
-	(void)err;
-	EVP_DigestFinal_ex(m->md, m->sha, &len);
-	m->have = true;
+	if (!m->hashing)
+		return ISNAP_OK;
+	m->hashing = false;
+	if (!EVP_DigestFinal_ex(m->md, m->sha, &len) || len != 32)
+		return hash_failed(err);
+	m->hashed = true;
 	return ISNAP_OK;
 }
 
@@ -184,6 +203,13 @@ static enum isnap_status h_response(void *ctx, const struct imap_response *r,
 	if (r->kind == IMAP_RESP_CONTINUATION)
 		return isnap_fail(err, ISNAP_EPROTO,
 				  "the server asked for data nobody offered");
+	if (m->hashed && r->name && !strcmp(r->name, "FETCH")) {
+		const struct imap_arg *a = imap_fetch_item(r, "UID");
+		uint32_t uid;
+		m->hashed = false;
+		if (a && imap_arg_uint32(a, &uid) && uid == m->hash_uid)
+			m->have = true;
+	}
 	return ISNAP_OK;
 }
 
@@ -202,7 +228,8 @@ static enum isnap_status hash_source(void *ctx, struct restore_pending *p,
 
 	snprintf(cmd, sizeof cmd, "UID FETCH %" PRIu32 " (UID BODY.PEEK[])",
 		 s->uid);
-	m->hashing_done = m->have = false;
+	m->hashing_done = m->have = m->hashing = m->hashed = false;
+	m->hash_uid = s->uid;
 	rc = imap_client_send(m->src, cmd, m->tag, err);
 	if (!rc)
 		rc = imap_client_pump(m->src, &h, &m->hashing_done, err);

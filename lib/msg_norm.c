@@ -10,7 +10,8 @@
 static void put(struct msg_norm *m, char c)
 {
 	if (m->n == sizeof m->buf) {
-		EVP_DigestUpdate(m->md, m->buf, m->n);
+		if (!EVP_DigestUpdate(m->md, m->buf, m->n))
+			m->failed = true;
 		m->n = 0;
 	}
 	m->buf[m->n++] = (unsigned char)c;
@@ -66,19 +67,21 @@ void msg_norm_update(struct msg_norm *m, const void *data, size_t len)
 	}
 }
 
-void msg_norm_final(struct msg_norm *m, unsigned char sha[32])
+bool msg_norm_final(struct msg_norm *m, unsigned char sha[32])
 {
 	unsigned len = 0;
+	bool ok;
 
 	if (m->size && !(m->last[0] == '\r' && m->last[1] == '\n')) {
 		/* A trailing lone CR is not a line end: CRLF after it. */
 		put(m, '\r');
 		put(m, '\n');
 	}
-	EVP_DigestUpdate(m->md, m->buf, m->n);
-	EVP_DigestFinal_ex(m->md, sha, &len);
+	ok = !m->failed && EVP_DigestUpdate(m->md, m->buf, m->n) &&
+	     EVP_DigestFinal_ex(m->md, sha, &len) && len == 32;
 	EVP_MD_CTX_free(m->md);
 	m->md = NULL;
+	return ok;
 }
 
 bool msg_norm_size_fits(uint64_t sent, uint64_t stored)

@@ -16,7 +16,8 @@
  *   struct msg_norm n;
  *   msg_norm_init(&n);                  // false when out of memory
  *   msg_norm_update(&n, data, len) ...;
- *   msg_norm_final(&n, sha);            // frees what init took
+ *   if (!msg_norm_final(&n, sha))       // frees what init took
+ *           ... libcrypto failed: `sha` means nothing
  */
 #ifndef IMAPSNAP_MSG_NORM_H
 #define IMAPSNAP_MSG_NORM_H
@@ -34,11 +35,12 @@ struct msg_norm {
 	uint64_t size;      /* bytes out */
 	unsigned char buf[512];
 	size_t n;
+	bool failed;        /* libcrypto refused a step: no hash */
 };
 
 bool msg_norm_init(struct msg_norm *m);
 void msg_norm_update(struct msg_norm *m, const void *data, size_t len);
-void msg_norm_final(struct msg_norm *m, unsigned char sha[32]);
+bool msg_norm_final(struct msg_norm *m, unsigned char sha[32]);
 
 /* Whether a server's stored copy of `sent` bytes could be `stored`
  * bytes long: the rewrites only add bytes (one CR per bare LF, a final

@@ -18,6 +18,7 @@
 #include "folder_map.h"
 #include "imap/append.h"
 #include "imap/commands.h"
+#include "imap/fetch_item.h"
 #include "msg_norm.h"
 
 #define SYNC_EVERY 256      /* APPENDs answered between state syncs */
@@ -374,6 +375,7 @@ struct scan {
 	EVP_MD_CTX *md;
 	struct msg_norm norm;
 	bool norm_open;
+	bool hashing;   /* the literal streaming is a BODY[] */
 	bool have;
 	unsigned char sha[32], norm_sha[32];
 	char tag[16];
@@ -382,18 +384,10 @@ struct scan {
 	struct isnap_error *err;
 };
 
-static const struct imap_arg *fetch_item(const struct imap_response *r,
-					 const char *name)
+static enum isnap_status hash_failed(struct isnap_error *err)
 {
-	const struct imap_arg *l;
-
-	if (r->nargs < 1 || r->args[0].type != IMAP_ARG_LIST)
-		return NULL;
-	l = &r->args[0];
-	for (size_t i = 0; i + 1 < l->count; i += 2)
-		if (imap_arg_is_atom(&l->list[i], name))
-			return &l->list[i + 1];
-	return NULL;
+	return isnap_fail(err, ISNAP_ENOMEM,
+			  "computing a SHA-256 failed (libcrypto)");
 }
 
 static enum isnap_status sizes_untagged(void *ctx,
@@ -407,8 +401,8 @@ static enum isnap_status sizes_untagged(void *ctx,
 
 	if (r->kind != IMAP_RESP_UNTAGGED || strcmp(r->name, "FETCH"))
 		return ISNAP_OK;
-	if (!(a = fetch_item(r, "UID")) || !imap_arg_uint32(a, &uid) ||
-	    !(a = fetch_item(r, "RFC822.SIZE")) || !imap_arg_uint64(a, &size))
+	if (!(a = imap_fetch_item(r, "UID")) || !imap_arg_uint32(a, &uid) ||
+	    !(a = imap_fetch_item(r, "RFC822.SIZE")) || !imap_arg_uint64(a, &size))
 		return ISNAP_OK;
 	if (uid < s->from)
 		return ISNAP_OK; /* "n:*" names the last message too */
@@ -431,12 +425,16 @@ static enum isnap_status body_begin(void *ctx,
 {
 	struct scan *s = ctx;
 
-	(void)partial;
 	(void)size;
-	(void)err;
+	/* Streamed whatever it is, so that no literal is held in memory;
+	 * hashed only when it is the message. */
 	*stream = true;
+	s->hashing = imap_fetch_literal_is_body(partial);
+	if (!s->hashing)
+		return ISNAP_OK;
 	s->have = false;
-	EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
+	if (!EVP_DigestInit_ex(s->md, EVP_sha256(), NULL))
+		return hash_failed(err);
 	if (s->norm_open)
 		msg_norm_final(&s->norm, s->norm_sha);
 	if (!(s->norm_open = msg_norm_init(&s->norm)))
@@ -449,8 +447,10 @@ static enum isnap_status body_data(void *ctx, const char *data, size_t len,
 {
 	struct scan *s = ctx;
 
-	(void)err;
-	EVP_DigestUpdate(s->md, data, len);
+	if (!s->hashing)
+		return ISNAP_OK;
+	if (!EVP_DigestUpdate(s->md, data, len))
+		return hash_failed(err);
 	msg_norm_update(&s->norm, data, len);
 	return ISNAP_OK;
 }
@@ -459,11 +459,16 @@ static enum isnap_status body_end(void *ctx, struct isnap_error *err)
 {
 	struct scan *s = ctx;
 	unsigned len = 0;
+	bool ok;
 
-	(void)err;
-	EVP_DigestFinal_ex(s->md, s->sha, &len);
-	msg_norm_final(&s->norm, s->norm_sha);
+	if (!s->hashing)
+		return ISNAP_OK;
+	s->hashing = false;
+	ok = EVP_DigestFinal_ex(s->md, s->sha, &len) && len == 32;
+	ok &= msg_norm_final(&s->norm, s->norm_sha);
 	s->norm_open = false;
+	if (!ok)
+		return hash_failed(err);
 	s->have = true;
 	return ISNAP_OK;
 }
@@ -495,7 +500,7 @@ static enum isnap_status body_response(void *ctx,
 	if (strcmp(r->name, "FETCH") || !s->have)
 		return ISNAP_OK;
 	s->have = false;
-	if (!(a = fetch_item(r, "UID")) || !imap_arg_uint32(a, &uid))
+	if (!(a = imap_fetch_item(r, "UID")) || !imap_arg_uint32(a, &uid))
 		return ISNAP_OK;
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i].uid == uid) {

@@ -205,6 +205,7 @@ struct restorer {
 	struct restore_target *target;
 	struct restore_spool spool;
 	EVP_MD_CTX *md;
+	bool md_failed;   /* libcrypto refused a step of md */
 
 	/* The message being read back. */
 	uint32_t cur;         /* record, or NONE */
@@ -749,20 +750,27 @@ static int cmp_tf(const void *a, const void *b)
 /* ---------------------------------------------------------------------- */
 /* Step 3: read back and append                                            */
 
+/* Hash the message being read; a failure shows at scan_end. */
+static void md_update(struct restorer *r, const void *p, size_t n)
+{
+	if (!r->md_failed && !EVP_DigestUpdate(r->md, p, n))
+		r->md_failed = true;
+}
+
 static enum isnap_status out(struct restorer *r, const char *p, size_t n)
 {
 	if (r->crlf_held) {
-		EVP_DigestUpdate(r->md, "\r\n", 2);
+		md_update(r, "\r\n", 2);
 		r->crlf_held = false;
 	}
-	EVP_DigestUpdate(r->md, p, n);
+	md_update(r, p, n);
 	return restore_spool_write(&r->spool, p, n, r->err);
 }
 
 static enum isnap_status out_crlf(struct restorer *r)
 {
 	if (r->crlf_held)
-		EVP_DigestUpdate(r->md, "\r\n", 2);
+		md_update(r, "\r\n", 2);
 	r->crlf_held = true;
 	return restore_spool_write(&r->spool, "\r\n", 2, r->err);
 }
@@ -853,7 +861,7 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 	r->cur_skip = rec->added;
 	r->cur_why[0] = '\0';
 	restore_spool_reset(&r->spool);
-	EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
+	r->md_failed = !EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
 	r->line_start = true;
 	r->crlf_held = false;
 	r->gt = 0;
@@ -881,7 +889,7 @@ static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
 	if (r->recs[r->cur].stored) {
 		rc = unmbox(r, data, len);
 	} else {
-		EVP_DigestUpdate(r->md, data, len);
+		md_update(r, data, len);
 		rc = restore_spool_write(&r->spool, data, len, r->err);
 	}
 	if (rc == ISNAP_ELOCAL) {
@@ -1002,11 +1010,18 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 		EVP_MD_CTX_free(copy);
 		return oom(r->err);
 	}
-	EVP_DigestFinal_ex(copy, without, &len);
+	if (!EVP_DigestFinal_ex(copy, without, &len) || len != 32)
+		r->md_failed = true;
 	EVP_MD_CTX_free(copy);
 	if (r->crlf_held)
-		EVP_DigestUpdate(r->md, "\r\n", 2);
-	EVP_DigestFinal_ex(r->md, with, &len);
+		md_update(r, "\r\n", 2);
+	if (!r->md_failed && (!EVP_DigestFinal_ex(r->md, with, &len) ||
+			      len != 32))
+		r->md_failed = true;
+	/* Without a hash, a match cannot be told from a mismatch. */
+	if (r->md_failed)
+		return isnap_fail(r->err, ISNAP_ENOMEM,
+				  "computing a SHA-256 failed (libcrypto)");
 	ok = r->spool.size == rec->received && !memcmp(with, rec->sha, 32);
 	if (!ok && r->crlf_held && r->spool.size == rec->received + 2 &&
 	    !memcmp(without, rec->sha, 32)) {

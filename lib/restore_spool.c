@@ -166,7 +166,9 @@ enum isnap_status restore_spool_norm(struct restore_spool *sp,
 		if (!rc)
 			msg_norm_update(&n, buf, got);
 	} while (!rc && got);
-	msg_norm_final(&n, sha);
+	if (!msg_norm_final(&n, sha) && !rc)
+		rc = isnap_fail(err, ISNAP_ENOMEM,
+				"computing a SHA-256 failed (libcrypto)");
 	restore_spool_rewind(sp);
 	return rc;
 }

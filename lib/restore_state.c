@@ -71,11 +71,16 @@ void restore_state_key(const char *host, const char *user,
 		EVP_MD_CTX_free(ctx);
 		return;
 	}
-	EVP_DigestUpdate(ctx, host, strlen(host) + 1);
-	EVP_DigestUpdate(ctx, user, strlen(user) + 1);
-	EVP_DigestUpdate(ctx, folder_raw, strlen(folder_raw) + 1);
-	EVP_DigestUpdate(ctx, nums, (size_t)n);
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	if (!EVP_DigestUpdate(ctx, host, strlen(host) + 1) ||
+	    !EVP_DigestUpdate(ctx, user, strlen(user) + 1) ||
+	    !EVP_DigestUpdate(ctx, folder_raw, strlen(folder_raw) + 1) ||
+	    !EVP_DigestUpdate(ctx, nums, (size_t)n) ||
+	    !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen < RESTORE_KEY_LEN) {
+		/* As above: a key that can match nothing real. */
+		memset(key, 0xff, RESTORE_KEY_LEN);
+		EVP_MD_CTX_free(ctx);
+		return;
+	}
 	EVP_MD_CTX_free(ctx);
 	memcpy(key, md, RESTORE_KEY_LEN);
 }

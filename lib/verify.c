@@ -435,6 +435,15 @@ static void container_of(const char *loc, char *out, size_t size)
 /* ---------------------------------------------------------------------- */
 /* Reading a manifest                                                      */
 
+/* libcrypto refused to hash: nothing verify says could be trusted. */
+static enum isnap_status hash_failed(struct verifier *v)
+{
+	if (!v->fatal)
+		v->fatal = isnap_fail(v->err, ISNAP_ENOMEM,
+				      "computing a SHA-256 failed (libcrypto)");
+	return v->fatal;
+}
+
 static void reader_start(struct verifier *v, const char *name)
 {
 	struct reader *rd = &v->rd;
@@ -452,7 +461,8 @@ static void reader_start(struct verifier *v, const char *name)
 	rd->fmt = -1;
 	rd->run = (uint32_t)v->nruns - 1;
 	rd->name = name;
-	EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL);
+	if (!EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL))
+		hash_failed(v);
 }
 
 static bool is_retired(struct verifier *v, const struct record *r);
@@ -756,7 +766,8 @@ static int feed_line(void *ctx, const char *text, size_t len)
 
 static void reader_feed(struct verifier *v, const char *data, size_t len)
 {
-	EVP_DigestUpdate(v->rd.md, data, len);
+	if (!v->fatal && !EVP_DigestUpdate(v->rd.md, data, len))
+		hash_failed(v);
 	if (!v->fatal &&
 	    manifest_lines_feed(&v->rd.lines, data, len, feed_line, v) < 0)
 		oom(v);
@@ -769,7 +780,10 @@ static void reader_end(struct verifier *v, char sha[65])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 
-	EVP_DigestFinal_ex(rd->md, md, &mdlen);
+	if (!EVP_DigestFinal_ex(rd->md, md, &mdlen) || mdlen != 32) {
+		hash_failed(v);
+		memset(md, 0, sizeof md);
+	}
 	manifest_sha_hex(md, sha);
 	if (manifest_lines_pending(&rd->lines) && !rd->skip) {
 		/* A crash can cut the last line short; after an "end" line
