@@ -46,6 +46,11 @@ struct run {
 	char state_dir[4096]; /* DEST/.imapsnap, for messages */
 	int state_fd;         /* it, opened (beneath.h); -1 when none */
 	bool single_file;     /* one complete export; no state kept */
+	/* Record the run once the first session has logged in (not in a
+	 * dry run): in manifest_fd (DEST/.imapsnap), or -1 for a single
+	 * file.  A run that never logs in saved nothing: no manifest. */
+	bool want_manifest;
+	int manifest_fd;
 	struct store *store;  /* the first, wrapped by the manifest */
 	struct backup_summary *sum;
 };
@@ -87,6 +92,9 @@ static double now_seconds(void)
 /* A session logged in for the first time: its store.  The first uses the
  * run's; the others get their own on the same destination, recording into
  * the same manifest. */
+static enum isnap_status start_manifest(struct run *r, int state_fd,
+					struct isnap_error *err);
+
 static enum isnap_status attach(void *ctx, struct sched_session *s,
 				struct isnap_error *err)
 {
@@ -96,6 +104,11 @@ static enum isnap_status attach(void *ctx, struct sched_session *s,
 
 	if (sched_session_index(s) == 0) {
 		struct imap_client *cl = sched_session_client(s);
+		if (r->want_manifest && !r->c.manifest) {
+			st = start_manifest(r, r->manifest_fd, err);
+			if (st)
+				return st;
+		}
 		if (r->c.manifest)
 			manifest_server(r->c.manifest, imap_client_greeting(cl),
 					imap_client_capabilities(cl));
@@ -358,10 +371,12 @@ static enum isnap_status run_backup(struct run *r, struct isnap_error *err,
 		if (st)
 			return st;
 	}
-	st = start_manifest(r, r->single_file ? -1 : r->state_fd, err);
-	if (!st)
-		st = run_units(r, &loaded, err);
+	r->want_manifest = true;
+	r->manifest_fd = r->single_file ? -1 : r->state_fd;
+	st = run_units(r, &loaded, err);
 	state_free(&loaded);
+	/* Without a manifest (never logged in) nothing is finished either:
+	 * a single-file export is not replaced by an empty one. */
 	if (r->c.manifest)
 		st = finish(r, st, err);
 	return st;
