@@ -13,11 +13,15 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 
 from harness import TestCase, backup, imapsnap, simple_message, workdir
 import harness
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "fakeimap"))
+from fakeimap import FakeIMAP, Mailbox, Script, make_messages  # noqa: E402
 
 TSA_CONF = """\
 [ tsa ]
@@ -240,3 +244,43 @@ class ForensicRecord(TestCase):
         self.assertTrue(os.path.exists(os.path.join(mdir, stem +
                                                     ".items.tsv")))
         self.assertExit(imapsnap("verify", dest), 0)
+
+
+class Exceptions(TestCase):
+    def test_a_message_not_saved_is_in_the_exception_list(self):
+        """From a scripted server that refuses one message (Dovecot
+        refuses none on demand): the exception list names it and why,
+        and the acquisition log says the run was not complete."""
+        class Refuses(Script):
+            def fetch(self, c, tag, uids, items):
+                if 2 not in uids:
+                    return Script.fetch(self, c, tag, uids, items)
+                by_uid = c.selected.by_uid()
+                order = [m.uid for m in c.selected.msgs]
+                for uid in uids:
+                    if uid != 2 and uid in by_uid:
+                        self.send_message(c, order.index(uid) + 1,
+                                          by_uid[uid])
+                c.send(tag + b" NO [SERVERBUG] message 2 is unreadable\r\n")
+
+        dest = workdir("fr-exc")
+        with FakeIMAP(Refuses(mailboxes=[Mailbox("INBOX",
+                                                 make_messages(3))])) as srv:
+            run = imapsnap("backup", "--tls", "none",
+                           "imap://user@127.0.0.1:%d" % srv.port, dest,
+                           password="secret")
+        self.assertExit(run, 1)
+        mdir, stem, _ = the_run(dest)
+        base = os.path.join(mdir, stem)
+        with open(base + ".exceptions.tsv", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        self.assertEqual([(r["folder"], r["uid"], r["what"]) for r in rows],
+                         [("INBOX", "2", "message")], rows)
+        self.assertIn("unreadable", rows[0]["reason"])
+        with open(base + ".items.tsv", newline="") as f:
+            self.assertEqual(sorted(r["uid"] for r in
+                                    csv.DictReader(f, delimiter="\t")),
+                             ["1", "3"])
+        text = open(base + ".acquisition.txt").read()
+        self.assertRegex(text, r"failed\s+1\n")
+        self.assertRegex(text, r"1000\s+3\s+4\s+0\s+2\s+1\s+INBOX")
