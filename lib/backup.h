@@ -97,6 +97,8 @@ struct backup_summary {
 	struct fetch_stats fetch;/* totals over all folders */
 	uint64_t flags_changed;  /* saved messages whose flags changed */
 	uint64_t expunged;       /* saved messages newly gone from the server */
+	uint64_t healed;         /* saved messages missing from the store,
+				    planned again (in `planned` too) */
 	double seconds;
 	/* SHA-256 (hex) of this run's manifest, chained to the previous
 	 * run's (docs/manifest.md); "" when none was written. */

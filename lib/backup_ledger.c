@@ -414,6 +414,13 @@ void ledger_count_failed_folder(struct ledger *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+void ledger_count_healed(struct ledger *l, uint64_t n)
+{
+	pthread_mutex_lock(&l->lock);
+	l->sum.healed += n;
+	pthread_mutex_unlock(&l->lock);
+}
+
 void ledger_count(struct ledger *l, struct ledger_folder *f,
 		  const struct fetch_stats *fetched, uint64_t planned,
 		  uint64_t flags_changed, uint64_t expunged)
@@ -446,5 +453,6 @@ void ledger_summary(struct ledger *l, struct backup_summary *sum)
 	sum->fetch = l->sum.fetch;
 	sum->flags_changed = l->sum.flags_changed;
 	sum->expunged = l->sum.expunged;
+	sum->healed = l->sum.healed;
 	pthread_mutex_unlock(&l->lock);
 }

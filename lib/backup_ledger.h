@@ -131,6 +131,8 @@ bool ledger_count_folder(struct ledger_folder *f);
 void ledger_count_failed_folder(struct ledger *l);
 /* Add to the run's totals (and, with `f`, to the folder's fetch totals);
  * `fetched` may be NULL. */
+/* Saved messages found missing from the store and planned again. */
+void ledger_count_healed(struct ledger *l, uint64_t n);
 void ledger_count(struct ledger *l, struct ledger_folder *f,
 		  const struct fetch_stats *fetched, uint64_t planned,
 		  uint64_t flags_changed, uint64_t expunged);

@@ -426,6 +426,10 @@ static void print_summary(struct output *o, const struct backup_summary *sum)
 		if (sum->expunged)
 			fprintf(stderr, ", %llu gone from the server",
 				(unsigned long long)sum->expunged);
+		if (sum->healed)
+			fprintf(stderr, ", %llu missing from the backup and "
+				"fetched again",
+				(unsigned long long)sum->healed);
 	}
 	if (sum->folders_failed)
 		fprintf(stderr, ", %u folders failed", sum->folders_failed);
@@ -486,6 +490,8 @@ json_t *out_summary(struct output *o, const char *account, const char *dest,
 			    json_integer((json_int_t)sum->flags_changed));
 	json_object_set_new(j, "expunged",
 			    json_integer((json_int_t)sum->expunged));
+	json_object_set_new(j, "healed",
+			    json_integer((json_int_t)sum->healed));
 	json_object_set_new(j, "seconds", json_real(sum->seconds));
 	json_object_set_new(j, "manifest_sha256",
 			    sum->manifest_sha256[0]

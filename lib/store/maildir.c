@@ -865,7 +865,8 @@ static enum isnap_status md_update_flags(struct store *s,
 
 static const struct store_ops maildir_ops = {
 	.format = "maildir",
-	.caps = STORE_CAP_PARALLEL | STORE_CAP_SPLIT_FOLDER,
+	.caps = STORE_CAP_PARALLEL | STORE_CAP_SPLIT_FOLDER |
+		STORE_CAP_REPORTS_HELD,
 	.durable_at_finish = false,
 	.open_folder = md_open_folder,
 	.retire_generation = md_retire_generation,

@@ -184,6 +184,11 @@ enum store_cap {
 	 * same as one instance writing them in order (Maildir: one file per
 	 * message, named by UID). */
 	STORE_CAP_SPLIT_FOLDER = 1 << 1,
+	/* open_folder's `present` is every message of the generation the
+	 * folder holds, found cheaply (Maildir: one listing of cur/ and
+	 * new/), so that a run can fetch again a message its state says is
+	 * saved and the store lost. */
+	STORE_CAP_REPORTS_HELD = 1 << 2,
 };
 
 struct store_ops {
