@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "beneath.h"
 
 #define NAME_MAX_LEN 64
 
@@ -500,8 +504,24 @@ enum isnap_status config_parse(const char *text, const char *where,
 	return ISNAP_OK;
 }
 
+bool config_private_group(gid_t gid, uid_t owner)
+{
+	struct passwd pw, *p = NULL;
+	struct group gr, *g = NULL;
+	char pbuf[4096], gbuf[16384];
+
+	if (getpwuid_r(owner, &pw, pbuf, sizeof pbuf, &p) != 0 || !p ||
+	    p->pw_gid != gid)
+		return false;
+	if (getgrgid_r(gid, &gr, gbuf, sizeof gbuf, &g) != 0 || !g)
+		return false;
+	return strcmp(g->gr_name, p->pw_name) == 0 &&
+	       (!g->gr_mem || !g->gr_mem[0]);
+}
+
 enum isnap_status config_check_mode(const char *where, mode_t mode,
-				    uid_t owner, uid_t me, bool holds_password,
+				    uid_t owner, uid_t me, bool private_group,
+				    bool holds_password,
 				    struct isnap_error *err)
 {
 	if (owner != me && owner != 0)
@@ -514,6 +534,12 @@ enum isnap_status config_check_mode(const char *where, mode_t mode,
 				  "%s: refused: anyone may write it, and so "
 				  "make imapsnap run commands as you; run "
 				  "chmod o-w %s",
+				  where, where);
+	if ((mode & S_IWGRP) && !private_group)
+		return isnap_fail(err, ISNAP_EUSAGE,
+				  "%s: refused: its group may write it, and so "
+				  "make imapsnap run commands as you; run "
+				  "chmod g-w %s",
 				  where, where);
 	if (holds_password && (mode & (S_IRGRP | S_IROTH)))
 		return isnap_fail(err, ISNAP_EUSAGE,
@@ -532,6 +558,7 @@ enum isnap_status config_check_mode(const char *where, mode_t mode,
 enum isnap_status config_load(const char *path, const char *home, uid_t me,
 			      struct config *out, struct isnap_error *err)
 {
+	bool private_group;
 	struct stat st;
 	enum isnap_status rc;
 	char *text;
@@ -540,7 +567,11 @@ enum isnap_status config_load(const char *path, const char *home, uid_t me,
 	int fd;
 
 	memset(out, 0, sizeof *out);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A FIFO given as the file must not block (beneath.h). */
+	fd = beneath_open_top_file(path);
+	if (fd < 0 && (errno == EISDIR || errno == ENXIO))
+		return isnap_fail(err, ISNAP_EUSAGE, "%s: not a regular file",
+				  path);
 	if (fd < 0)
 		return isnap_fail_errno(err, ISNAP_EUSAGE, "%s", path);
 	if (fstat(fd, &st) < 0) {
@@ -561,7 +592,10 @@ enum isnap_status config_load(const char *path, const char *home, uid_t me,
 	}
 	/* Checked before the password is even read, and again below once
 	 * we know whether there is one. */
-	rc = config_check_mode(path, st.st_mode, st.st_uid, me, false, err);
+	private_group = (st.st_mode & S_IWGRP) &&
+			config_private_group(st.st_gid, st.st_uid);
+	rc = config_check_mode(path, st.st_mode, st.st_uid, me, private_group,
+			       false, err);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -590,7 +624,7 @@ enum isnap_status config_load(const char *path, const char *home, uid_t me,
 	rc = config_parse(text, path, home, out, err);
 	if (!rc)
 		rc = config_check_mode(path, st.st_mode, st.st_uid, me,
-				       out->holds_password, err);
+				       private_group, out->holds_password, err);
 	if (rc)
 		config_free(out);
 out:

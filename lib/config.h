@@ -96,11 +96,20 @@ enum isnap_status config_parse(const char *text, const char *where,
 			       struct isnap_error *err);
 
 /* Whether a file with this mode and owner may be used by user `me`: its
- * owner must be `me` or root, no one else may write it, and when it holds
- * a password no one else may read it either. */
+ * owner must be `me` or root, no one else may write it (a password_command
+ * in it runs as `me`, often root from cron), and when it holds a password
+ * no one else may read it either.  Group write is allowed only when
+ * `private_group`: the file's group is its owner's own user private group
+ * (config_private_group), which lets no one else in. */
 enum isnap_status config_check_mode(const char *where, mode_t mode,
-				    uid_t owner, uid_t me, bool holds_password,
+				    uid_t owner, uid_t me, bool private_group,
+				    bool holds_password,
 				    struct isnap_error *err);
+
+/* Whether group `gid` is the user private group of `owner` (Debian's
+ * default): the owner's primary group, named as the owner, with no other
+ * members listed. */
+bool config_private_group(gid_t gid, uid_t owner);
 
 /* Read, parse and check the file at `path` (at most CONFIG_MAX_SIZE). */
 #define CONFIG_MAX_SIZE (1024 * 1024)

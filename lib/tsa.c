@@ -21,6 +21,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "curl_init.h"
+
 /* A TSA's answer is a few KB; anything past this is not one. */
 #define TSA_RESPONSE_MAX (1u << 20)
 #define TSA_TIMEOUT 30L
@@ -172,12 +174,15 @@ static enum isnap_status post(const char *url, const char *cafile,
 			      const unsigned char *der, long len,
 			      struct buf *out, struct isnap_error *err)
 {
-	CURL *c = curl_easy_init();
+	CURL *c;
 	struct curl_slist *hdr = NULL;
 	char why[CURL_ERROR_SIZE] = "";
 	enum isnap_status rc = ISNAP_OK;
 	long status = 0;
 	CURLcode cr;
+
+	isnap_curl_init();
+	c = curl_easy_init();
 
 	if (!c)
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");

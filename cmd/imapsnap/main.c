@@ -4,6 +4,8 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "version.h"
@@ -44,8 +46,27 @@ int exit_status_for(enum isnap_status st)
 	}
 }
 
+/* A core dump of imapsnap would hold the password, OAuth2 tokens and the
+ * mail in flight, readable by whoever reads cores (often more people than
+ * read the password file): none is written, whatever `ulimit -c` says.
+ * PR_SET_DUMPABLE 0 does it for this process (and keeps other processes
+ * of the same user from attaching a debugger); RLIMIT_CORE 0 for the
+ * password and token commands it runs, which hold the secret too (their
+ * hard limit is left, so that one may raise it on purpose). */
+static void no_core_dumps(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+		rl.rlim_cur = 0;
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
+	no_core_dumps();
 	if (argc < 2) {
 		fputs(usage_text, stderr);
 		return EXIT_USAGE;

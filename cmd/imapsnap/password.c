@@ -10,16 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #define PASSWORD_MAX 4096
 
-/* Read the first line of `f` into a fresh string, without its line end. */
+/* Read the first line of `f` into a fresh string, without its line end.
+ * Each caller gives `f` a buffer of its own right after opening it
+ * (setvbuf), and wipes it after fclose: stdio's own would be freed with
+ * the password still in it. */
 static char *first_line(FILE *f)
 {
 	char *buf = calloc(1, PASSWORD_MAX);
+
 	if (!buf)
 		return NULL;
 	if (!fgets(buf, PASSWORD_MAX, f))
@@ -28,17 +33,40 @@ static char *first_line(FILE *f)
 	return buf;
 }
 
+/* A password file that others can read: worth saying, not refusing (it
+ * may be meant to be shared with a group, or be a pipe). */
+static void warn_if_readable(FILE *f, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & (S_IRGRP | S_IROTH)))
+		fprintf(stderr,
+			"%s: warning: the password file %s is readable by "
+			"%s; run chmod 600 %s\n",
+			progname, path,
+			(st.st_mode & S_IRGRP) && (st.st_mode & S_IROTH)
+				? "its group and others"
+			: (st.st_mode & S_IRGRP) ? "its group"
+						 : "others",
+			path);
+}
+
 static char *from_file(const char *path, struct isnap_error *err)
 {
-	FILE *f = fopen(path, "r");
+	char iobuf[PASSWORD_MAX];
+	FILE *f = fopen(path, "re");
 	char *pw;
 
 	if (!f) {
 		isnap_fail_errno(err, ISNAP_EUSAGE, "--password-file %s", path);
 		return NULL;
 	}
+	setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
+	warn_if_readable(f, path);
 	pw = first_line(f);
 	fclose(f);
+	explicit_bzero(iobuf, sizeof iobuf);
 	if (!pw)
 		isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 	return pw;
@@ -46,6 +74,7 @@ static char *from_file(const char *path, struct isnap_error *err)
 
 static char *from_command(const char *cmd, struct isnap_error *err)
 {
+	char iobuf[PASSWORD_MAX];
 	FILE *p = popen(cmd, "r");
 	char *pw;
 	int status;
@@ -54,11 +83,13 @@ static char *from_command(const char *cmd, struct isnap_error *err)
 		isnap_fail_errno(err, ISNAP_EUSAGE, "--password-command");
 		return NULL;
 	}
+	setvbuf(p, iobuf, _IOFBF, sizeof iobuf);
 	pw = first_line(p);
 	/* Drain the rest so the command does not die of SIGPIPE. */
 	while (fgetc(p) != EOF)
 		;
 	status = pclose(p);
+	explicit_bzero(iobuf, sizeof iobuf);
 	if (status != 0) {
 		password_free(pw);
 		isnap_fail(err, ISNAP_EUSAGE,
@@ -72,6 +103,7 @@ static char *from_command(const char *cmd, struct isnap_error *err)
 static char *from_terminal(const char *user, const char *url,
 			   struct isnap_error *err)
 {
+	char iobuf[PASSWORD_MAX];
 	FILE *tty = fopen("/dev/tty", "r+");
 	struct termios old, quiet;
 	char *pw;
@@ -82,6 +114,8 @@ static char *from_terminal(const char *user, const char *url,
 			   "--password-file or --password-command");
 		return NULL;
 	}
+	/* Line buffered, as a terminal is, but in a buffer we wipe. */
+	setvbuf(tty, iobuf, _IOLBF, sizeof iobuf);
 	fprintf(tty, "Password for %s at %s: ", user ? user : "(user)", url);
 	fflush(tty);
 	tcgetattr(fileno(tty), &old);
@@ -92,6 +126,7 @@ static char *from_terminal(const char *user, const char *url,
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputc('\n', tty);
 	fclose(tty);
+	explicit_bzero(iobuf, sizeof iobuf);
 	if (!pw)
 		isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 	return pw;

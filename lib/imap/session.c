@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "curl_init.h"
+
 struct imap_session {
 	CURL *curl;
 	curl_socket_t sock;
@@ -22,15 +24,6 @@ struct imap_session {
 	void *trace_ctx;
 	char greeting[512];
 };
-
-static void global_init_once(void)
-{
-	static int done;
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		done = 1;
-	}
-}
 
 /* libcurl reads the server's greeting during connect; its debug callback
  * is the only place to see it.  Only incoming header data is looked at:
@@ -192,6 +185,10 @@ static enum isnap_status connect_once(const struct imap_session_opts *o,
 		free(s);
 		return st;
 	}
+	/* Logged in: libcurl's copy of the password is not needed any more
+	 * (a reconnection makes a new handle); it is freed, and so wiped
+	 * (curl_init.h). */
+	curl_easy_setopt(c, CURLOPT_PASSWORD, NULL);
 	/* The error buffer lives on this stack frame. */
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(c, CURLOPT_VERBOSE, 0L);
@@ -214,7 +211,7 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 				  "imaps://",
 				  o->url);
 	implicit = o->url[4] == 's';
-	global_init_once();
+	isnap_curl_init();
 	if (o->oauth2_token_command)
 		st = token_from_command(o->oauth2_token_command, &token, err);
 	else if (o->token_fn)

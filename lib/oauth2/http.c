@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "curl_init.h"
 #include "oauth2/reply.h"
 
 void oauth2_form_add(struct oauth2_form *f, const char *key,
@@ -119,7 +120,7 @@ enum isnap_status oauth2_http_post(const struct oauth2_http *h,
 				  "machine)", url);
 	if (f->failed)
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	isnap_curl_init();
 	if (!(c = curl_easy_init()))
 		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 	hdr = curl_slist_append(hdr, "Accept: application/json");

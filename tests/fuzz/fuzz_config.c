@@ -2,7 +2,7 @@
  * fuzz_config.c — the accounts file parser (lib/config.c) against any
  * text, as a user's typo or a corrupted file may hold.
  *
- * fuzz-sources: lib/config.c lib/error.c
+ * fuzz-sources: lib/config.c lib/beneath.c lib/error.c
  * fuzz-packages: inih
  *
  * Checked beyond "no crash, no leak, no undefined behaviour": a failed

@@ -320,28 +320,36 @@ Test(config, check_mode)
 	struct isnap_error e = { 0 };
 	uid_t me = 1000;
 
-	cr_assert_eq(config_check_mode("f", 0600, me, me, true, &e), ISNAP_OK);
-	cr_assert_eq(config_check_mode("f", 0400, me, me, true, &e), ISNAP_OK);
-	cr_assert_eq(config_check_mode("f", 0644, me, me, false, &e), ISNAP_OK);
-	cr_assert_eq(config_check_mode("f", 0664, me, me, false, &e), ISNAP_OK,
-		     "group write is the Debian user-group default");
-	cr_assert_eq(config_check_mode("f", 0600, 0, me, true, &e), ISNAP_OK,
+	cr_assert_eq(config_check_mode("f", 0600, me, me, false, true, &e), ISNAP_OK);
+	cr_assert_eq(config_check_mode("f", 0400, me, me, false, true, &e), ISNAP_OK);
+	cr_assert_eq(config_check_mode("f", 0644, me, me, false, false, &e), ISNAP_OK);
+	cr_assert_eq(config_check_mode("f", 0664, me, me, true, false, &e),
+		     ISNAP_OK,
+		     "group write in a user private group (Debian's default)");
+	cr_assert_eq(config_check_mode("f", 0664, me, me, false, false, &e),
+		     ISNAP_EUSAGE, "group write for a group others are in");
+	cr_assert_not_null(strstr(e.msg, "its group may write it"), "%s",
+			   e.msg);
+	cr_assert_not_null(strstr(e.msg, "chmod g-w f"), "%s", e.msg);
+	cr_assert_eq(config_check_mode("f", 0620, 0, me, false, false, &e),
+		     ISNAP_EUSAGE, "root's file, but the group may write it");
+	cr_assert_eq(config_check_mode("f", 0600, 0, me, false, true, &e), ISNAP_OK,
 		     "root may own it");
 
-	cr_assert_eq(config_check_mode("f", 0640, me, me, true, &e),
+	cr_assert_eq(config_check_mode("f", 0640, me, me, false, true, &e),
 		     ISNAP_EUSAGE);
 	cr_assert_not_null(strstr(e.msg, "holds a password and is readable by "
 				  "its group; run chmod 600 f"), "%s", e.msg);
-	cr_assert_eq(config_check_mode("f", 0604, me, me, true, &e),
+	cr_assert_eq(config_check_mode("f", 0604, me, me, false, true, &e),
 		     ISNAP_EUSAGE);
 	cr_assert_not_null(strstr(e.msg, "readable by others"), "%s", e.msg);
-	cr_assert_eq(config_check_mode("f", 0644, me, me, true, &e),
+	cr_assert_eq(config_check_mode("f", 0644, me, me, false, true, &e),
 		     ISNAP_EUSAGE);
 	cr_assert_not_null(strstr(e.msg, "group and others"), "%s", e.msg);
-	cr_assert_eq(config_check_mode("f", 0602, me, me, false, &e),
+	cr_assert_eq(config_check_mode("f", 0602, me, me, false, false, &e),
 		     ISNAP_EUSAGE);
 	cr_assert_not_null(strstr(e.msg, "anyone may write it"), "%s", e.msg);
-	cr_assert_eq(config_check_mode("f", 0600, 1001, me, false, &e),
+	cr_assert_eq(config_check_mode("f", 0600, 1001, me, false, false, &e),
 		     ISNAP_EUSAGE);
 	cr_assert_not_null(strstr(e.msg, "owned by uid 1001"), "%s", e.msg);
 }
