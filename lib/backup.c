@@ -243,6 +243,7 @@ static void end_manifest(struct run *r, enum isnap_status st)
 	struct manifest_summary ms = {
 		.listed = sum->planned,
 		.saved = sum->fetch.saved,
+		.uncommitted = sum->fetch.uncommitted,
 		.failed = sum->fetch.failed,
 		.vanished = sum->fetch.vanished,
 		.unexpected = sum->fetch.unexpected,
@@ -294,6 +295,13 @@ static enum isnap_status finish(struct run *r, enum isnap_status st,
 	/* Even after a fatal error, finish what is complete; the first
 	 * error is the one to report. */
 	fst = r->store->ops->finish(r->store, e2);
+	if (fst && r->store->ops->durable_at_finish) {
+		/* The volume is lost: nothing this run wrote is saved. */
+		struct fetch_stats *f = &r->sum->fetch;
+		f->uncommitted += f->saved;
+		f->uncommitted_bytes += f->bytes;
+		f->saved = f->bytes = 0;
+	}
 	if (!fst && r->store->ops->durable_at_finish && r->c.ledger)
 		fst = ledger_finish(r->c.ledger, e2);
 	if (fst && !backup_is_fatal(st))

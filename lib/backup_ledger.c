@@ -387,6 +387,8 @@ static void add_stats(struct fetch_stats *to, const struct fetch_stats *s)
 {
 	to->saved += s->saved;
 	to->bytes += s->bytes;
+	to->uncommitted += s->uncommitted;
+	to->uncommitted_bytes += s->uncommitted_bytes;
 	to->failed += s->failed;
 	to->vanished += s->vanished;
 	to->unexpected += s->unexpected;

@@ -321,8 +321,9 @@ static void write_acquisition(struct reader *rd, FILE *f, const char *run,
 	if (rd->end) {
 		uint64_t v64;
 		static const char *const keys[] = {
-			"listed", "saved", "failed", "vanished", "unexpected",
-			"size_mismatch", "folders", "folders_failed",
+			"listed", "saved", "uncommitted", "failed",
+			"vanished", "unexpected", "size_mismatch", "folders",
+			"folders_failed",
 		};
 		for (i = 0; i < sizeof keys / sizeof *keys; i++) {
 			snprintf(text, sizeof text, "%s",

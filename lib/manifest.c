@@ -1326,8 +1326,10 @@ static enum isnap_status write_ahead(struct store *s,
 	rc = op(ms->inner, err);
 	if (!ms->ops.durable_at_finish)
 		confirm_locked(m, ms, rc, err);
-	if (!rc && m->failed)
-		rc = failed_locked(m, err);
+	/* A confirmation that could not be written (the disk filled) does
+	 * not undo the commit: the messages are durable, and their lines
+	 * were written before.  The failure sticks, and the next call
+	 * returns it. */
 	unlock(m);
 	return rc;
 }
@@ -1380,6 +1382,7 @@ static void emit_end(struct manifest *m)
 						    : "ok");
 		bad |= set_u64(o, "listed", u->listed);
 		bad |= set_u64(o, "saved", u->saved);
+		bad |= set_u64(o, "uncommitted", u->uncommitted);
 		bad |= set_u64(o, "failed", u->failed);
 		bad |= set_u64(o, "vanished", u->vanished);
 		bad |= set_u64(o, "unexpected", u->unexpected);

@@ -39,6 +39,9 @@
  * then records (and fsyncs) that it did.  So a message is durable only
  * after its line is; a line whose commit was never confirmed belongs to a
  * run that was interrupted, and verify knows the message may be absent.
+ * When only that record cannot be written (the disk filled), the commit
+ * still returns ISNAP_OK, since the messages are durable; the failure
+ * sticks and the next call returns it.
  *
  * Threads: a run that fetches over several connections gives each its
  * own store instance, wrapped with manifest_wrap_another, and uses each
@@ -75,7 +78,8 @@ struct manifest_run_info {
  * whether it is. */
 struct manifest_summary {
 	uint64_t listed;        /* messages the run set out to fetch */
-	uint64_t saved;
+	uint64_t saved;         /* committed */
+	uint64_t uncommitted;   /* received, never committed (lost) */
 	uint64_t failed;        /* refused, malformed or not storable */
 	uint64_t vanished;      /* expunged on the server meanwhile */
 	uint64_t unexpected;    /* bodies the server sent unasked */

@@ -408,6 +408,15 @@ static void print_summary(struct output *o, const struct backup_summary *sum)
 		fprintf(stderr, "%u folders, %llu messages, %llu bytes in %.2f s",
 			sum->folders, (unsigned long long)sum->fetch.saved,
 			(unsigned long long)sum->fetch.bytes, sum->seconds);
+		/* Counted above are the messages committed; these came in
+		 * whole but were never made durable. */
+		if (sum->fetch.uncommitted)
+			fprintf(stderr,
+				", %llu received (%llu bytes) but not "
+				"committed",
+				(unsigned long long)sum->fetch.uncommitted,
+				(unsigned long long)
+					sum->fetch.uncommitted_bytes);
 		if (sum->fetch.failed)
 			fprintf(stderr, ", %llu failed",
 				(unsigned long long)sum->fetch.failed);
@@ -478,6 +487,11 @@ json_t *out_summary(struct output *o, const char *account, const char *dest,
 			    json_integer((json_int_t)sum->fetch.saved));
 	json_object_set_new(j, "bytes",
 			    json_integer((json_int_t)sum->fetch.bytes));
+	json_object_set_new(j, "uncommitted",
+			    json_integer((json_int_t)sum->fetch.uncommitted));
+	json_object_set_new(j, "uncommitted_bytes",
+			    json_integer(
+				    (json_int_t)sum->fetch.uncommitted_bytes));
 	json_object_set_new(j, "failed",
 			    json_integer((json_int_t)sum->fetch.failed));
 	json_object_set_new(j, "vanished",

@@ -280,6 +280,11 @@ static enum isnap_status commit(struct fetch *e, struct isnap_error *err)
 	st = e->store->ops->commit(e->store, err);
 	if (st)
 		return st;
+	/* Counted as saved only now that they are durable. */
+	e->stats->saved += e->pending_msgs;
+	e->stats->bytes += e->pending_bytes;
+	e->pending_msgs = 0;
+	e->pending_bytes = 0;
 	if (e->cb->committed) {
 		st = e->cb->committed(e->cb->ctx, &e->pending, err);
 		if (st)
@@ -288,8 +293,6 @@ static enum isnap_status commit(struct fetch *e, struct isnap_error *err)
 	if (uidset_add_set(&e->accounted, &e->pending))
 		return oom(err);
 	uidset_clear(&e->pending);
-	e->pending_msgs = 0;
-	e->pending_bytes = 0;
 	return ISNAP_OK;
 }
 
@@ -311,8 +314,6 @@ static enum isnap_status message_ended(struct fetch *e, uint32_t uid,
 {
 	if (uidset_add(&e->pending, uid))
 		return oom(err);
-	e->stats->saved++;
-	e->stats->bytes += bytes;
 	if (m->rfc822_size != STORE_NO_SIZE && m->rfc822_size != bytes)
 		e->stats->size_mismatch++;
 	if (e->cb->message_saved)
@@ -804,6 +805,9 @@ enum isnap_status fetch_end(struct fetch *e, enum isnap_status st,
 		cst = commit(e, &ignored);
 		(void)cst;
 	}
+	/* What the store could not commit is lost with the run. */
+	e->stats->uncommitted += e->pending_msgs;
+	e->stats->uncommitted_bytes += e->pending_bytes;
 	if (left) {
 		for (size_t i = 0; i < e->uids.n; i++)
 			if (uidset_add_range(left, e->uids.r[i].first,

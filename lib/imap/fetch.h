@@ -56,8 +56,14 @@ struct fetch_opts {
 #define FETCH_THROTTLE_RETRIES_DEFAULT 5
 
 struct fetch_stats {
-	uint64_t saved;      /* messages ended in the store */
+	uint64_t saved;      /* messages committed to the store (durable;
+				archives: once the volume is finished) */
 	uint64_t bytes;      /* their bytes */
+	/* Received whole and ended in the store, but never committed (the
+	 * disk filled, the run stopped): lost with the run, fetched again
+	 * by the next one. */
+	uint64_t uncommitted;
+	uint64_t uncommitted_bytes;
 	uint64_t failed;     /* refused, malformed or not storable */
 	uint64_t vanished;   /* asked for, but no longer on the server */
 	uint64_t unexpected; /* bodies the server sent unasked (dropped) */

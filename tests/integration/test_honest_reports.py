@@ -84,3 +84,87 @@ class NoLoginNoRecord(TestCase):
                          % run)
         self.assertEqual([n for n in os.listdir(os.path.dirname(export))
                           if n != "export.tar"], [], "left behind")
+
+
+# --- a full disk: only what was committed counts ----------------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "fakeimap"))
+import runner  # noqa: E402
+import test_disk  # noqa: E402
+
+
+def committed(fmt, dest):
+    """Messages the store holds committed: files in every cur/ (Maildir),
+    lines of every index (mbox)."""
+    n = 0
+    if fmt == "maildir":
+        for d, dirs, files in os.walk(dest):
+            if os.path.basename(d) == "cur":
+                n += len(files)
+        return n
+    idx = os.path.join(dest, ".imapsnap", "mbox")
+    for d, dirs, files in os.walk(idx):
+        for f in files:
+            if f.endswith(".idx"):
+                n += len(runner.read_index(os.path.join(d, f)))
+    return n
+
+
+SUMMARY = re.compile(r"(\d+) folders, (\d+) messages, (\d+) bytes"
+                     r"(?:.*?, (\d+) received \((\d+) bytes\) but not "
+                     r"committed)?")
+
+
+class FullDiskCounts(test_disk.DiskCase):
+    def backup_into(self, user, fmt, kb, *extra):
+        """A backup onto a fresh tmpfs of `kb` KB: (run, messages the
+        store holds committed)."""
+        with test_disk.Tmpfs("cnt-%s-%d" % (fmt, kb), size_kb=kb) as fs:
+            dest = os.path.join(fs.path, "dest")
+            run = runner.run(["backup", "--format", fmt, "--tls", "none"] +
+                             list(extra) +
+                             [harness.SERVER.url(user, "imap"), dest],
+                             password=user.password, timeout=60)
+            return run, committed(fmt, dest)
+
+    def test_summary_counts_only_what_was_committed(self):
+        """A disk that fills up at every size in turn: the summary's and
+        --json's message count is what the store committed (files in
+        cur/, lines in the mbox index), and what came in whole but was
+        never committed is said separately.  At some size the two differ
+        (mbox: the data fits, the index line that commits it does not)."""
+        user = harness.SERVER.new_user("fullcount")
+        user.load_corpus(seed=53, scale=0.12, big=False)
+        seen_uncommitted = 0
+        for fmt, sizes in (("mbox", range(8, 160, 4)),
+                           ("maildir", range(8, 240, 12))):
+            for kb in sizes:
+                with self.subTest(format=fmt, size_kb=kb):
+                    run, held = self.backup_into(user, fmt, kb)
+                    self.assertIn(run.rc, (0, 6), str(run))
+                    m = SUMMARY.search(run.stderr.decode("utf-8",
+                                                         "replace"))
+                    self.assertIsNotNone(m, "no summary:\n%s" % run)
+                    self.assertEqual(int(m.group(2)), held,
+                                     "summary vs. store:\n%s" % run)
+                    if m.group(4):
+                        seen_uncommitted += 1
+                        self.assertEqual(run.rc, 6, str(run))
+                    run, held = self.backup_into(user, fmt, kb, "--json")
+                    try:
+                        j = json.loads(run.stdout)
+                    except ValueError:
+                        self.fail("no JSON summary:\n%s" % run)
+                    self.assertEqual(j["messages"], held,
+                                     "--json vs. store:\n%s" % run)
+                    self.assertLessEqual(j["messages"] + j["uncommitted"] +
+                                         j["failed"], j["planned"], str(run))
+                    if j["uncommitted"]:
+                        self.assertGreater(j["uncommitted_bytes"], 0)
+        self.assertGreater(seen_uncommitted, 0,
+                           "no size left messages received but not "
+                           "committed")
