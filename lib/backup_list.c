@@ -132,6 +132,10 @@ static enum isnap_status lu_start(struct sched_unit *u, struct sched_session *s,
 	st = imap_list(sched_session_client(s), &c->folders, err);
 	if (st)
 		return st;
+	if (c->folders.id.asked)
+		manifest_server_id(c->manifest, c->folders.id.answered,
+				   c->folders.id.field, c->folders.id.value,
+				   c->folders.id.n);
 	/* Every folder's entry first, in LIST order: the state file lists
 	 * them so, whichever session reaches which folder first. */
 	for (size_t i = 0; i < c->folders.n; i++) {

@@ -32,7 +32,7 @@ struct record_file {
 
 struct reader {
 	struct record_file items, exceptions;
-	json_t *run, *server, *end;
+	json_t *run, *server, *server_id, *end;
 	struct folder_count *folders;
 	size_t nfolders, afolders;
 	size_t last;            /* the folder last looked up */
@@ -261,10 +261,12 @@ static int on_line(void *ctx, const char *text, size_t len)
 		tsv(rd->exceptions.f, manifest_get_str(o, "error"));
 		fputc('\n', rd->exceptions.f);
 	} else if (!strcmp(type, "run") || !strcmp(type, "server") ||
-		   !strcmp(type, "end")) {
+		   !strcmp(type, "server_id") || !strcmp(type, "end")) {
 		json_t **keep = !strcmp(type, "run")      ? &rd->run
 				: !strcmp(type, "server") ? &rd->server
-							  : &rd->end;
+				: !strcmp(type, "server_id")
+					? &rd->server_id
+					: &rd->end;
 		json_decref(*keep);
 		*keep = json_incref(o);
 	}
@@ -282,6 +284,40 @@ static void line(FILE *f, const char *label, const char *value)
 	for (const char *p = value ? value : "(not recorded)"; *p; p++)
 		fputc((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p, f);
 	fputc('\n', f);
+}
+
+/* The server's ID answer: `name "Dovecot" version NIL`, fields in the
+ * server's order; what an older manifest, or a server without ID, did
+ * not record is said so. */
+static void server_id(FILE *f, const json_t *line_o)
+{
+	const json_t *id = json_object_get(line_o, "id");
+	char text[4096];
+	size_t n = 0;
+	const char *k;
+	json_t *v;
+
+	if (!line_o) {
+		line(f, "server ID", "not recorded (the server does not "
+				     "offer ID, or an older imapsnap ran)");
+		return;
+	}
+	if (!json_is_object(id) || json_object_size(id) == 0) {
+		line(f, "server ID", json_is_object(id)
+					     ? "NIL (the server tells nothing)"
+					     : "not answered");
+		return;
+	}
+	json_object_foreach((json_t *)id, k, v) {
+		const char *s = json_string_value(v);
+		int w = snprintf(text + n, sizeof text - n,
+				 s ? "%s%s \"%s\"" : "%s%s NIL", n ? " " : "",
+				 k, s ? s : "");
+		if (w < 0 || (size_t)w >= sizeof text - n)
+			break;
+		n += (size_t)w;
+	}
+	line(f, "server ID", text);
 }
 
 static void write_acquisition(struct reader *rd, FILE *f, const char *run,
@@ -307,9 +343,7 @@ static void write_acquisition(struct reader *rd, FILE *f, const char *run,
 	line(f, "started (UTC)", manifest_get_str(rd->run, "started"));
 	line(f, "ended (UTC)", manifest_get_str(rd->end, "ended"));
 	line(f, "greeting", manifest_get_str(rd->server, "greeting"));
-	/* RFC 2971 ID would cost every session a round trip of its own;
-	 * the greeting usually names the server already. */
-	line(f, "server ID", "not asked (imapsnap sends no ID command)");
+	server_id(f, rd->server_id);
 	json_array_foreach(caps, i, v) {
 		const char *c = json_string_value(v);
 		if (c && n + strlen(c) + 2 < sizeof text)
@@ -415,6 +449,7 @@ out:
 	free(rd.folders);
 	json_decref(rd.run);
 	json_decref(rd.server);
+	json_decref(rd.server_id);
 	json_decref(rd.end);
 	return rc;
 }

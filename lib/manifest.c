@@ -32,7 +32,7 @@
 #include "folder_path.h"
 #include "manifest_chain.h"
 
-#define MANIFEST_VERSION 2
+#define MANIFEST_VERSION 3
 /* The buffer is written out once it holds this much. */
 #define OUT_FLUSH (64 * 1024)
 
@@ -833,6 +833,37 @@ void manifest_server(struct manifest *m, const char *greeting,
 		bad |= json_object_set_new(o, "capabilities", caps);
 	else
 		json_decref(caps);
+	emit_built(m, o, bad);
+}
+
+void manifest_server_id(struct manifest *m, bool answered,
+			char *const *field, char *const *value, size_t n)
+{
+	json_t *o, *id;
+	int bad;
+
+	if (!m)
+		return;
+	o = line("server_id");
+	id = answered ? json_object() : json_null();
+	bad = !o || !id;
+	for (size_t i = 0; !bad && answered && i < n; i++) {
+		/* A server may send any bytes: a field name that is not
+		 * UTF-8 is left out rather than fail the line. */
+		json_t *k = json_string(field[i]);
+		if (!k || strlen(field[i]) > 60) {
+			json_decref(k);
+			continue;
+		}
+		json_decref(k);
+		bad |= value[i] ? set_str(id, field[i], value[i])
+				: json_object_set_new(id, field[i],
+						      json_null());
+	}
+	if (o && id)
+		bad |= json_object_set_new(o, "id", id);
+	else
+		json_decref(id);
 	emit_built(m, o, bad);
 }
 

@@ -131,6 +131,12 @@ void manifest_store_examined(struct store *s, const struct store_folder *f);
 void manifest_store_skipped(struct store *s, const struct store_folder *f,
 			    uint32_t uid, const char *why);
 
+/* The server's answer to ID (RFC 2971): `answered` false when it sent
+ * none (no ID capability, refused); else n field/value pairs (a value
+ * NULL is NIL; n 0 is ID NIL).  A `server_id` line. */
+void manifest_server_id(struct manifest *m, bool answered,
+			char *const *field, char *const *value, size_t n);
+
 /* The server's greeting line and its capabilities (space-separated). */
 void manifest_server(struct manifest *m, const char *greeting,
 		     const char *capabilities);

@@ -33,7 +33,7 @@
 
 /* The newest manifest version this imapsnap reads (the run line's
  * "manifest"); every version from 1 up to it is read. */
-#define MANIFEST_VERSION_MAX 2
+#define MANIFEST_VERSION_MAX 3
 
 struct manifest_lines {
 	char *line;

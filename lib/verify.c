@@ -740,7 +740,8 @@ static void handle_line(struct verifier *v, const char *text, size_t len)
 			confirm_batch(v);
 	} else if (strcmp(type, "retire") == 0) {
 		on_retire_line(v, o);
-	} else if (strcmp(type, "server") && strcmp(type, "folder") &&
+	} else if (strcmp(type, "server") && strcmp(type, "server_id") &&
+		   strcmp(type, "folder") &&
 		   strcmp(type, "skipped") && strcmp(type, "flags")) {
 		report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
 		       "line %lu: unknown line type \"%.40s\"", rd->line_no,

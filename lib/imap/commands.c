@@ -118,9 +118,57 @@ static enum isnap_status namespace_untagged(struct imap_namespace *ns,
 	return ISNAP_OK;
 }
 
+/* Longest ID field or value kept (RFC 2971 allows 1024 octets), and most
+ * pairs (it allows 30). */
+#define ID_STRING_MAX 1024
+#define ID_PAIRS_MAX 30
+
+/* * ID NIL, or * ID ("name" "Dovecot" "version" NIL ...). */
+static enum isnap_status id_untagged(struct imap_server_id *id,
+				     const struct imap_response *r,
+				     struct isnap_error *err)
+{
+	const struct imap_arg *l;
+	size_t pairs;
+
+	if (id->answered || r->nargs != 1)
+		return ISNAP_OK;
+	id->answered = true;
+	l = &r->args[0];
+	if (l->type != IMAP_ARG_LIST)
+		return ISNAP_OK; /* NIL: the server tells nothing */
+	pairs = l->count / 2;
+	if (pairs > ID_PAIRS_MAX)
+		pairs = ID_PAIRS_MAX;
+	id->field = calloc(pairs ? pairs : 1, sizeof *id->field);
+	id->value = calloc(pairs ? pairs : 1, sizeof *id->value);
+	if (!id->field || !id->value)
+		return oom(err);
+	for (size_t i = 0; i < pairs; i++) {
+		const char *f, *v;
+		size_t fl, vl;
+		if (!imap_arg_string(&l->list[2 * i], false, &f, &fl) ||
+		    !imap_arg_string(&l->list[2 * i + 1], true, &v, &vl))
+			continue; /* not a pair of strings: left out */
+		if (fl > ID_STRING_MAX)
+			fl = ID_STRING_MAX;
+		if (vl > ID_STRING_MAX)
+			vl = ID_STRING_MAX;
+		if (!(id->field[id->n] = strndup(f, fl)))
+			return oom(err);
+		if (l->list[2 * i + 1].type != IMAP_ARG_NIL &&
+		    !(id->value[id->n] = strndup(v, vl))) {
+			free(id->field[id->n]);
+			return oom(err);
+		}
+		id->n++;
+	}
+	return ISNAP_OK;
+}
+
 struct list_run {
 	struct imap_folder_list *l;
-	char ns_tag[16], list_tag[16];
+	char id_tag[16], ns_tag[16], list_tag[16];
 	unsigned waiting;
 	bool done;
 	enum isnap_status list_result;
@@ -134,6 +182,8 @@ static enum isnap_status list_response(void *ctx, const struct imap_response *r,
 	if (r->kind == IMAP_RESP_UNTAGGED) {
 		if (!strcmp(r->name, "NAMESPACE"))
 			return namespace_untagged(&run->l->ns, r, err);
+		if (!strcmp(r->name, "ID"))
+			return id_untagged(&run->l->id, r, err);
 		return list_untagged(run->l, r, err);
 	}
 	if (r->kind == IMAP_RESP_CONTINUATION)
@@ -145,13 +195,15 @@ static enum isnap_status list_response(void *ctx, const struct imap_response *r,
 			run->list_result = isnap_fail(
 				err, ISNAP_EPROTO, "the server said %s %s",
 				r->name, r->text ? r->text : "");
-	} else if (strcmp(r->tag, run->ns_tag) || !run->ns_tag[0]) {
+	} else if ((strcmp(r->tag, run->ns_tag) || !run->ns_tag[0]) &&
+		   (strcmp(r->tag, run->id_tag) || !run->id_tag[0])) {
 		return isnap_fail(err, ISNAP_EPROTO,
 				  "the server answered command %.16s, which "
 				  "was never sent",
 				  r->tag);
 	}
-	/* A NAMESPACE refused is a namespace inferred. */
+	/* A NAMESPACE refused is a namespace inferred; an ID refused is
+	 * only not recorded. */
 	run->done = --run->waiting == 0;
 	return ISNAP_OK;
 }
@@ -206,7 +258,13 @@ enum isnap_status imap_list(struct imap_client *c, struct imap_folder_list *out,
 				  : "LIST \"\" \"*\"";
 	enum isnap_status st = ISNAP_OK;
 
-	if (imap_client_has_cap(c, "NAMESPACE")) {
+	/* In the same burst as LIST: no round trip of its own. */
+	if (imap_client_has_cap(c, "ID")) {
+		st = imap_client_send(c, "ID NIL", run.id_tag, err);
+		out->id.asked = !st;
+		run.waiting++;
+	}
+	if (!st && imap_client_has_cap(c, "NAMESPACE")) {
 		st = imap_client_send(c, "NAMESPACE", run.ns_tag, err);
 		run.waiting++;
 	}
@@ -233,6 +291,12 @@ void imap_folder_list_free(struct imap_folder_list *l)
 	}
 	free(l->v);
 	free(l->ns.prefix);
+	for (size_t i = 0; i < l->id.n; i++) {
+		free(l->id.field[i]);
+		free(l->id.value[i]);
+	}
+	free(l->id.field);
+	free(l->id.value);
 	memset(l, 0, sizeof *l);
 }
 

@@ -37,13 +37,26 @@ struct imap_namespace {
 	char delim;        /* '\0' when the server says NIL */
 };
 
+/* The server's answer to ID (RFC 2971): field/value pairs as it sent
+ * them (a value NIL is NULL).  imapsnap sends `ID NIL`: it does not
+ * identify itself (docs/manifest.md). */
+struct imap_server_id {
+	bool asked;        /* the server offers ID, and it was sent */
+	bool answered;     /* an untagged ID came back (NIL: n == 0) */
+	char **field, **value;
+	size_t n;
+};
+
 struct imap_folder_list {
 	struct imap_folder *v;
 	size_t n, alloc;
 	struct imap_namespace ns;
+	struct imap_server_id id;
 };
 
-/* NAMESPACE (when offered) and LIST "" "*", pipelined: one round trip.
+/* ID NIL (when offered; RFC 2971), NAMESPACE (when offered) and
+ * LIST "" "*", pipelined: one round trip.  The ID answer goes to
+ * `out->id`; an ID refused or malformed is only not recorded.
  * With SPECIAL-USE the LIST asks RETURN (SPECIAL-USE) (RFC 6154).
  * Folders come in the server's order; "INBOX" in any case is normalised
  * to "INBOX".  Names the server repeats are listed once.

@@ -260,7 +260,7 @@ class Renamed(TestCase):
         lines = [json.loads(ln) for ln in open(path, "rb")]
         for ln in lines:
             if ln["type"] == "run":
-                self.assertEqual(ln["manifest"], 2)
+                self.assertEqual(ln["manifest"], 3)
                 ln["manifest"] = 1
             if ln["type"] == "message":
                 self.assertNotIn("!", ln["location"])

@@ -618,7 +618,7 @@ Test(manifest, lines_in_order_header_and_folder_figures)
 	cr_assert_str_eq(t, "run server folder folder message message skipped "
 			    "commit end");
 	o = first(a, "run");
-	cr_assert_eq(num(o, "manifest"), 2);
+	cr_assert_eq(num(o, "manifest"), 3);
 	cr_assert_str_eq(str(o, "tool"), "imapsnap");
 	cr_assert_str_eq(str(o, "version"), "9.9.9");
 	cr_assert_str_eq(str(o, "format"), "maildir");
