@@ -486,6 +486,43 @@ static enum isnap_status reconnect(struct sched_session *ss,
 	}
 }
 
+/* The server closed the connection after asking for a wait of `asked`
+ * ms, over at `until` (imap_client_throttle_asked): wait that long, not
+ * the backoff, and open it again.  ISNAP_ECONN (err untouched) when this
+ * is not the case, or no longer: the ordinary reconnection follows. */
+static enum isnap_status reconnect_throttled(struct sched_session *ss,
+					     struct sched_unit *u, long asked,
+					     int64_t until,
+					     struct isnap_error *err)
+{
+	struct sched *s = ss->sched;
+	long max = s->o.max_wait_ms > 0 ? s->o.max_wait_ms
+					: IMAP_SESSION_MAX_WAIT_MS_DEFAULT;
+	struct isnap_error why = *err;
+	long left;
+	enum isnap_status st;
+
+	if (!asked || u->retry->throttled >= SCHED_THROTTLED_RECONNECTS)
+		return ISNAP_ECONN;
+	if (asked > max)
+		return isnap_fail(err, ISNAP_ESTOPPED,
+				  "%.900s; the server asked to wait %ld s, "
+				  "more than the %ld s allowed (--max-wait)",
+				  why.msg, asked / 1000, max / 1000);
+	u->retry->throttled++;
+	left = (long)(until - (int64_t)(now_s() * 1000));
+	if (left > asked)
+		left = asked;
+	warn(s, "%s; the server asked to wait %.1f s: reconnecting %s", err->msg,
+	     asked / 1000.0, left > 0 ? "after that" : "now (waited already)");
+	if (left > 0)
+		sleep_ms(left);
+	st = connect_session(ss, err);
+	if (st == ISNAP_ECONN)
+		*err = why;
+	return st;
+}
+
 /* The connection was lost (ECONN) or the server broke the protocol
  * (EPROTO) with units going on. */
 static void lost(struct sched_session *ss, enum isnap_status st,
@@ -493,6 +530,10 @@ static void lost(struct sched_session *ss, enum isnap_status st,
 {
 	struct sched *s = ss->sched;
 	struct sched_unit *blamed = NULL;
+	int64_t until = 0;
+	long asked = ss->client && st == ISNAP_ECONN
+			     ? imap_client_throttle_asked(ss->client, &until)
+			     : 0;
 
 	imap_pipeline_abandon(&ss->pipe);
 	disconnect(ss, false);
@@ -545,14 +586,17 @@ static void lost(struct sched_session *ss, enum isnap_status st,
 			     rerr.msg);
 		return;
 	}
-	if (blamed->retry->attempts < s->o.retries)
-		warn(s, "%s; reconnecting (retry %u of %u)", err->msg,
-		     blamed->retry->attempts + 1, s->o.retries);
 	{
 		struct isnap_error e2 = *err;
 		blamed->ops->end(blamed, ss, ISNAP_ECONN, &e2, true);
 	}
-	st = reconnect(ss, blamed, err);
+	st = reconnect_throttled(ss, blamed, asked, until, err);
+	if (st == ISNAP_ECONN) {
+		if (blamed->retry->attempts < s->o.retries)
+			warn(s, "%s; reconnecting (retry %u of %u)", err->msg,
+			     blamed->retry->attempts + 1, s->o.retries);
+		st = reconnect(ss, blamed, err);
+	}
 	if (st) {
 		/* Lost for good: the unit ends with it. */
 		enum isnap_status ust;

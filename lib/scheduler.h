@@ -59,6 +59,9 @@ struct sched_unit;
 struct sched_retry {
 	unsigned attempts;
 	long delay_ms;
+	/* Reconnections after a wait the server asked for (a throttling
+	 * answer naming it, then BYE): not attempts, but bounded too. */
+	unsigned throttled;
 };
 
 struct sched_unit_ops {
@@ -110,6 +113,13 @@ struct sched_opts {
 	unsigned max_sessions;    /* >= 1 */
 	uint64_t spawn_weight;    /* queued weight that opens another */
 	unsigned retries;         /* reconnections per struct sched_retry */
+	/* A connection the server closed after asking for a wait
+	 * (imap_client_throttle_asked) is opened again once that wait is
+	 * over, instead of after the backoff, and without counting in
+	 * `retries`: up to SCHED_THROTTLED_RECONNECTS times per struct
+	 * sched_retry, for waits up to max_wait_ms (0: the session's
+	 * default); a longer one stops the run (ISNAP_ESTOPPED). */
+	long max_wait_ms;
 	/* Units one session keeps going at once (1: one after another). */
 	unsigned max_units;
 	void *ctx;
@@ -125,6 +135,8 @@ struct sched_opts {
 	/* Something to tell the user (may be NULL). */
 	void (*warning)(void *ctx, const char *text);
 };
+
+#define SCHED_THROTTLED_RECONNECTS 5
 
 /* A scheduler with `o` (copied; what it points to must outlive it). */
 enum isnap_status sched_new(const struct sched_opts *o, struct sched **out,

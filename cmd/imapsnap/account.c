@@ -342,6 +342,14 @@ enum isnap_status account_password(const struct account *a, char **password,
 	return *password ? ISNAP_OK : err->status;
 }
 
+/* A login refused as throttled, waited for (imap/session.h). */
+static void login_throttled(void *ctx, long wait_ms, const char *why,
+			    const char *text)
+{
+	out_warning(ctx, "%s at login (%s); waiting %.1f s before logging "
+		    "in again", why, text, wait_ms / 1000.0);
+}
+
 int account_backup(struct account *a, struct output *o, struct json_t **json,
 		   struct backup_summary *sum_out)
 {
@@ -372,6 +380,9 @@ int account_backup(struct account *a, struct output *o, struct json_t **json,
 	bo.max_messages = a->max_messages;
 	bo.max_bytes = a->max_bytes;
 	bo.fetch.max_wait_ms = a->max_wait_sec * 1000L;
+	bo.session.throttle_max_wait_ms = a->max_wait_sec * 1000L;
+	bo.session.throttled = login_throttled;
+	bo.session.throttle_ctx = o;
 	bo.dry_run = o->dry_run;
 
 	st = account_password(a, &password, &err);

@@ -302,9 +302,22 @@ static void on_trace(void *ctx, char dir, const char *data, size_t len)
 	trace_print(&t->out->progress, t->label, &t->in_auth, dir, data, len);
 }
 
+/* A login refused as throttled, waited for (imap/session.h). */
+static void on_login_throttled(void *ctx, long wait_ms, const char *why,
+			       const char *text)
+{
+	char line[600];
+
+	snprintf(line, sizeof line, "%s at login (%s); waiting %.1f s before "
+		 "logging in again", why, text, wait_ms / 1000.0);
+	on_warning(ctx, line);
+}
+
 void transfer_trace(struct transfer_out *o, unsigned which, const char *label,
 		    struct imap_session_opts *s)
 {
+	s->throttled = on_login_throttled;
+	s->throttle_ctx = o;
 	if (o->verbosity < 2 || which > 1)
 		return;
 	o->trace[which] = (struct transfer_trace){ .out = o, .label = label };

@@ -106,8 +106,9 @@ char *transfer_state_dir(const char *base, const struct imap_session_opts *s,
 struct restore_events transfer_events(struct transfer_out *o,
 				      const char *what);
 
-/* With -v, have the session `s` traced as connection `which` (0 or 1),
- * its lines after `label` (NULL: none). */
+/* Have a login the server refuses as throttled told as a warning; with
+ * -v, have the session `s` traced as connection `which` (0 or 1), its
+ * lines after `label` (NULL: none). */
 void transfer_trace(struct transfer_out *o, unsigned which, const char *label,
 		    struct imap_session_opts *s);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Large enough that a bulk fetch moves data in big gulps; bodies are
  * streamed straight out of it, so it is the only per-connection buffer that
@@ -26,7 +27,40 @@ struct imap_client {
 	unsigned next_tag;
 	bool logging_out;
 	char caps[CLIENT_MAX_CAPS]; /* " CAP1 CAP2 ", upper-cased */
+	long throttle_ms;        /* imap_client_throttle_asked */
+	int64_t throttle_until;
 };
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Remember a wait the server names, whoever handles the answer. */
+static void note_throttle(struct imap_client *c, const struct imap_response *r)
+{
+	struct imap_throttle t;
+
+	if (r->kind == IMAP_RESP_CONTINUATION || !r->name ||
+	    !strcmp(r->name, "OK") ||
+	    (strcmp(r->name, "NO") && strcmp(r->name, "BAD") &&
+	     strcmp(r->name, "BYE")))
+		return;
+	t = imap_throttle_response(r);
+	if (t.kind == IMAP_THROTTLE_RETRY && t.told) {
+		c->throttle_ms = t.wait_ms;
+		c->throttle_until = monotonic_ms() + t.wait_ms;
+	}
+}
+
+long imap_client_throttle_asked(const struct imap_client *c, int64_t *until)
+{
+	*until = c->throttle_until;
+	return c->throttle_ms;
+}
 
 static void set_caps(struct imap_client *c, const char *text, size_t len)
 {
@@ -209,6 +243,7 @@ enum isnap_status imap_client_pump(struct imap_client *c,
 			const struct imap_response *r =
 				imap_parser_response(c->parser);
 			note_capabilities(c, r);
+			note_throttle(c, r);
 			if (r->kind == IMAP_RESP_UNTAGGED && r->name &&
 			    !strcmp(r->name, "BYE") && !c->logging_out) {
 				struct imap_throttle t = imap_throttle_response(r);

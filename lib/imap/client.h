@@ -62,6 +62,15 @@ const char *imap_client_greeting(const struct imap_client *c);
 /* Case-insensitive: imap_client_has_cap(c, "ESEARCH"). */
 bool imap_client_has_cap(const struct imap_client *c, const char *cap);
 
+/* The last answer (NO, BAD or BYE) that asked for a wait of its own
+ * ("Suggested Backoff Time: N ms", imap/throttle.h): how long, in ms,
+ * and *until, the CLOCK_MONOTONIC time in ms when it is over; 0 when no
+ * answer named one.  Microsoft sends BAD with the wait, then BYE: a
+ * reconnection then waits until *until rather than a backoff of its
+ * own. */
+long imap_client_throttle_asked(const struct imap_client *c,
+				int64_t *until);
+
 /* Send "<tag> <command>\r\n" and put the tag in tag[16].  `command` must
  * not contain CR or LF. */
 enum isnap_status imap_client_send(struct imap_client *c, const char *command,

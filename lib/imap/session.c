@@ -4,6 +4,7 @@
  * and RFC 7628 (OAUTHBEARER) are libcurl's side of the work.
  */
 #include "imap/session.h"
+#include "imap/throttle.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -23,11 +24,17 @@ struct imap_session {
 	imap_trace_fn trace;
 	void *trace_ctx;
 	char greeting[512];
+	/* The last answer during connect and login that tells imapsnap to
+	 * slow down ([UNAVAILABLE], "Suggested Backoff Time", ...), with
+	 * its text: a login refused for that is not a credential refusal. */
+	struct imap_throttle throttle;
+	char throttle_text[256];
 };
 
-/* libcurl reads the server's greeting during connect; its debug callback
- * is the only place to see it.  Only incoming header data is looked at:
- * outgoing data carries the login. */
+/* libcurl reads the server's greeting and the answers to its login
+ * commands itself; its debug callback is the only place to see them.
+ * Only incoming header data is looked at: outgoing data carries the
+ * login.  Kept: the greeting, and the last answer that throttles. */
 static int capture_greeting(CURL *c, curl_infotype type, char *data,
 			    size_t size, void *ctx)
 {
@@ -35,12 +42,25 @@ static int capture_greeting(CURL *c, curl_infotype type, char *data,
 	size_t n;
 
 	(void)c;
-	if (type != CURLINFO_HEADER_IN || s->greeting[0] || size < 4 ||
+	if (type != CURLINFO_HEADER_IN)
+		return 0;
+	n = 0;
+	while (n < size && data[n] != '\r' && data[n] != '\n')
+		n++;
+	{
+		struct imap_throttle t = imap_throttle_parse_line(data, n);
+		if (t.kind != IMAP_THROTTLE_NONE) {
+			size_t k = n < sizeof s->throttle_text
+					   ? n
+					   : sizeof s->throttle_text - 1;
+			s->throttle = t;
+			memcpy(s->throttle_text, data, k);
+			s->throttle_text[k] = '\0';
+		}
+	}
+	if (s->greeting[0] || size < 4 ||
 	    (strncmp(data, "* OK", 4) && strncmp(data, "* PR", 4)))
 		return 0;
-	n = strcspn(data, "\r\n");
-	if (n > size)
-		n = size;
 	if (n >= sizeof s->greeting)
 		n = sizeof s->greeting - 1;
 	memcpy(s->greeting, data, n);
@@ -122,10 +142,13 @@ static void wipe_token(char *token)
 	}
 }
 
-/* Connect and log in once, with `token` when not NULL. */
+/* Connect and log in once, with `token` when not NULL.  On failure,
+ * *thr and thr_text say whether the server throttled (else kind NONE). */
 static enum isnap_status connect_once(const struct imap_session_opts *o,
 				      const char *token, bool implicit,
 				      struct imap_session **out,
+				      struct imap_throttle *thr,
+				      char thr_text[256],
 				      struct isnap_error *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -181,6 +204,8 @@ static enum isnap_status connect_once(const struct imap_session_opts *o,
 		rc = CURLE_COULDNT_CONNECT;
 	if (rc != CURLE_OK) {
 		enum isnap_status st = curl_failure(rc, errbuf, o->url, err);
+		*thr = s->throttle;
+		memcpy(thr_text, s->throttle_text, sizeof s->throttle_text);
 		curl_easy_cleanup(c);
 		free(s);
 		return st;
@@ -194,6 +219,65 @@ static enum isnap_status connect_once(const struct imap_session_opts *o,
 	curl_easy_setopt(c, CURLOPT_VERBOSE, 0L);
 	*out = s;
 	return ISNAP_OK;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* connect_once, and again after the wait the server asks for while it
+ * refuses the connection or the login as throttled (a provider under
+ * load says NO [UNAVAILABLE] or "Suggested Backoff Time" to LOGIN or
+ * AUTHENTICATE: that is no verdict on the credentials).  Bounded like a
+ * throttled fetch: at most max_wait at a time, a few times in a row;
+ * beyond that, or for a quota for today, ISNAP_ESTOPPED. */
+static enum isnap_status connect_waiting(const struct imap_session_opts *o,
+					 const char *token, bool implicit,
+					 struct imap_session **out,
+					 struct isnap_error *err)
+{
+	long max = o->throttle_max_wait_ms > 0
+			   ? o->throttle_max_wait_ms
+			   : IMAP_SESSION_MAX_WAIT_MS_DEFAULT;
+	unsigned limit = o->throttle_retries
+				 ? o->throttle_retries
+				 : IMAP_SESSION_THROTTLE_RETRIES_DEFAULT;
+
+	for (unsigned waits = 0;; waits++) {
+		struct imap_throttle t = { 0 };
+		char text[256] = "";
+		enum isnap_status st =
+			connect_once(o, token, implicit, out, &t, text, err);
+		long wait;
+
+		if (!st || t.kind == IMAP_THROTTLE_NONE)
+			return st;
+		if (t.kind == IMAP_THROTTLE_STOP)
+			return isnap_fail(err, ISNAP_ESTOPPED,
+					  "%s: %s; the server refused the "
+					  "login: %s",
+					  o->url, t.why, text);
+		wait = t.told || t.wait_ms <= max ? t.wait_ms : max;
+		if (wait > max)
+			return isnap_fail(err, ISNAP_ESTOPPED,
+					  "%s: %s at login and asks to wait "
+					  "%ld s, more than the %ld s allowed "
+					  "(--max-wait): %s",
+					  o->url, t.why, t.wait_ms / 1000,
+					  max / 1000, text);
+		if (waits >= limit)
+			return isnap_fail(err, ISNAP_ESTOPPED,
+					  "%s: %s at login, still after %u "
+					  "waits: %s",
+					  o->url, t.why, waits, text);
+		if (o->throttled)
+			o->throttled(o->throttle_ctx, wait, t.why, text);
+		sleep_ms(wait);
+	}
 }
 
 enum isnap_status imap_session_open(const struct imap_session_opts *o,
@@ -218,8 +302,8 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 		st = o->token_fn(o->token_ctx, false, &token, &fresh, err);
 	if (st)
 		return st;
-	st = connect_once(o, token ? token : o->oauth2_token, implicit, out,
-			  err);
+	st = connect_waiting(o, token ? token : o->oauth2_token, implicit,
+			     out, err);
 	if (st == ISNAP_EAUTH && o->token_fn && !o->oauth2_token_command &&
 	    !fresh) {
 		/* A cached token the server no longer takes (revoked, or the
@@ -229,7 +313,7 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 		token = NULL;
 		st = o->token_fn(o->token_ctx, true, &token, &fresh, err);
 		if (!st)
-			st = connect_once(o, token, implicit, out, err);
+			st = connect_waiting(o, token, implicit, out, err);
 		else if (st != ISNAP_EAUTH)
 			*err = why, st = ISNAP_EAUTH;
 	}

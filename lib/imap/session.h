@@ -55,13 +55,29 @@ struct imap_session_opts {
 	long timeout_sec;          /* connect and per-read/-write inactivity */
 	imap_trace_fn trace;
 	void *trace_ctx;
+	/* A connection or login the server refuses as throttled
+	 * (imap/throttle.h: NO [UNAVAILABLE], "Suggested Backoff Time: N
+	 * ms", ...) is tried again after the wait it asks for, at most
+	 * throttle_max_wait_ms (0: IMAP_SESSION_MAX_WAIT_MS_DEFAULT) and
+	 * throttle_retries times in a row (0: the default); `throttled`
+	 * (may be NULL) is told before each wait, with the server's line. */
+	long throttle_max_wait_ms;
+	unsigned throttle_retries;
+	void (*throttled)(void *ctx, long wait_ms, const char *why,
+			  const char *text);
+	void *throttle_ctx;
 };
+
+#define IMAP_SESSION_MAX_WAIT_MS_DEFAULT 600000L
+#define IMAP_SESSION_THROTTLE_RETRIES_DEFAULT 5
 
 struct imap_session;
 
 /* Connect and log in.  Returns ISNAP_OK, ISNAP_EUSAGE (bad URL),
- * ISNAP_EAUTH (credentials refused) or ISNAP_ECONN (network, TLS,
- * STARTTLS not offered, certificate). */
+ * ISNAP_EAUTH (credentials refused), ISNAP_ECONN (network, TLS,
+ * STARTTLS not offered, certificate) or ISNAP_ESTOPPED (the server kept
+ * refusing the login as throttled, asked for a longer wait than
+ * allowed, or said the account's quota for today is used up). */
 enum isnap_status imap_session_open(const struct imap_session_opts *opts,
 				    struct imap_session **out,
 				    struct isnap_error *err);

@@ -18,10 +18,20 @@ the plan may say:
                    MS milliseconds, then * BYE Connection closed. 14 and
                    the connection closes                  (Microsoft 365)
 
+Logins (LOGIN or AUTHENTICATE commands, over all connections, from 1)
+have a plan of their own, `logins`:
+
+    "unavailable"  tag NO [UNAVAILABLE] Temporary authentication failure
+    "backoff:MS"   tag NO Request is throttled. Suggested Backoff Time: MS
+                   milliseconds                           (Microsoft 365)
+    "refused"      tag NO [AUTHENTICATIONFAILED] Authentication failed.
+                   (what a server says to wrong credentials)
+
     with ThrottleProxy(("127.0.0.1", port), {2: "backoff:800"}) as p:
         ... imaps is not possible through it: use imap:// --tls none ...
         p.fetches    # body fetches seen so far
         p.throttled  # [(n, answer), ...] answered so far
+        p.logins     # logins seen so far
 
 The command is not executed: the proxy sends the server a NOOP under the
 same tag instead, so that every other answer keeps its order, and turns
@@ -36,9 +46,24 @@ import asyncio
 import re
 import threading
 
+LOGIN = re.compile(rb"^(\S+) (LOGIN|AUTHENTICATE)\b", re.IGNORECASE)
 FETCH_BODY = re.compile(rb"^(\S+) UID FETCH \S+ \(.*BODY\.PEEK\[\]",
                         re.IGNORECASE)
 LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+
+
+def login_answer(kind, tag):
+    name, _, arg = kind.partition(":")
+    if name == "unavailable":
+        return (b"%s NO [UNAVAILABLE] Temporary authentication failure\r\n"
+                % tag, False)
+    if name == "backoff":
+        return (b"%s NO Request is throttled. Suggested Backoff Time: %d "
+                b"milliseconds\r\n" % (tag, int(arg)), False)
+    if name == "refused":
+        return (b"%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+                % tag, False)
+    raise ValueError("unknown login answer %r" % kind)
 
 
 def answer(kind, tag):
@@ -63,9 +88,11 @@ def answer(kind, tag):
 
 
 class ThrottleProxy:
-    def __init__(self, target, plan, host="127.0.0.1"):
+    def __init__(self, target, plan, host="127.0.0.1", logins=None):
         self.target = target
         self.plan = dict(plan)
+        self.login_plan = dict(logins or {})
+        self.logins = 0
         self.host = host
         self.port = None
         self.fetches = 0
@@ -120,6 +147,21 @@ class ThrottleProxy:
             line = await creader.readline()
             if not line:
                 return
+            m = LOGIN.match(line)
+            if m:
+                with self._lock:
+                    self.logins += 1
+                    kind = self.login_plan.get(self.logins)
+                    if kind:
+                        self.throttled.append(("login %d" % self.logins,
+                                               kind))
+                if kind:
+                    tag = m.group(1)
+                    replaced[tag] = login_answer(kind, tag)
+                    line = tag + b" NOOP\r\n"
+                swriter.write(line)
+                await swriter.drain()
+                continue
             m = FETCH_BODY.match(line)
             if m:
                 with self._lock:

@@ -78,6 +78,22 @@ class Throttled(TestCase):
         self.assertExit(run, 0)
         assert_backup_matches(self, self.user, self.dest)
 
+    def test_microsoft_bye_reconnects_after_the_suggested_wait(self):
+        """The reconnection after BAD ... Suggested Backoff Time, BYE is
+        the server's wait, not the backoff for a lost connection: it
+        does not count in --retries, and is not added to the wait."""
+        with ThrottleProxy(dovecot_plain(), {1: "bye-backoff:1500"}) as p:
+            t0 = time.monotonic()
+            run = self.backup(p, "--retries", "0")
+            took = time.monotonic() - t0
+        self.assertExit(run, 0)
+        self.assertGreaterEqual(took, 1.5)
+        self.assertRegex(run.stderr.decode(),
+                         r"closed the session.*the server asked to wait "
+                         r"1\.5 s: reconnecting")
+        self.assertNotIn(b"retry 1 of", run.stderr)
+        assert_backup_matches(self, self.user, self.dest)
+
     def test_yahoo_and_unavailable_wait_at_most_max_wait(self):
         with ThrottleProxy(dovecot_plain(),
                            {1: "yahoo", 3: "unavailable"}) as p:
@@ -115,6 +131,102 @@ class Throttled(TestCase):
             run = self.backup(p)
         self.assertExit(run, 0)
         assert_backup_matches(self, self.user, self.dest)
+
+
+class ThrottledLogin(TestCase):
+    """A provider under load refuses the login itself (NO [UNAVAILABLE],
+    or Microsoft's "Suggested Backoff Time"): imapsnap waits and logs in
+    again, within --max-wait; a refusal of the credentials stays exit 3
+    and is not tried again."""
+
+    def setUp(self):
+        self.user = harness.SERVER.new_user("thrl")
+        with self.user.oracle() as o:
+            for i in range(6):
+                o.append("INBOX", simple_message("refused %d" % i),
+                         date=1600000000 + i)
+        self.dest = os.path.join(workdir("throttle-login"), "b")
+
+    def backup(self, proxy, *extra, password=None):
+        url = "imap://%s@127.0.0.1:%d" % (self.user.name, proxy.port)
+        return imapsnap("backup", "--tls", "none", "--connections", "1",
+                        *extra, url, self.dest,
+                        password=password or self.user.password)
+
+    def test_unavailable_login_is_waited_for(self):
+        with ThrottleProxy(dovecot_plain(), {},
+                           logins={1: "unavailable", 2: "unavailable"}) as p:
+            t0 = time.monotonic()
+            run = self.backup(p, "--max-wait", "1")
+            took = time.monotonic() - t0
+        self.assertExit(run, 0)
+        self.assertEqual(p.logins, 3)
+        self.assertGreaterEqual(took, 2.0)
+        self.assertRegex(run.stderr.decode(),
+                         r"at login .*\[UNAVAILABLE\].*waiting 1\.0 s")
+        assert_backup_matches(self, self.user, self.dest)
+
+    def test_backoff_at_login_waits_as_told(self):
+        with ThrottleProxy(dovecot_plain(), {},
+                           logins={1: "backoff:800"}) as p:
+            t0 = time.monotonic()
+            run = self.backup(p)
+            took = time.monotonic() - t0
+        self.assertExit(run, 0)
+        self.assertEqual(p.logins, 2)
+        self.assertGreaterEqual(took, 0.8)
+        self.assertIn(b"waiting 0.8 s", run.stderr)
+        assert_backup_matches(self, self.user, self.dest)
+
+    def test_refused_credentials_stay_exit_3(self):
+        with ThrottleProxy(dovecot_plain(), {},
+                           logins={1: "refused"}) as p:
+            run = self.backup(p)
+        self.assertExit(run, 3)
+        self.assertEqual(p.logins, 1, "a refusal was tried again")
+        self.assertNotIn(b"waiting", run.stderr)
+
+    def test_wrong_password_stays_exit_3(self):
+        with ThrottleProxy(dovecot_plain(), {}) as p:
+            run = self.backup(p, password="not-the-password")
+        self.assertExit(run, 3)
+        self.assertEqual(p.logins, 1)
+
+    def test_longer_than_max_wait_stops(self):
+        with ThrottleProxy(dovecot_plain(), {},
+                           logins={1: "backoff:600000"}) as p:
+            t0 = time.monotonic()
+            run = self.backup(p, "--max-wait", "5")
+            took = time.monotonic() - t0
+        self.assertExit(run, 8)
+        self.assertIn(b"--max-wait", run.stderr)
+        self.assertLess(took, 5)
+
+    def test_throttled_every_time_stops(self):
+        with ThrottleProxy(dovecot_plain(), {}, logins={
+                n: "backoff:100" for n in range(1, 20)}) as p:
+            run = self.backup(p)
+        self.assertExit(run, 8)
+        self.assertIn(b"still after 5 waits", run.stderr)
+        self.assertEqual(p.logins, 6)
+
+    def test_restore_waits_too(self):
+        self.assertExit(imapsnap(
+            "backup", "--cacert", harness.SERVER.cacert,
+            harness.SERVER.url(self.user, "imaps"), self.dest,
+            password=self.user.password), 0)
+        target = harness.SERVER.new_user("thrlr")
+        state = os.path.join(workdir("throttle-login-state"), "s")
+        with ThrottleProxy(dovecot_plain(), {},
+                           logins={1: "backoff:500"}) as p:
+            url = "imap://%s@127.0.0.1:%d" % (target.name, p.port)
+            run = imapsnap("restore", "--tls", "none", "--state-dir",
+                           state, self.dest, url, password=target.password)
+        self.assertExit(run, 0)
+        self.assertEqual(p.logins, 2, run.stderr)
+        self.assertIn(b"at login", run.stderr)
+        with target.oracle() as o:
+            self.assertEqual(len(o.messages("INBOX")), 6)
 
 
 class Budget(TestCase):
