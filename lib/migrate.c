@@ -532,6 +532,16 @@ static enum isnap_status attempt(struct migrator *m,
 		isnap_error_prefix(err, "destination");
 		goto out;
 	}
+	if (imap_client_has_cap(m->src, "X-GM-EXT-1") && ev && ev->warning)
+		/* Gmail shows each message once per label and again in
+		 * All Mail; migrate copies folders as they are.  A backup
+		 * keeps each message once with its labels, and its restore
+		 * puts them back per label (docs/gmail.md). */
+		ev->warning(ev->ctx,
+			    "the source is Gmail: migrate copies each of its "
+			    "folders as they are, so a message comes once per "
+			    "label and once more from [Gmail]/All Mail; for one "
+			    "copy per label, back up and restore instead");
 	rc = imap_list(m->src, &list, err);
 	m->list = &list;
 	if (rc == ISNAP_EFOLDER)

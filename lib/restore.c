@@ -20,6 +20,7 @@
 #include "imap/commands.h"
 #include "imap/fetch_item.h"
 #include "msg_norm.h"
+#include "restore_labels.h"
 
 #define SYNC_EVERY 256      /* APPENDs answered between state syncs */
 #define BODY_BATCH 100      /* UIDs per body-hashing UID FETCH */
@@ -43,6 +44,14 @@ struct restore_target_folder {
 	uint64_t appended;
 	struct norm_cand *nc;
 	size_t nnc, nc_left;
+	/* Gmail: messages in the folder (appended or found) whose labels
+	 * are not set yet, so not recorded as done; `checked` stays below
+	 * them (checked_upto).  plan_uidnext is the UIDNEXT before this
+	 * run's APPENDs: a message appended without APPENDUID is at or
+	 * past it. */
+	struct restore_pending **tl;
+	size_t ntl, atl;
+	uint32_t plan_uidnext;
 };
 
 struct token {
@@ -59,6 +68,7 @@ struct restore_target {
 	struct appender *ap;
 	struct imap_folder_list list;
 	struct folder_map *map;
+	bool gmail;                 /* X-GM-EXT-1: labels are set */
 	struct restore_target_folder *folders;
 	unsigned since_sync;
 	enum isnap_status deferred; /* a state write failed in a callback */
@@ -77,6 +87,30 @@ static void describe(struct restore_target *t, const struct restore_pending *p,
 		t->o.describe(t->o.hash_ctx, p, buf, size);
 	else
 		snprintf(buf, size, "a message");
+}
+
+/* A message is in folder f (appended, or found there): record it, or,
+ * when Gmail labels are still to be set on it, keep it for
+ * label_folder, which records it once they are. */
+static enum isnap_status record(struct restore_target *t,
+				struct restore_target_folder *f,
+				struct restore_pending *p, uint32_t uid,
+				struct isnap_error *err)
+{
+	if (t->gmail && p->nlabels) {
+		if (f->ntl == f->atl) {
+			size_t a = f->atl ? 2 * f->atl : 64;
+			struct restore_pending **v =
+				realloc(f->tl, a * sizeof *v);
+			if (!v)
+				return oom(err);
+			f->tl = v;
+			f->atl = a;
+		}
+		f->tl[f->ntl++] = p;
+		return ISNAP_OK;
+	}
+	return restore_state_done(t->state, f->sf, p->key, uid, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -113,8 +147,7 @@ static void on_done(void *ctx, const struct append_result *r)
 		t->ev.appended(t->ev.ctx, f->utf8, p->size);
 	if (t->deferred)
 		return;
-	t->deferred = restore_state_done(t->state, f->sf, p->key,
-					 p->target_uid, &t->deferred_err);
+	t->deferred = record(t, f, p, p->target_uid, &t->deferred_err);
 	if (!t->deferred && ++t->since_sync >= SYNC_EVERY) {
 		t->since_sync = 0;
 		t->deferred = restore_state_sync(t->state, &t->deferred_err);
@@ -155,6 +188,7 @@ enum isnap_status restore_target_open(struct imap_client *c,
 		free(t);
 		return oom(err);
 	}
+	t->gmail = imap_client_has_cap(c, "X-GM-EXT-1");
 	rc = imap_list(c, &t->list, err);
 	if (!rc)
 		rc = folder_map_new(&t->list, &o->map, &t->map, err);
@@ -184,6 +218,7 @@ void restore_target_close(struct restore_target *t)
 		free(t->folders->utf8);
 		free(t->folders->raw);
 		free(t->folders->nc);
+		free(t->folders->tl);
 		free(t->folders);
 		t->folders = n;
 	}
@@ -193,6 +228,23 @@ void restore_target_close(struct restore_target *t)
 const struct folder_map *restore_target_map(const struct restore_target *t)
 {
 	return t->map;
+}
+
+bool restore_target_gmail(const struct restore_target *t)
+{
+	return t->gmail;
+}
+
+const char *restore_target_role_folder(const struct restore_target *t,
+				       const char *role)
+{
+	for (size_t i = 0; i < t->list.n; i++) {
+		const struct imap_folder *f = &t->list.v[i];
+		if (!f->noselect && !f->invalid && f->special_use &&
+		    !strcasecmp(f->special_use, role))
+			return f->name;
+	}
+	return NULL;
 }
 
 const char *restore_target_folder_name(const struct restore_target_folder *f)
@@ -659,8 +711,7 @@ static enum isnap_status find_present(struct restore_target *t,
 			p->target_uid = c->uid;
 			t->stats->found++;
 			matched[i] = true;
-			rc = restore_state_done(t->state, f->sf, p->key, c->uid,
-						err);
+			rc = record(t, f, p, c->uid, err);
 			break;
 		}
 	}
@@ -692,9 +743,10 @@ static enum isnap_status folder_failed(struct restore_target *t,
 }
 
 /* How far `checked` may go: to `uidnext`, but not past a target message
- * kept as a possibly rewritten copy that nothing has matched yet.  A run
- * interrupted before it sent that copy's message must look at it
- * again. */
+ * kept as a possibly rewritten copy that nothing has matched yet, nor
+ * past one whose Gmail labels are not set (not recorded yet).  A run
+ * interrupted before it sent that copy's message, or set those labels,
+ * must look at it again. */
 static uint32_t checked_upto(const struct restore_target_folder *f,
 			     uint32_t uidnext)
 {
@@ -703,6 +755,12 @@ static uint32_t checked_upto(const struct restore_target_folder *f,
 	for (size_t i = 0; i < f->nnc; i++)
 		if (!f->nc[i].used && f->nc[i].uid < upto)
 			upto = f->nc[i].uid;
+	for (size_t i = 0; i < f->ntl; i++) {
+		uint32_t uid = f->tl[i]->target_uid ? f->tl[i]->target_uid
+						    : f->plan_uidnext;
+		if (uid && uid < upto)
+			upto = uid;
+	}
 	return upto;
 }
 
@@ -805,6 +863,7 @@ enum isnap_status restore_target_folder(struct restore_target *t,
 		}
 	}
 	from = f->sf->checked ? f->sf->checked : 1;
+	f->plan_uidnext = so.uidnext;
 	if (left && so.uidnext > from) {
 		rc = examine(t, f, err);
 		if (!rc)
@@ -894,8 +953,7 @@ enum isnap_status restore_target_append(struct restore_target *t,
 			p->done = p->found = true;
 			p->target_uid = c->uid;
 			t->stats->found++;
-			rc = restore_state_done(t->state, f->sf, p->key, c->uid,
-						err);
+			rc = record(t, f, p, c->uid, err);
 			return rc ? rc : take_deferred(t, err);
 		}
 	if (t->o.dry_run) {
@@ -951,6 +1009,177 @@ enum isnap_status restore_target_drain(struct restore_target *t,
 	return rc;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Gmail: labels                                                           */
+
+static enum isnap_status select_folder(struct restore_target *t,
+				       struct restore_target_folder *f,
+				       const char *verb,
+				       struct isnap_error *err)
+{
+	char cmd[COMMAND_MAX];
+	size_t n = strlen(verb);
+
+	memcpy(cmd, verb, n);
+	cmd[n++] = ' ';
+	if (!quote(f->raw, cmd + n, sizeof cmd - n))
+		return isnap_fail(err, ISNAP_EFOLDER, "name too long");
+	return imap_client_simple_folder(t->c, cmd, NULL, NULL, err);
+}
+
+/* Leave a folder opened read-write without expunging anything: UNSELECT,
+ * or else EXAMINE it (read-only from then on) and CLOSE. */
+static enum isnap_status deselect(struct restore_target *t,
+				  struct restore_target_folder *f,
+				  struct isnap_error *err)
+{
+	struct isnap_error ignored;
+	enum isnap_status rc;
+
+	if (imap_client_has_cap(t->c, "UNSELECT"))
+		return unselect(t, err);
+	rc = select_folder(t, f, "EXAMINE", &ignored);
+	if (rc && rc != ISNAP_EFOLDER) {
+		*err = ignored;
+		return rc;
+	}
+	return rc ? ISNAP_OK : unselect(t, err);
+}
+
+/* Messages appended without APPENDUID: their UIDs, found by content
+ * among those at or past the UIDNEXT before the APPENDs. */
+static enum isnap_status find_uids(struct restore_target *t,
+				   struct restore_target_folder *f,
+				   struct isnap_error *err)
+{
+	struct scan s = { .from = f->plan_uidnext ? f->plan_uidnext : 1,
+			  .err = err };
+	struct uidset want = UIDSET_INIT;
+	bool *used = NULL;
+	char cmd[64];
+	enum isnap_status rc;
+
+	snprintf(cmd, sizeof cmd, "UID FETCH %" PRIu32 ":* (UID RFC822.SIZE)",
+		 s.from);
+	rc = imap_client_simple_folder(t->c, cmd, sizes_untagged, &s, err);
+	if (rc || !s.n)
+		goto out;
+	for (size_t i = 0; i < s.n && !rc; i++)
+		for (size_t j = 0; j < f->ntl; j++)
+			if (!f->tl[j]->target_uid &&
+			    f->tl[j]->size == s.v[i].size) {
+				if (uidset_add(&want, s.v[i].uid))
+					rc = oom(err);
+				break;
+			}
+	if (rc || uidset_empty(&want))
+		goto out;
+	if (!(s.md = EVP_MD_CTX_new()) || !(used = calloc(s.n, 1))) {
+		rc = oom(err);
+		goto out;
+	}
+	rc = hash_bodies(t, &s, &want, err);
+	for (size_t j = 0; j < f->ntl && !rc; j++) {
+		struct restore_pending *p = f->tl[j];
+		if (p->target_uid)
+			continue;
+		if (!p->has_sha && t->o.hash)
+			rc = t->o.hash(t->o.hash_ctx, p, err);
+		for (size_t i = 0; i < s.n && !rc && p->has_sha; i++)
+			if (s.v[i].hashed && !used[i] &&
+			    s.v[i].size == p->size &&
+			    !memcmp(s.v[i].sha, p->sha, 32)) {
+				used[i] = true;
+				p->target_uid = s.v[i].uid;
+				break;
+			}
+	}
+out:
+	if (s.norm_open)
+		msg_norm_final(&s.norm, s.norm_sha);
+	free(used);
+	EVP_MD_CTX_free(s.md);
+	free(s.v);
+	uidset_free(&want);
+	return rc;
+}
+
+/* Set the labels of the folder's messages that wait for them, and record
+ * those that have them.  The others are counted as failed and stay in
+ * f->tl, which keeps `checked` below them. */
+static enum isnap_status label_folder(struct restore_target *t,
+				      struct restore_target_folder *f,
+				      struct isnap_error *err)
+{
+	struct restore_label_item *items = NULL;
+	struct isnap_error ferr = { 0 };
+	char why[ISNAP_ERROR_MAX + 64] = "";
+	size_t n = 0, failed = 0, kept = 0;
+	enum isnap_status rc;
+
+	rc = select_folder(t, f, "SELECT", &ferr);
+	if (!rc) {
+		bool uidless = false;
+		for (size_t i = 0; i < f->ntl; i++)
+			uidless |= !f->tl[i]->target_uid;
+		if (uidless)
+			rc = find_uids(t, f, &ferr);
+	}
+	if (!rc && !(items = calloc(f->ntl, sizeof *items)))
+		rc = oom(&ferr);
+	for (size_t i = 0; !rc && i < f->ntl; i++) {
+		struct restore_pending *p = f->tl[i];
+		if (!p->target_uid)
+			continue;
+		items[n++] = (struct restore_label_item){
+			.uid = p->target_uid, .labels = p->labels,
+			.nlabels = p->nlabels, .ctx = p };
+	}
+	if (!rc)
+		rc = restore_labels_store(t->c, items, n, &failed, why,
+					  sizeof why, &ferr);
+	if (!rc)
+		rc = deselect(t, f, &ferr);
+	if (rc && rc != ISNAP_EFOLDER) {
+		free(items);
+		*err = ferr;
+		return rc;
+	}
+	if (rc)
+		snprintf(why, sizeof why, "%s", ferr.msg);
+	/* Record what has its labels; keep the rest. */
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct restore_pending *p = items[i].ctx;
+		if (!items[i].ok)
+			continue;
+		if ((rc = restore_state_done(t->state, f->sf, p->key,
+					     p->target_uid, err))) {
+			free(items);
+			return rc;
+		}
+		p->labelled = true; /* out of f->tl below */
+	}
+	free(items);
+	for (size_t i = 0; i < f->ntl; i++) {
+		struct restore_pending *p = f->tl[i];
+		char what[512], text[ISNAP_ERROR_MAX + 200];
+		if (p->labelled)
+			continue;
+		f->tl[kept++] = p;
+		t->stats->failed++;
+		describe(t, p, what, sizeof what);
+		snprintf(text, sizeof text,
+			 "in the target, but its labels could not be set: %s",
+			 rc || p->target_uid ? why
+					     : "it was not found again (no "
+					       "APPENDUID)");
+		if (t->ev.failed)
+			t->ev.failed(t->ev.ctx, f->utf8, what, text);
+	}
+	f->ntl = kept;
+	return restore_state_sync(t->state, err);
+}
+
 enum isnap_status restore_target_folder_end(struct restore_target *t,
 					    struct restore_target_folder *f,
 					    struct isnap_error *err)
@@ -958,7 +1187,11 @@ enum isnap_status restore_target_folder_end(struct restore_target *t,
 	struct status_out so;
 	enum isnap_status rc;
 
-	if (t->o.dry_run || !f->usable || (!f->appended && !f->nnc))
+	if (t->o.dry_run || !f->usable)
+		return ISNAP_OK;
+	if (f->ntl && (rc = label_folder(t, f, err)))
+		return rc;
+	if (!f->appended && !f->nnc && !f->ntl)
 		return ISNAP_OK;
 	rc = restore_state_sync(t->state, err);
 	if (rc)

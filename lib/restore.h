@@ -59,9 +59,18 @@ struct restore_pending {
 	bool has_norm;
 	unsigned char norm[32];
 	void *src;          /* the source's own */
+	/* Gmail labels (UTF-8, as the manifest's gm_labels) to set once
+	 * the message is in the target, when the target offers X-GM-EXT-1
+	 * (restore_target_gmail); the source's, NULL when none.  The
+	 * message is recorded as done only once they are set: a run
+	 * stopped between its APPEND and its labels finds it by content
+	 * the next time, and sets them then. */
+	const char *const *labels;
+	size_t nlabels;
 	/* Set by the target side. */
 	bool done;          /* there already (state or found) */
 	bool found;         /* of those, found in the folder this run */
+	bool labelled;      /* its labels are set (restore_target_folder_end) */
 	uint32_t target_uid;
 };
 
@@ -148,6 +157,13 @@ void restore_target_close(struct restore_target *t);
  * special-use folders, with the options given at open); the target's. */
 const struct folder_map *restore_target_map(const struct restore_target *t);
 
+/* Whether the target is Gmail (it offers X-GM-EXT-1), and then the name
+ * of its folder with special-use `role` ("\\All": [Gmail]/All Mail), as
+ * the server spells it, or NULL when it has none. */
+bool restore_target_gmail(const struct restore_target *t);
+const char *restore_target_role_folder(const struct restore_target *t,
+				       const char *role);
+
 /* Prepare the target folder `raw` (folder_map_target's; `utf8` names it
  * for people).  A folder that cannot be created or checked (NO or BAD)
  * is ISNAP_EFOLDER (reported, counted; its messages are not done).  A
@@ -191,7 +207,12 @@ void restore_target_failed(struct restore_target *t,
 enum isnap_status restore_target_drain(struct restore_target *t,
 				       struct isnap_error *err);
 
-/* After drain: record the folder as checked up to its UIDNEXT now. */
+/* After drain: set the labels of the messages appended to (or found in)
+ * the folder that carry some (SELECT, UID STORE +X-GM-LABELS, UNSELECT;
+ * without APPENDUID their UIDs are found by content first) and record
+ * them; then record the folder as checked up to its UIDNEXT now, but not
+ * past a message whose labels could not be set (counted as failed): the
+ * next run finds it by content and tries again. */
 enum isnap_status restore_target_folder_end(struct restore_target *t,
 					    struct restore_target_folder *f,
 					    struct isnap_error *err);

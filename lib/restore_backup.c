@@ -30,8 +30,10 @@
 #include <openssl/evp.h>
 
 #include "folder_map.h"
+#include "gmail_labels.h"
 #include "manifest.h"
 #include "manifest_read.h"
+#include "mutf7.h"
 #include "restore_spool.h"
 #include "restore_state.h"
 #include "store/store.h"
@@ -152,7 +154,21 @@ struct rec {
 	uint8_t fmt;
 	bool stored;          /* mbox: the bytes were changed (LF, quoting) */
 	bool superseded;      /* a later record has the same message */
-	uint32_t tf, pi;      /* target folder and pending index, or NONE */
+	/* Gmail (the line has gm_labels): placed by its labels, not by the
+	 * folder it was stored from (docs/gmail.md). */
+	bool gmail;
+	char **labels;        /* gm_labels, UTF-8 */
+	size_t nlabels;
+	const char **slabels; /* of them, those a Gmail target is to STORE */
+	size_t nslabels;
+	uint32_t place;       /* its first place (into places), or NONE */
+};
+
+/* One target folder a message goes to (a Gmail message to several: one
+ * per label), as a pending entry there; a record's places are a list. */
+struct place {
+	uint32_t tf, pi;      /* target folder and pending index */
+	uint32_t next;        /* the record's next place, or NONE */
 };
 
 struct sfolder {
@@ -201,6 +217,10 @@ struct restorer {
 	uint64_t cur_version; /* of the manifest being read */
 	struct tfolder *tf;
 	size_t ntf, atf;
+	struct place *places;
+	size_t nplaces, aplaces;
+	struct smap path_ix;  /* logical path -> folders (Gmail labels) */
+	bool gmail_backup;    /* a message line had gm_labels */
 
 	struct restore_target *target;
 	struct restore_spool spool;
@@ -294,6 +314,44 @@ static int parse_flags(const json_t *list, unsigned *bits, char **keywords)
 	if (n && !(*keywords = strdup(buf)))
 		return -1;
 	return 0;
+}
+
+static void free_labels(struct rec *rec)
+{
+	for (size_t i = 0; i < rec->nlabels; i++)
+		free(rec->labels[i]);
+	free(rec->labels);
+	free(rec->slabels);
+	rec->labels = NULL;
+	rec->slabels = NULL;
+	rec->nlabels = rec->nslabels = 0;
+}
+
+/* The manifest's gm_labels → rec->labels.  -1: out of memory; else the
+ * number of entries that are no label (not a string: not understood,
+ * left out). */
+static int parse_labels(const json_t *list, struct rec *rec)
+{
+	size_t i, n = json_array_size(list);
+	json_t *v;
+	int bad = 0;
+
+	free_labels(rec);
+	if (!n)
+		return 0;
+	if (!(rec->labels = calloc(n, sizeof *rec->labels)))
+		return -1;
+	json_array_foreach(list, i, v) {
+		const char *l = json_string_value(v);
+		if (!l || !*l) {
+			bad++;
+			continue;
+		}
+		if (!(rec->labels[rec->nlabels] = strdup(l)))
+			return -1;
+		rec->nlabels++;
+	}
+	return bad;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -414,8 +472,23 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 		/* mbox adds at most a final line end */
 		rec->stored_size = received + (rec->stored ? 1 : 0);
 	rec->fmt = (uint8_t)(r->cur_fmt >= 0 ? r->cur_fmt : 0);
-	rec->tf = rec->pi = NONE;
+	rec->place = NONE;
 	rec->superseded = false;
+	{
+		const json_t *gl = json_object_get(o, "gm_labels");
+		int bad;
+		rec->gmail = json_is_array(gl);
+		r->gmail_backup |= rec->gmail;
+		if ((bad = parse_labels(gl, rec)) < 0)
+			return oom(r->err);
+		if (bad || (gl && !rec->gmail)) {
+			r->sum->manifest_errors++;
+			warn(r, "%s line %lu: gm_labels is not a list of label "
+			     "names; %s", file, line_no,
+			     rec->gmail ? "the names that are left are used"
+					: "restored into its own folder");
+		}
+	}
 	if (!parse_iso(manifest_get_str(o, "internaldate"), &rec->date,
 		       &rec->tz, &rec->leap)) {
 		rec->date = STORE_NO_DATE;
@@ -437,7 +510,8 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 	return ISNAP_OK;
 }
 
-static enum isnap_status on_flags(struct restorer *r, const json_t *o)
+static enum isnap_status on_flags(struct restorer *r, const json_t *o,
+				  const char *file, unsigned long line_no)
 {
 	uint32_t folder = folder_of(r, o), uv, uid, ix;
 	char key[64];
@@ -454,6 +528,22 @@ static enum isnap_status on_flags(struct restorer *r, const json_t *o)
 	if (parse_flags(json_object_get(o, "flags"), &r->recs[ix].flags,
 			&r->recs[ix].keywords))
 		return oom(r->err);
+	/* On Gmail a label added or removed is a change too. */
+	if (r->recs[ix].gmail && json_object_get(o, "gm_labels")) {
+		const json_t *gl = json_object_get(o, "gm_labels");
+		int bad = json_is_array(gl) ? parse_labels(gl, &r->recs[ix])
+					    : 1;
+		if (bad < 0)
+			return oom(r->err);
+		if (bad) {
+			r->sum->manifest_errors++;
+			warn(r, "%s line %lu: gm_labels is not a list of label "
+			     "names; %s", file, line_no,
+			     json_is_array(gl) ? "the names that are left are "
+						 "used"
+					       : "the labels before it are kept");
+		}
+	}
 	return ISNAP_OK;
 }
 
@@ -518,7 +608,7 @@ static enum isnap_status on_line(void *ctx, const char *file,
 	if (!strcmp(type, "message"))
 		return on_message(r, o, file, line_no);
 	if (!strcmp(type, "flags"))
-		return on_flags(r, o);
+		return on_flags(r, o, file, line_no);
 	if (!strcmp(type, "folder")) {
 		uint32_t f = folder_of(r, o), uv;
 		const json_t *d = json_object_get(o, "delim");
@@ -668,20 +758,286 @@ static uint32_t map_folder(struct restorer *r, struct sfolder *sf)
 	return sf->tf == NONE ? NONE - 1 : sf->tf;
 }
 
+/* One more pending message for target folder t: record `ix`, with the
+ * key of its source message and the labels a Gmail target is to set. */
+static enum isnap_status add_pending(struct restorer *r, uint32_t t,
+				     uint32_t ix,
+				     const unsigned char key[RESTORE_KEY_LEN],
+				     bool with_labels)
+{
+	struct tfolder *tf = &r->tf[t];
+	struct rec *rec = &r->recs[ix];
+	struct restore_pending *p;
+
+	/* Two labels that go to one folder: one copy there. */
+	for (size_t j = tf->n; j-- > 0 && j + 8 >= tf->n;)
+		if (tf->rec[j] == ix)
+			return ISNAP_OK;
+	if (tf->n == tf->a) {
+		size_t a = tf->a ? 2 * tf->a : 64;
+		struct restore_pending *pv = realloc(tf->p, a * sizeof *pv);
+		if (!pv)
+			return oom(r->err);
+		tf->p = pv;
+		uint32_t *rv = realloc(tf->rec, a * sizeof *rv);
+		if (!rv)
+			return oom(r->err);
+		tf->rec = rv;
+		tf->a = a;
+	}
+	p = &tf->p[tf->n];
+	memset(p, 0, sizeof *p);
+	memcpy(p->key, key, RESTORE_KEY_LEN);
+	p->size = rec->received;
+	p->has_sha = true;
+	memcpy(p->sha, rec->sha, 32);
+	if (with_labels) {
+		p->labels = (const char *const *)rec->slabels;
+		p->nlabels = rec->nslabels;
+	}
+	tf->rec[tf->n] = ix;
+	tf->n++;
+	return ISNAP_OK;
+}
+
+/* Record `ix` into the target folder of source folder `folder`; when that
+ * folder cannot have one (reported), the message fails. */
+static enum isnap_status place_in(struct restorer *r, uint32_t folder,
+				  uint32_t ix,
+				  const unsigned char key[RESTORE_KEY_LEN],
+				  bool with_labels)
+{
+	uint32_t t = map_folder(r, &r->folders[folder]);
+
+	if (t == NONE - 1)
+		return oom(r->err);
+	if (t == NONE) {
+		r->sum->t.planned++;
+		r->sum->t.failed++;
+		return ISNAP_OK;
+	}
+	return add_pending(r, t, ix, key, with_labels);
+}
+
+/* A source folder that is only a label's (Gmail showed no such folder,
+ * or the backup left it out): its logical path and role, not a server
+ * name ("\001" before the path keeps it apart from real ones). */
+static uint32_t label_folder_new(struct restorer *r, const char *path,
+				 const char *role)
+{
+	char raw[4200];
+	uint32_t f;
+
+	/* \001 a label's, \002 a role's: a user's label "Sent" is not
+	 * the \Sent folder. */
+	snprintf(raw, sizeof raw, "%c%.4096s", role ? '\002' : '\001', path);
+	f = smap_get(&r->folder_ix, raw);
+	if (f != NONE)
+		return f;
+	json_t *o = json_pack("{ss ss}", "folder_raw", raw, "folder", path);
+	if (!o)
+		return NONE - 1;
+	f = folder_of(r, o);
+	json_decref(o);
+	if (f >= NONE - 1)
+		return NONE - 1;
+	if (!(r->folders[f].path = strdup(path)) ||
+	    (role && !(r->folders[f].role = strdup(role))) ||
+	    (!role && smap_set(&r->path_ix, path, f)))
+		return NONE - 1;
+	return f;
+}
+
+/* The source folder of a label's path: the backup's own (Gmail shows
+ * each label as a folder of that name), or one made for it. */
+static uint32_t path_folder(struct restorer *r, const char *path)
+{
+	uint32_t f;
+
+	if (!r->path_ix.n)
+		for (size_t i = 0; i < r->nfolders; i++)
+			if (r->folders[i].path &&
+			    smap_get(&r->path_ix, r->folders[i].path) == NONE &&
+			    smap_set(&r->path_ix, r->folders[i].path,
+				     (uint32_t)i))
+				return NONE - 1;
+	f = smap_get(&r->path_ix, path);
+	return f != NONE ? f : label_folder_new(r, path, NULL);
+}
+
+/* The source folder with special-use `role` ([Gmail]/Sent Mail for
+ * \Sent), or one made for it, named as the role's folder usually is. */
+static uint32_t role_folder(struct restorer *r, const char *role)
+{
+	static const struct {
+		const char *role, *path;
+	} names[] = { { "\\Sent", "Sent" },     { "\\Drafts", "Drafts" },
+		      { "\\Trash", "Trash" },   { "\\Junk", "Junk" },
+		      { "\\Archive", "Archive" } };
+	const char *path = role;
+
+	for (size_t i = 0; i < r->nfolders; i++)
+		if (r->folders[i].role && r->folders[i].raw[0] != '\002' &&
+		    !strcasecmp(r->folders[i].role, role))
+			return (uint32_t)i;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!strcasecmp(names[i].role, role))
+			path = names[i].path;
+	{
+		char raw[64];
+		uint32_t f;
+		snprintf(raw, sizeof raw, "\002%s", path);
+		f = smap_get(&r->folder_ix, raw);
+		return f != NONE ? f : label_folder_new(r, path, role);
+	}
+}
+
+/* The source folder a label stands for (gmail_labels.h); NONE when it
+ * stands for none, NONE - 1 out of memory. */
+static uint32_t label_source(struct restorer *r, const char *label)
+{
+	struct gmail_label_place pl = gmail_label_place(label);
+
+	switch (pl.kind) {
+	case GMAIL_LABEL_INBOX: return path_folder(r, "INBOX");
+	case GMAIL_LABEL_ROLE: return role_folder(r, pl.role);
+	case GMAIL_LABEL_FOLDER: return path_folder(r, label);
+	default: return NONE;
+	}
+}
+
+/* The folder the docs name for archived mail (no label that is a
+ * folder): the target's \Archive folder, or Archive. */
+static uint32_t archive_folder(struct restorer *r)
+{
+	return role_folder(r, "\\Archive");
+}
+
+/* A Gmail record into Gmail: appended once, to All Mail (or, for sent
+ * mail and drafts, the folder that gives that label), its other labels
+ * to be set.  Restored when one of its folders is selected. */
+static enum isnap_status plan_gmail_into_gmail(
+	struct restorer *r, uint32_t ix, const unsigned char key[RESTORE_KEY_LEN],
+	bool *placed)
+{
+	struct rec *rec = &r->recs[ix];
+	const char *role = gmail_append_role((const char *const *)rec->labels,
+					     rec->nlabels);
+	bool selected = false, any = false;
+
+	for (size_t i = 0; i < rec->nlabels && !selected; i++) {
+		uint32_t f = label_source(r, rec->labels[i]);
+		if (f == NONE - 1)
+			return oom(r->err);
+		if (f == NONE)
+			continue;
+		any = true;
+		selected = restore_selected(&r->o->common, r->folders[f].path);
+	}
+	if (!any)
+		selected = restore_selected(&r->o->common,
+					    r->folders[rec->folder].path);
+	if (!selected)
+		return ISNAP_OK;
+	*placed = true;
+	rec->nslabels = 0;
+	if (!(rec->slabels = calloc(rec->nlabels + 1, sizeof *rec->slabels)))
+		return oom(r->err);
+	for (size_t i = 0; i < rec->nlabels; i++)
+		if (gmail_label_storable(rec->labels[i]))
+			rec->slabels[rec->nslabels++] = rec->labels[i];
+	if (!strcmp(role, "\\All")) {
+		const char *raw = restore_target_role_folder(r->target, "\\All");
+		char *utf8 = NULL;
+		uint32_t t;
+		if (raw) {
+			if (mutf7_decode(raw, strlen(raw), &utf8) && !utf8 &&
+			    errno == ENOMEM)
+				return oom(r->err);
+			t = target_folder(r, raw, utf8 ? utf8 : raw);
+			free(utf8);
+			if (t == NONE)
+				return oom(r->err);
+			return add_pending(r, t, ix, key, true);
+		}
+		/* A Gmail without All Mail to be seen: into INBOX, which
+		 * gives the \Inbox label whether it had it or not. */
+		return place_in(r, path_folder(r, "INBOX"), ix, key, true);
+	}
+	{
+		uint32_t f = role_folder(r, role);
+		if (f == NONE - 1)
+			return oom(r->err);
+		return place_in(r, f, ix, key, true);
+	}
+}
+
+/* A Gmail record into another server: into the folder of each label
+ * that is one, or the archive folder when none is. */
+static enum isnap_status plan_gmail_fan_out(
+	struct restorer *r, uint32_t ix, const unsigned char key[RESTORE_KEY_LEN],
+	bool *placed)
+{
+	bool any = false;
+	enum isnap_status rc = ISNAP_OK;
+
+	for (size_t i = 0; i < r->recs[ix].nlabels && !rc; i++) {
+		uint32_t f = label_source(r, r->recs[ix].labels[i]);
+		if (f == NONE - 1)
+			return oom(r->err);
+		if (f == NONE)
+			continue;
+		any = true;
+		if (!restore_selected(&r->o->common, r->folders[f].path))
+			continue;
+		*placed = true;
+		rc = place_in(r, f, ix, key, false);
+	}
+	if (!any && !rc) {
+		uint32_t f = archive_folder(r);
+		if (f == NONE - 1)
+			return oom(r->err);
+		if (restore_selected(&r->o->common, r->folders[f].path)) {
+			*placed = true;
+			rc = place_in(r, f, ix, key, false);
+		}
+	}
+	return rc;
+}
+
+/* A Gmail message kept in Trash or Spam goes back there, labels or not:
+ * restoring it into its labels' folders would bring deleted mail back. */
+static bool in_trash_or_spam(const struct sfolder *sf)
+{
+	return sf->role && (!strcasecmp(sf->role, "\\Trash") ||
+			    !strcasecmp(sf->role, "\\Junk"));
+}
+
+/* Folders a Gmail account shows that are no place of their own: All Mail
+ * holds every message, Starred and Important are views by flag and by
+ * Gmail's guess.  Not created elsewhere; on Gmail they exist. */
+static bool gmail_view(const struct sfolder *sf)
+{
+	return sf->role && (!strcasecmp(sf->role, "\\All") ||
+			    !strcasecmp(sf->role, "\\Flagged") ||
+			    !strcasecmp(sf->role, "\\Important"));
+}
+
 static enum isnap_status plan(struct restorer *r)
 {
 	const struct restore_opts *o = r->o;
+	bool into_gmail = restore_target_gmail(r->target);
 	enum isnap_status rc = old_paths(r);
+	size_t nrecs = r->nrecs;
 
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < r->nrecs; i++) {
+	for (size_t i = 0; i < nrecs; i++) {
 		struct rec *rec = &r->recs[i];
 		struct sfolder *sf = &r->folders[rec->folder];
 		struct run_info *ri = &r->runs[rec->run];
-		struct tfolder *tf;
-		struct restore_pending *p;
-		uint32_t t;
+		unsigned char key[RESTORE_KEY_LEN];
+		bool placed = false;
 
 		if (rec->superseded)
 			continue;
@@ -690,49 +1046,34 @@ static enum isnap_status plan(struct restorer *r)
 			r->sum->old_generation++;
 			continue;
 		}
+		/* The key is the source message's: one for all its
+		 * places, each target folder's state keeps its own. */
+		restore_state_key(ri->host, ri->user, sf->raw, rec->uidvalidity,
+				  rec->uid, key);
+		if (rec->gmail && !in_trash_or_spam(sf)) {
+			rc = into_gmail ? plan_gmail_into_gmail(r, (uint32_t)i,
+								key, &placed)
+					: plan_gmail_fan_out(r, (uint32_t)i,
+							     key, &placed);
+			if (rc)
+				return rc;
+			if (!placed)
+				r->sum->excluded++;
+			continue;
+		}
 		if (!restore_selected(&o->common, sf->path)) {
 			r->sum->excluded++;
 			continue;
 		}
-		t = map_folder(r, sf);
-		if (t == NONE - 1)
-			return oom(r->err);
-		if (t == NONE) {
-			/* The folder was reported; its messages fail. */
-			r->sum->t.planned++;
-			r->sum->t.failed++;
-			continue;
-		}
-		tf = &r->tf[t];
-		if (tf->n == tf->a) {
-			size_t a = tf->a ? 2 * tf->a : 64;
-			struct restore_pending *pv =
-				realloc(tf->p, a * sizeof *pv);
-			if (!pv)
-				return oom(r->err);
-			tf->p = pv;
-			uint32_t *rv = realloc(tf->rec, a * sizeof *rv);
-			if (!rv)
-				return oom(r->err);
-			tf->rec = rv;
-			tf->a = a;
-		}
-		p = &tf->p[tf->n];
-		memset(p, 0, sizeof *p);
-		restore_state_key(ri->host, ri->user, sf->raw, rec->uidvalidity,
-				  rec->uid, p->key);
-		p->size = rec->received;
-		p->has_sha = true;
-		memcpy(p->sha, rec->sha, 32);
-		tf->rec[tf->n] = (uint32_t)i;
-		rec->tf = t;
-		rec->pi = (uint32_t)tf->n;
-		tf->n++;
+		rc = place_in(r, rec->folder, (uint32_t)i, key, false);
+		if (rc)
+			return rc;
 	}
 	/* Folders the backup saw empty are created too. */
 	for (size_t i = 0; i < r->nfolders; i++) {
 		struct sfolder *sf = &r->folders[i];
-		if (!sf->seen || !restore_selected(&o->common, sf->path))
+		if (!sf->seen || !restore_selected(&o->common, sf->path) ||
+		    (r->gmail_backup && gmail_view(sf)))
 			continue;
 		if (map_folder(r, sf) == NONE - 1)
 			return oom(r->err);
@@ -749,6 +1090,47 @@ static int cmp_tf(const void *a, const void *b)
 
 /* ---------------------------------------------------------------------- */
 /* Step 3: read back and append                                            */
+
+#define PENDING_OF(r, pl) (&(r)->tf[(pl)->tf].p[(pl)->pi])
+
+/* Whether some place of the record still waits for the message. */
+static bool rec_todo(const struct restorer *r, const struct rec *rec)
+{
+	for (uint32_t k = rec->place; k != NONE; k = r->places[k].next)
+		if (!PENDING_OF(r, &r->places[k])->done)
+			return true;
+	return false;
+}
+
+/* The places of the plan, from the target folders' pending lists (after
+ * they are sorted): each record's list of where it goes. */
+static enum isnap_status build_places(struct restorer *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->ntf; i++)
+		n += r->tf[i].n;
+	for (size_t i = 0; i < r->nrecs; i++)
+		r->recs[i].place = NONE;
+	r->nplaces = 0;
+	if (n > r->aplaces) {
+		struct place *v = realloc(r->places, n * sizeof *v);
+		if (!v)
+			return oom(r->err);
+		r->places = v;
+		r->aplaces = n;
+	}
+	/* Backwards, so that each list runs in folder order. */
+	for (size_t i = r->ntf; i-- > 0;)
+		for (size_t j = r->tf[i].n; j-- > 0;) {
+			struct rec *rec = &r->recs[r->tf[i].rec[j]];
+			r->places[r->nplaces] = (struct place){
+				.tf = (uint32_t)i, .pi = (uint32_t)j,
+				.next = rec->place };
+			rec->place = (uint32_t)r->nplaces++;
+		}
+	return ISNAP_OK;
+}
 
 /* Hash the message being read; a failure shows at scan_end. */
 static void md_update(struct restorer *r, const void *p, size_t n)
@@ -853,8 +1235,7 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 		return ISNAP_OK;
 	}
 	rec = &r->recs[ix];
-	if (rec->tf == NONE || r->tf[rec->tf].p[rec->pi].done ||
-	    rec->fmt != (uint8_t)r->cur_fmt)
+	if (!rec_todo(r, rec) || rec->fmt != (uint8_t)r->cur_fmt)
 		return ISNAP_OK;
 	r->cur = ix;
 	r->cur_failed = false;
@@ -918,18 +1299,23 @@ static uint64_t scan_limit(void *ctx)
 static void describe(void *ctx, const struct restore_pending *p, char *buf,
 		     size_t size);
 
-/* One message that failed to be read back or held: reported, done. */
+/* One message that failed to be read back, held or checked: reported
+ * (in every folder it was to go to), done. */
 static void fail_message(struct restorer *r, uint32_t ix, const char *why)
 {
 	struct rec *rec = &r->recs[ix];
-	struct tfolder *tf = &r->tf[rec->tf];
-	struct restore_pending *p = &tf->p[rec->pi];
-	char what[600];
 
-	describe(r, p, what, sizeof what);
-	restore_target_failed(r->target, tf->h, what, why);
-	p->done = true; /* reported: not "missing" as well */
-	p->found = false;
+	for (uint32_t k = rec->place; k != NONE; k = r->places[k].next) {
+		struct tfolder *tf = &r->tf[r->places[k].tf];
+		struct restore_pending *p = PENDING_OF(r, &r->places[k]);
+		char what[600];
+		if (p->done)
+			continue;
+		describe(r, p, what, sizeof what);
+		restore_target_failed(r->target, tf->h, what, why);
+		p->done = true; /* reported: not "missing" as well */
+		p->found = false;
+	}
 }
 
 /* store_scan_cb.unreadable: that message only. */
@@ -947,10 +1333,8 @@ static enum isnap_status scan_unreadable(void *ctx, const char *location,
 	if (ix == NONE) {
 		location_key(key, sizeof key, r->cur_fmt, location);
 		ix = smap_get(&r->by_location, key);
-		if (ix != NONE &&
-		    (r->recs[ix].tf == NONE ||
-		     r->tf[r->recs[ix].tf].p[r->recs[ix].pi].done ||
-		     r->recs[ix].fmt != (uint8_t)r->cur_fmt))
+		if (ix != NONE && (!rec_todo(r, &r->recs[ix]) ||
+				   r->recs[ix].fmt != (uint8_t)r->cur_fmt))
 			ix = NONE;
 	}
 	if (ix == NONE) {
@@ -983,9 +1367,8 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 {
 	struct restorer *r = ctx;
 	struct rec *rec;
-	struct tfolder *tf;
-	struct restore_pending *p;
-	unsigned char with[32], without[32];
+	unsigned char with[32], without[32], norm[32];
+	bool have_norm = false;
 	unsigned len;
 	bool ok;
 	EVP_MD_CTX *copy;
@@ -994,8 +1377,6 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 	if (r->cur == NONE)
 		return ISNAP_OK;
 	rec = &r->recs[r->cur];
-	tf = &r->tf[rec->tf];
-	p = &tf->p[rec->pi];
 	if (r->cur_failed) {
 		fail_message(r, r->cur, r->cur_why);
 		r->cur = NONE;
@@ -1029,11 +1410,10 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 		ok = true;
 	}
 	if (!ok) {
-		char want[65], got[65], what[600], why[1200];
+		char want[65], got[65], why[1200];
 		manifest_sha_hex(rec->sha, want);
 		manifest_sha_hex(with, got);
 		r->sum->mismatched++;
-		describe(r, p, what, sizeof what);
 		snprintf(why, sizeof why,
 			 "the backup's copy at %.200s does not match its "
 			 "manifest (SHA-256 %.12s... of %" PRIu64 " bytes "
@@ -1045,9 +1425,7 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 				       "message with bare LFs cannot be "
 				       "rebuilt exactly"
 				     : "");
-		restore_target_failed(r->target, tf->h, what, why);
-		p->done = true; /* reported: not "missing" as well */
-		p->found = false;
+		fail_message(r, (uint32_t)(rec - r->recs), why);
 		return ISNAP_OK;
 	}
 	struct store_message m = { .uid = rec->uid,
@@ -1058,16 +1436,30 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 				   .tz_minutes = rec->tz,
 				   .leap_second = rec->leap,
 				   .size = rec->received };
-	if (restore_target_folder_wants_norm(tf->h)) {
-		enum isnap_status rc = restore_spool_norm(&r->spool, p->norm,
-							  r->err);
+	/* Into every folder it goes to (a Gmail message: one per label),
+	 * each from the start of the spool. */
+	for (uint32_t k = rec->place; k != NONE; k = r->places[k].next) {
+		struct tfolder *tf = &r->tf[r->places[k].tf];
+		struct restore_pending *p = PENDING_OF(r, &r->places[k]);
+		enum isnap_status rc;
+		if (p->done)
+			continue;
+		if (restore_target_folder_wants_norm(tf->h)) {
+			if (!have_norm &&
+			    (rc = restore_spool_norm(&r->spool, norm, r->err)))
+				return rc;
+			have_norm = true;
+			memcpy(p->norm, norm, 32);
+			p->has_norm = true;
+		}
+		restore_spool_rewind(&r->spool);
+		rc = restore_target_append(r->target, tf->h, p, &m,
+					   restore_spool_read, &r->spool,
+					   r->err);
 		if (rc)
 			return rc;
-		p->has_norm = true;
 	}
-	restore_spool_rewind(&r->spool);
-	return restore_target_append(r->target, tf->h, p, &m,
-				     restore_spool_read, &r->spool, r->err);
+	return ISNAP_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1085,8 +1477,13 @@ static void reset_plan(struct restorer *r)
 	r->tf = NULL;
 	r->ntf = r->atf = 0;
 	smap_free(&r->target_ix);
-	for (size_t i = 0; i < r->nrecs; i++)
-		r->recs[i].tf = r->recs[i].pi = NONE;
+	for (size_t i = 0; i < r->nrecs; i++) {
+		r->recs[i].place = NONE;
+		free(r->recs[i].slabels);
+		r->recs[i].slabels = NULL;
+		r->recs[i].nslabels = 0;
+	}
+	r->nplaces = 0;
 	for (size_t i = 0; i < r->nfolders; i++)
 		r->folders[i].mapped = r->folders[i].unmappable = false;
 	r->cur = NONE;
@@ -1099,6 +1496,7 @@ static void restorer_free(struct restorer *r)
 	for (size_t i = 0; i < r->nrecs; i++) {
 		free(r->recs[i].location);
 		free(r->recs[i].keywords);
+		free_labels(&r->recs[i]);
 	}
 	free(r->recs);
 	for (size_t i = 0; i < r->nfolders; i++) {
@@ -1118,6 +1516,8 @@ static void restorer_free(struct restorer *r)
 	smap_free(&r->by_location);
 	smap_free(&r->by_message);
 	smap_free(&r->folder_ix);
+	smap_free(&r->path_ix);
+	free(r->places);
 	restore_spool_free(&r->spool);
 	EVP_MD_CTX_free(r->md);
 }
@@ -1172,8 +1572,7 @@ static enum isnap_status transfer(struct restorer *r)
 		bool wanted = false;
 		for (size_t i = 0; i < r->nrecs && !wanted; i++) {
 			const struct rec *rec = &r->recs[i];
-			wanted = rec->tf != NONE && rec->fmt == f &&
-				 !r->tf[rec->tf].p[rec->pi].done;
+			wanted = rec->fmt == f && rec_todo(r, rec);
 		}
 		if (!wanted)
 			continue;
@@ -1221,13 +1620,9 @@ static enum isnap_status attempt(struct restorer *r,
 	if (!rc) {
 		if (r->ntf)
 			qsort(r->tf, r->ntf, sizeof *r->tf, cmp_tf);
-		for (size_t i = 0; i < r->ntf; i++)
-			for (size_t j = 0; j < r->tf[i].n; j++) {
-				struct rec *rec = &r->recs[r->tf[i].rec[j]];
-				rec->tf = (uint32_t)i;
-				rec->pi = (uint32_t)j;
-			}
-		rc = transfer(r);
+		rc = build_places(r);
+		if (!rc)
+			rc = transfer(r);
 	}
 	if (!rc && !o->common.dry_run) {
 		/* Planned, not done, not reported: the backup lacks it. */

@@ -15,7 +15,8 @@
 // from the start when given), "labels": ["Work", "Work/2024", ...],
 // "messages": [{"raw": base64, "date": "01-Jan-2020 10:00:00 +0000",
 // "flags": [...], "labels": [...], "msgid": "decimal", "thrid":
-// "decimal"}]}.  Listens on 127.0.0.1 at a free port and prints
+// "decimal"}], "uidplus": false to leave UIDPLUS out (no APPENDUID)}.
+// Listens on 127.0.0.1 at a free port and prints
 // "READY <port>" on stdout.  Everything is in memory.
 "use strict";
 
@@ -103,6 +104,9 @@ var storage = { INBOX: { messages: [] }, "": { separator: "/", folders: root } }
 
 var server;
 var ready = false;
+var PLUGINS = ["ID", "ENABLE", "CONDSTORE", "SASL-IR", "AUTH-PLAIN",
+    "NAMESPACE", "UIDPLUS", "SPECIAL-USE", "LITERALPLUS", "UNSELECT",
+    "X-GM-EXT-1", gmailStorage, syncAfterStores];
 
 // Every copy of a message, by X-GM-MSGID, with its folder.
 function copies(msgid) {
@@ -212,10 +216,11 @@ function syncAfterStores(srv) {
     });
 }
 
+if (spec.uidplus === false) {
+    PLUGINS.splice(PLUGINS.indexOf("UIDPLUS"), 1);
+}
 var options = {
-    plugins: ["ID", "ENABLE", "CONDSTORE", "SASL-IR", "AUTH-PLAIN",
-        "NAMESPACE", "UIDPLUS", "SPECIAL-USE", "LITERALPLUS", "UNSELECT",
-        "X-GM-EXT-1", gmailStorage, syncAfterStores],
+    plugins: PLUGINS,
     id: { name: "imapsnap-gmail-test", version: "1" },
     users: {},
     storage: storage

@@ -74,7 +74,7 @@ class GmailServer:
         self.dir = tempfile.mkdtemp(prefix="imapsnap-gmail-")
 
     @classmethod
-    def start(cls, base, messages, labels=(), tls=True):
+    def start(cls, base, messages, labels=(), tls=True, uidplus=True):
         _install()
         self = cls(base)
         for i, m in enumerate(messages):
@@ -87,7 +87,8 @@ class GmailServer:
                 "messages": [{"raw": base64.b64encode(m.raw).decode(),
                               "date": m.date, "flags": m.flags,
                               "labels": m.labels, "msgid": str(m.msgid),
-                              "thrid": str(m.thrid)} for m in messages]}
+                              "thrid": str(m.thrid)} for m in messages],
+                "uidplus": uidplus}
         if tls:
             spec["cert"] = os.path.join(base.dir, "cert.pem")
             spec["key"] = os.path.join(base.dir, "key.pem")
