@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -38,6 +39,9 @@ struct reader {
 	size_t last;            /* the folder last looked up */
 	uint64_t messages, skipped, bytes, unconfirmed, bad_lines;
 	bool failed;            /* a write failed or out of memory */
+	/* The item list's header is written before its first line: a Gmail
+	 * run (the server offers X-GM-EXT-1) has a labels column. */
+	bool items_started, gmail;
 };
 
 char *forensic_record_path(const char *run_path, const char *suffix)
@@ -167,6 +171,35 @@ static struct folder_count *folder(struct reader *rd, const char *name)
 	return &rd->folders[rd->nfolders++];
 }
 
+/* The item list's header line, once: with a labels column for Gmail. */
+static void items_start(struct reader *rd)
+{
+	if (rd->items_started)
+		return;
+	rd->items_started = true;
+	fputs(rd->gmail ? "folder\tuidvalidity\tuid\tsha256\tsize\tpath\t"
+			  "labels\n"
+			: "folder\tuidvalidity\tuid\tsha256\tsize\tpath\n",
+	      rd->items.f);
+}
+
+/* A Gmail message's labels as a JSON array (["\\Inbox","Work"]): a label
+ * may hold any character a separator could be. */
+static void labels_field(struct reader *rd, const json_t *o)
+{
+	const json_t *l = json_object_get(o, "gm_labels");
+	char *text;
+
+	if (!json_is_array(l))
+		return;
+	if (!(text = json_dumps(l, JSON_COMPACT))) {
+		rd->failed = true;
+		return;
+	}
+	tsv(rd->items.f, text);
+	free(text);
+}
+
 static void on_message(struct reader *rd, const json_t *o)
 {
 	char buf[256];
@@ -182,6 +215,8 @@ static void on_message(struct reader *rd, const json_t *o)
 	rd->messages++;
 	if (manifest_get_u64(o, "received", &size))
 		rd->bytes += size;
+	rd->gmail |= !rd->items_started && json_object_get(o, "gm_labels");
+	items_start(rd);
 	tsv(rd->items.f, name);
 	fputc('\t', rd->items.f);
 	u64_field(rd->items.f, o, "uidvalidity");
@@ -193,6 +228,10 @@ static void on_message(struct reader *rd, const json_t *o)
 	u64_field(rd->items.f, o, "received");
 	fputc('\t', rd->items.f);
 	tsv(rd->items.f, manifest_get_str(o, "location"));
+	if (rd->gmail) {
+		fputc('\t', rd->items.f);
+		labels_field(rd, o);
+	}
 	fputc('\n', rd->items.f);
 }
 
@@ -269,6 +308,16 @@ static int on_line(void *ctx, const char *text, size_t len)
 					: &rd->end;
 		json_decref(*keep);
 		*keep = json_incref(o);
+		if (!strcmp(type, "server") && !rd->items_started) {
+			const json_t *caps = json_object_get(o, "capabilities");
+			size_t i;
+			json_t *v;
+			json_array_foreach(caps, i, v)
+				if (json_string_value(v) &&
+				    !strcasecmp(json_string_value(v),
+						"X-GM-EXT-1"))
+					rd->gmail = true;
+		}
 	}
 	json_decref(o);
 	return rd->failed ? 1 : 0;
@@ -417,7 +466,6 @@ enum isnap_status forensic_write(const char *run_path,
 				      "creating the records of %s", run_path);
 		goto out;
 	}
-	fputs("folder\tuidvalidity\tuid\tsha256\tsize\tpath\n", rd.items.f);
 	fputs("folder\tuidvalidity\tuid\twhat\treason\n", rd.exceptions.f);
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof buf);
@@ -436,6 +484,7 @@ enum isnap_status forensic_write(const char *run_path,
 			goto out;
 		}
 	}
+	items_start(&rd);
 	write_acquisition(&rd, acq.f, base ? base + 1 : run_path, info);
 out:
 	close(fd);

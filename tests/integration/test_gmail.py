@@ -6,6 +6,7 @@ A Gmail account shows each message once per label and once more in All
 Mail; the backup keeps one copy per X-GM-MSGID and records its id, thread
 and labels in the manifest, in every format, and follows label changes."""
 
+import csv
 import glob
 import hashlib
 import json
@@ -105,6 +106,22 @@ class GmailLike(TestCase):
         unlabelled = [m for m in MESSAGES if not m.labels]
         self.assertGreater(len(unlabelled), 20,
                            "the corpus must hold archived mail")
+
+    def test_item_list_has_the_labels(self):
+        dest = os.path.join(workdir("gmailitems"), "b")
+        self.assertExit(backup(SERVER, dest), 0)
+        runs = sorted(glob.glob(os.path.join(dest, ".imapsnap", "manifest",
+                                             "*.items.tsv")))
+        with open(runs[0], newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        self.assertEqual(list(rows[0]), ["folder", "uidvalidity", "uid",
+                                         "sha256", "size", "path",
+                                         "labels"])
+        by_sha = {hashlib.sha256(m.raw).hexdigest(): m for m in MESSAGES}
+        self.assertEqual(len(rows), len(MESSAGES))
+        for r in rows:
+            self.assertEqual(json.loads(r["labels"].replace("\\\\", "\\")),
+                             sorted(by_sha[r["sha256"]].labels))
 
     def test_every_format(self):
         for fmt, name in (("mbox", "b"), ("tar.gz", "b.tar.gz")):
