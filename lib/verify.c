@@ -199,6 +199,7 @@ struct record {
 	unsigned char sha[32];
 	uint8_t fmt;          /* index into formats */
 	bool confirmed, found;
+	bool gmail;           /* recorded with Gmail labels */
 };
 
 /* A message found where no manifest put one; paired at the end with a
@@ -248,6 +249,7 @@ struct verifier {
 	struct smap by_location;
 	struct smap by_container; /* where an unexpected message sits */
 	struct smap folder_ix;
+	struct smap by_message;   /* "<folder>/<uidvalidity>/<uid>" */
 	const char **folders;
 	size_t nfolders, afolders;
 	const char **runs;
@@ -497,6 +499,43 @@ static int new_record_at(struct verifier *v, const char *key, uint32_t *ix)
 	return 0;
 }
 
+/* Gmail's fields of a message or flags line (docs/manifest.md): gm_labels
+ * a list of label names, gm_msgid and gm_thrid decimal strings of 64
+ * bits.  NULL when they are well formed (or absent), else what is not. */
+static const char *gmail_fields_bad(const json_t *o)
+{
+	static const char *const ids[] = { "gm_msgid", "gm_thrid" };
+	const json_t *l = json_object_get(o, "gm_labels");
+	size_t i;
+	json_t *e;
+
+	if (l && !json_is_array(l))
+		return "gm_labels is not a list";
+	json_array_foreach(l, i, e)
+		if (!json_is_string(e) || !json_string_length(e))
+			return "gm_labels holds something that is no label "
+			       "name";
+	for (i = 0; i < 2; i++) {
+		const json_t *id = json_object_get(o, ids[i]);
+		const char *t = json_string_value(id);
+		size_t n = t ? strspn(t, "0123456789") : 0;
+		if (!id)
+			continue;
+		if (!t || !n || t[n] || n > 20 ||
+		    (n == 20 && strcmp(t, "18446744073709551615") > 0))
+			return i ? "gm_thrid is not a decimal string of 64 bits"
+				 : "gm_msgid is not a decimal string of 64 bits";
+	}
+	return NULL;
+}
+
+static void message_key(char *buf, size_t size, const char *folder,
+			uint32_t uidvalidity, uint32_t uid)
+{
+	snprintf(buf, size, "%s/%" PRIu32 "/%" PRIu32, folder, uidvalidity,
+		 uid);
+}
+
 static void on_message_line(struct verifier *v, const json_t *o)
 {
 	struct reader *rd = &v->rd;
@@ -597,6 +636,26 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		v->max_size = size;
 	r->confirmed = false;
 	r->found = false;
+	{
+		const char *bad = gmail_fields_bad(o);
+		char mkey[4400];
+		const char *copy;
+		if (bad)
+			report(v, VERIFY_MANIFEST, NULL, loc, rd->name,
+			       "line %lu: %.200s UID %" PRIu64 ": %s",
+			       rd->line_no, folder ? folder : "?", uid, bad);
+		r->gmail = !bad && json_is_array(json_object_get(o, "gm_labels"));
+		message_key(mkey, sizeof mkey, folder ? folder : "?",
+			    (uint32_t)uidvalidity, (uint32_t)uid);
+		uint32_t *slot = smap_slot(&v->by_message, mkey);
+		if (slot) {
+			*slot = ix; /* the latest record of the message */
+		} else if (!(copy = arena_strdup(&v->arena, mkey)) ||
+			   smap_put(&v->by_message, copy, ix)) {
+			oom(v);
+			return;
+		}
+	}
 	if (rd->nbatch == rd->abatch) {
 		size_t a = rd->abatch ? 2 * rd->abatch : 1024;
 		uint32_t *b = realloc(rd->batch, a * sizeof *b);
@@ -608,6 +667,53 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		rd->abatch = a;
 	}
 	rd->batch[rd->nbatch++] = ix;
+}
+
+/* A flags line: flags (and, on Gmail, labels) changed for a message
+ * saved earlier.  Its labels must be well formed; a change for a message
+ * no manifest recorded is noted. */
+static void on_flags_line(struct verifier *v, const json_t *o)
+{
+	const char *folder = manifest_get_str(o, "folder");
+	const char *bad = gmail_fields_bad(o);
+	uint64_t uid = 0, uidvalidity = 0;
+	char key[4400];
+	uint32_t ix;
+
+	if (!folder)
+		folder = manifest_get_str(o, "folder_raw");
+	if (!folder)
+		folder = manifest_get_str(o, "folder_hex");
+	if (!folder || !manifest_get_u64(o, "uid", &uid) || !uid ||
+	    uid > UINT32_MAX ||
+	    !manifest_get_u64(o, "uidvalidity", &uidvalidity) ||
+	    uidvalidity > UINT32_MAX) {
+		report(v, VERIFY_MANIFEST, NULL, NULL, v->rd.name,
+		       "line %lu: a flags line without folder, uidvalidity "
+		       "or uid",
+		       v->rd.line_no);
+		return;
+	}
+	if (bad) {
+		report(v, VERIFY_MANIFEST, NULL, NULL, v->rd.name,
+		       "line %lu: %.200s UID %" PRIu64 ": %s", v->rd.line_no,
+		       folder, uid, bad);
+		return;
+	}
+	if (!json_object_get(o, "gm_labels"))
+		return;
+	message_key(key, sizeof key, folder, (uint32_t)uidvalidity,
+		    (uint32_t)uid);
+	ix = smap_get(&v->by_message, key);
+	if (ix == NO_INDEX) {
+		report(v, VERIFY_NOTE, NULL, NULL, v->rd.name,
+		       "line %lu: a label change for %.200s UID %" PRIu64
+		       ", which no manifest before it recorded",
+		       v->rd.line_no, folder, uid);
+		return;
+	}
+	v->rec[ix].gmail = true;
+	v->res->label_changes++;
 }
 
 static void retired_key(char *buf, size_t size, uint32_t uidvalidity,
@@ -740,9 +846,10 @@ static void handle_line(struct verifier *v, const char *text, size_t len)
 			confirm_batch(v);
 	} else if (strcmp(type, "retire") == 0) {
 		on_retire_line(v, o);
+	} else if (strcmp(type, "flags") == 0) {
+		on_flags_line(v, o);
 	} else if (strcmp(type, "server") && strcmp(type, "server_id") &&
-		   strcmp(type, "folder") &&
-		   strcmp(type, "skipped") && strcmp(type, "flags")) {
+		   strcmp(type, "folder") && strcmp(type, "skipped")) {
 		report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
 		       "line %lu: unknown line type \"%.40s\"", rd->line_no,
 		       type);
@@ -1771,6 +1878,8 @@ enum isnap_status verify_run(const char *dest, const struct verify_opts *opts,
 	if (!rc)
 		report_missing(&v);
 	res->recorded = v.nrec;
+	for (size_t i = 0; i < v.nrec; i++)
+		res->labelled += v.rec[i].gmail;
 	if (!rc && (res->missing || res->altered || res->unexpected ||
 		    res->unreadable || res->chain_errors ||
 		    res->manifest_errors))
@@ -1787,6 +1896,7 @@ out:
 	smap_free(&v.by_location);
 	smap_free(&v.by_container);
 	smap_free(&v.folder_ix);
+	smap_free(&v.by_message);
 	smap_free(&v.retired);
 	free(v.unexp);
 	free(v.strays);

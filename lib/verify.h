@@ -73,6 +73,9 @@ struct verify_result {
 	uint64_t missing, altered, unexpected, unreadable;
 	uint64_t chain_errors, manifest_errors;
 	uint64_t notes;
+	uint64_t labelled;         /* recorded messages with Gmail labels */
+	uint64_t label_changes;    /* flags lines whose labels applied to a
+				      recorded message */
 	unsigned timestamps;       /* runs whose RFC 3161 token matched */
 };
 

@@ -178,6 +178,10 @@ static void print_summary(const char *dest, const struct verify_result *res,
 		       res->missing, res->altered, res->unexpected,
 		       res->unreadable);
 	putchar('\n');
+	if (res->labelled)
+		printf("Gmail: %" PRIu64 " messages with labels, %" PRIu64
+		       " label changes applied\n",
+		       res->labelled, res->label_changes);
 	fputs(st ? "FAILED: " : "OK: ", stdout);
 	put_clean(dest);
 	puts(st ? " does not match its manifests"
@@ -190,7 +194,7 @@ static int print_json(const char *dest, const struct verify_result *res,
 {
 	json_t *o = json_pack(
 		"{s:b s:s s:I s:I s:b s:{s:I s:I s:I s:I s:I s:I s:I s:I} "
-		"s:I s:I s:I s:I}",
+		"s:I s:I s:I s:I s:{s:I s:I}}",
 		"ok", st == ISNAP_OK, "status",
 		st == ISNAP_OK		 ? "ok"
 		: st == ISNAP_EINTEGRITY ? "mismatch"
@@ -206,7 +210,9 @@ static int print_json(const char *dest, const struct verify_result *res,
 		(json_int_t)res->unreadable, "bytes", (json_int_t)res->bytes,
 		"manifest_errors", (json_int_t)res->manifest_errors, "notes",
 		(json_int_t)res->notes, "timestamps",
-		(json_int_t)res->timestamps);
+		(json_int_t)res->timestamps, "gmail", "labelled",
+		(json_int_t)res->labelled, "label_changes",
+		(json_int_t)res->label_changes);
 	int bad = !o;
 
 	if (o) {

@@ -185,3 +185,59 @@ class Changes(TestCase):
         run = backup(self.srv, dest)
         self.assertExit(run, 0)
         self.assertEqual(len(saved_files(dest)), first + 1)
+        # verify reads the labels and their changes.
+        run = imapsnap("verify", "--json", dest)
+        self.assertExit(run, 0)
+        out = json.loads(run.stdout)
+        self.assertEqual(out["gmail"]["labelled"], first + 1)
+        self.assertGreaterEqual(out["gmail"]["label_changes"], 1)
+        # restore applies the label change: the message is in Travel.
+        dst = harness.SERVER.new_user("gmchg")
+        run = imapsnap("restore", "--cacert", harness.SERVER.cacert,
+                       "--state-dir", os.path.join(workdir("gmchgst"), "s"),
+                       dest, harness.SERVER.url(dst, "imaps"),
+                       password=dst.password)
+        self.assertExit(run, 0)
+        with dst.oracle() as o:
+            bodies = [o.body(u) for u in o.messages("Travel")]
+        self.assertIn(target.raw.split(b"\r\n\r\n")[0],
+                      [b.split(b"\r\n\r\n")[0] for b in bodies])
+        self.assertEqual(len(bodies), 1 + sum(
+            "Travel" in m.labels for m in self.msgs))
+        run = imapsnap("verify", dest)
+        self.assertRegex(run.stdout.decode(), r"Gmail: %d messages with "
+                         r"labels, \d+ label changes applied" % (first + 1))
+
+    def test_verify_reports_malformed_labels(self):
+        dest = os.path.join(workdir("gmailbadlabels"), "b")
+        self.assertExit(backup(self.srv, dest), 0)
+        path = sorted(glob.glob(os.path.join(dest, ".imapsnap", "manifest",
+                                             "*.jsonl")))[0]
+        with open(path) as f:
+            lines = f.read().splitlines(True)
+        for i, ln in enumerate(lines):
+            o = json.loads(ln)
+            if o["type"] == "message":
+                o["gm_labels"] = "Work"
+                lines[i] = json.dumps(o) + "\n"
+                uid = o["uid"]
+                break
+        with open(path, "w") as f:
+            f.writelines(lines)
+        run = imapsnap("verify", dest)
+        self.assertExit(run, 7)
+        self.assertRegex(run.stdout.decode() + run.stderr.decode(),
+                         r"UID %d: gm_labels is not a list" % uid)
+        # A flags line with labels that are no names.
+        with open(path, "w") as f:
+            f.writelines(ln for ln in lines)
+        with open(path, "a") as f:
+            f.write(json.dumps({"type": "flags", "folder":
+                                "[Gmail]/All Mail", "folder_raw":
+                                "[Gmail]/All Mail", "uidvalidity": 1,
+                                "uid": uid, "flags": [],
+                                "gm_labels": ["Work", 7]}) + "\n")
+        run = imapsnap("verify", dest)
+        self.assertExit(run, 7)
+        self.assertIn("gm_labels holds something that is no label name",
+                      run.stdout.decode() + run.stderr.decode())
