@@ -107,8 +107,11 @@ static enum isnap_status store_group(struct imap_client *c,
 				     size_t why_size,
 				     struct isnap_error *err)
 {
-	size_t room = STORE_COMMAND_MAX - strlen(g[0].list) - 48;
-	long per = room > 11 * 4 ? (long)(room / 11) : 4;
+	size_t used = strlen(g[0].list) + 48;
+	/* A UID and its comma take 11 characters at most. */
+	long per = used + 11 * 4 < STORE_COMMAND_MAX
+			   ? (long)((STORE_COMMAND_MAX - used) / 11)
+			   : 4;
 	struct uidset all = UIDSET_INIT, batch = UIDSET_INIT;
 	uint32_t after = 0;
 	enum isnap_status rc = ISNAP_OK;
