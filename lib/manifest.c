@@ -1030,6 +1030,31 @@ static void close_folder_record(struct mstore *ms)
 	ms->folder.open = false;
 }
 
+/* A message the store found at another place than where it was saved
+ * (store_ops.moves): a `moved` line, confirmed by the next commit line
+ * like a message line. */
+static void record_moved(void *ctx, uint32_t uid, const char *from,
+			 const struct store_location *to)
+{
+	struct mstore *ms = ctx;
+	char digest[65];
+	json_t *o = line("moved");
+	int bad = !o;
+
+	if (o) {
+		bad |= set_folder(o, ms->folder.name, ms->folder.utf8,
+				  ms->folder.uidvalidity);
+		bad |= set_u64(o, "uid", uid);
+		bad |= set_str(o, "location", to->location);
+		bad |= set_str(o, "from", from);
+		hex(to->stored_sha256, 32, digest);
+		bad |= set_u64(o, "stored_size", to->stored_size);
+		bad |= set_str(o, "stored_sha256", digest);
+	}
+	ms->batch++;
+	emit_built_to(ms->m, ms, o, bad);
+}
+
 static enum isnap_status ms_open_folder(struct store *s,
 					const struct store_folder *f,
 					struct uidset *present,
@@ -1056,6 +1081,8 @@ static enum isnap_status ms_open_folder(struct store *s,
 	else if (!ms->examined || strcmp(ms->examined, f->name) != 0 ||
 		 ms->examined_uidvalidity != f->uidvalidity)
 		examined(m, ms, f);
+	if (ms->inner->ops->moves && ms->folder.open && !failed(m, NULL))
+		ms->inner->ops->moves(ms->inner, record_moved, ms);
 	return failed(m, err);
 }
 

@@ -408,13 +408,113 @@ static void message_key(char *buf, size_t size, uint32_t folder,
 		 uidvalidity, uid);
 }
 
+/* The record for location key `lkey`: the one there when it holds the
+ * same message (recorded again), else a new one, so that a message whose
+ * place another took since (an mbox a reader rewrote) keeps its record. */
+static enum isnap_status record_at(struct restorer *r, const char *lkey,
+				   const char *loc, uint32_t folder,
+				   uint32_t uv, uint32_t uid, uint32_t *out)
+{
+	uint32_t ix = smap_get(&r->by_location, lkey);
+	struct rec *rec;
+
+	if (ix != NONE && r->recs[ix].folder == folder &&
+	    r->recs[ix].uidvalidity == uv && r->recs[ix].uid == uid) {
+		*out = ix;
+		return ISNAP_OK;
+	}
+	if (r->nrecs == r->arecs) {
+		size_t a = r->arecs ? 2 * r->arecs : 1024;
+		struct rec *v = realloc(r->recs, a * sizeof *v);
+		if (!v)
+			return oom(r->err);
+		r->recs = v;
+		r->arecs = a;
+	}
+	ix = (uint32_t)r->nrecs;
+	rec = &r->recs[ix];
+	memset(rec, 0, sizeof *rec);
+	if (!(rec->location = strdup(loc)) ||
+	    smap_set(&r->by_location, lkey, ix)) {
+		free(rec->location);
+		return oom(r->err);
+	}
+	r->nrecs++;
+	*out = ix;
+	return ISNAP_OK;
+}
+
+/* `ix` is the latest record of its message: the one before is not. */
+static enum isnap_status latest_of(struct restorer *r, uint32_t ix)
+{
+	const struct rec *rec = &r->recs[ix];
+	char key[64];
+	uint32_t prev;
+
+	message_key(key, sizeof key, rec->folder, rec->uidvalidity, rec->uid);
+	prev = smap_get(&r->by_message, key);
+	if (prev != NONE && prev != ix)
+		r->recs[prev].superseded = true;
+	return smap_set(&r->by_message, key, ix) ? oom(r->err) : ISNAP_OK;
+}
+
+/* A store found a message saved earlier at another place (an mbox a mail
+ * reader rewrote): its record moves there, with the size as stored now. */
+static enum isnap_status on_moved(struct restorer *r, const json_t *o,
+				  const char *file, unsigned long line_no)
+{
+	const char *loc = manifest_get_str(o, "location");
+	uint32_t folder = folder_of(r, o), ix, prev, uv = 0, uid = 0;
+	char key[64], lkey[sizeof ((struct store_location *)0)->location + 2];
+	uint64_t size;
+	struct rec *rec;
+	enum isnap_status st;
+
+	if (folder == NONE - 1)
+		return oom(r->err);
+	if (folder == NONE || !loc || !*loc ||
+	    !manifest_get_u32(o, "uid", &uid) || !uid ||
+	    !manifest_get_u32(o, "uidvalidity", &uv) ||
+	    !manifest_get_u64(o, "stored_size", &size)) {
+		r->sum->manifest_errors++;
+		warn(r, "%s line %lu: a moved line without folder, UID, "
+		     "location or size", file, line_no);
+		return ISNAP_OK;
+	}
+	message_key(key, sizeof key, folder, uv, uid);
+	prev = smap_get(&r->by_message, key);
+	if (prev == NONE)
+		return ISNAP_OK; /* nothing known of it to restore */
+	location_key(lkey, sizeof lkey, r->cur_fmt, loc);
+	st = record_at(r, lkey, loc, folder, uv, uid, &ix);
+	if (st || ix == prev) {
+		if (!st)
+			r->recs[ix].stored_size = size;
+		return st;
+	}
+	rec = &r->recs[ix];
+	{
+		char *location = rec->location;
+		const struct rec *was = &r->recs[prev];
+		*rec = *was;
+		rec->location = location;
+		rec->keywords = NULL;
+		if (was->keywords && !(rec->keywords = strdup(was->keywords)))
+			return oom(r->err);
+	}
+	rec->stored_size = size;
+	rec->stored = true;
+	rec->superseded = false;
+	return latest_of(r, ix);
+}
+
 static enum isnap_status on_message(struct restorer *r, const json_t *o,
 				    const char *file, unsigned long line_no)
 {
 	const char *loc = manifest_get_str(o, "location");
 	uint32_t folder = folder_of(r, o), ix, uv = 0, uid = 0;
 	struct rec *rec;
-	char key[64], lkey[sizeof ((struct store_location *)0)->location + 2];
+	char lkey[sizeof ((struct store_location *)0)->location + 2];
 	unsigned char sha[32];
 	uint64_t received;
 
@@ -435,25 +535,11 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 						    : NULL,
 				    r->cur_version, loc);
 	location_key(lkey, sizeof lkey, r->cur_fmt, loc);
-	ix = smap_get(&r->by_location, lkey);
-	if (ix == NONE) {
-		if (r->nrecs == r->arecs) {
-			size_t a = r->arecs ? 2 * r->arecs : 1024;
-			struct rec *v = realloc(r->recs, a * sizeof *v);
-			if (!v)
-				return oom(r->err);
-			r->recs = v;
-			r->arecs = a;
-		}
-		ix = (uint32_t)r->nrecs;
-		rec = &r->recs[ix];
-		memset(rec, 0, sizeof *rec);
-		if (!(rec->location = strdup(loc)) ||
-		    smap_set(&r->by_location, lkey, ix)) {
-			free(rec->location);
-			return oom(r->err);
-		}
-		r->nrecs++;
+	{
+		enum isnap_status st = record_at(r, lkey, loc, folder, uv,
+						 uid, &ix);
+		if (st)
+			return st;
 	}
 	rec = &r->recs[ix];
 	rec->folder = folder;
@@ -499,15 +585,10 @@ static enum isnap_status on_message(struct restorer *r, const json_t *o,
 			&rec->keywords))
 		return oom(r->err);
 	r->folders[folder].latest = uv;
-	/* The same message recorded again (fetched anew after a crash, or
-	 * by a run in another format): the latest record is the one. */
-	message_key(key, sizeof key, folder, uv, uid);
-	uint32_t prev = smap_get(&r->by_message, key);
-	if (prev != NONE && prev != ix)
-		r->recs[prev].superseded = true;
-	if (smap_set(&r->by_message, key, ix))
-		return oom(r->err);
-	return ISNAP_OK;
+	/* The same message recorded again (fetched anew after a crash or
+	 * because the backup lost it, or by a run in another format): the
+	 * latest record is the one. */
+	return latest_of(r, ix);
 }
 
 static enum isnap_status on_flags(struct restorer *r, const json_t *o,
@@ -607,6 +688,8 @@ static enum isnap_status on_line(void *ctx, const char *file,
 		return on_run(r, o);
 	if (!strcmp(type, "message"))
 		return on_message(r, o, file, line_no);
+	if (!strcmp(type, "moved"))
+		return on_moved(r, o, file, line_no);
 	if (!strcmp(type, "flags"))
 		return on_flags(r, o, file, line_no);
 	if (!strcmp(type, "folder")) {

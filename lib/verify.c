@@ -200,6 +200,10 @@ struct record {
 	uint8_t fmt;          /* index into formats */
 	bool confirmed, found;
 	bool gmail;           /* recorded with Gmail labels */
+	/* A later line records the same message (folder, UIDVALIDITY, UID)
+	 * at another place: it was fetched again, or a store found it moved
+	 * (a `moved` line), and this place no longer counts. */
+	bool superseded;
 };
 
 /* A message found where no manifest put one; paired at the end with a
@@ -261,6 +265,8 @@ struct verifier {
 	int single_fmt;           /* single-file export: its format */
 
 	struct smap retired;      /* "<uidvalidity>/<folder>" kept aside */
+	struct smap by_identity;  /* "<fmt>/<uidvalidity>/<uid>/<folder>":
+				     the latest record of that message */
 	struct found *unexp;      /* found, at no recorded location */
 	size_t nunexp, aunexp;
 
@@ -536,7 +542,41 @@ static void message_key(char *buf, size_t size, const char *folder,
 		 uid);
 }
 
-static void on_message_line(struct verifier *v, const json_t *o)
+
+/* The latest record of a message is `ix`: an earlier one of the same
+ * message elsewhere is superseded. */
+static void note_identity(struct verifier *v, uint32_t ix)
+{
+	const struct record *r = &v->rec[ix];
+	char key[4400];
+	uint32_t *slot, was;
+	const char *copy;
+
+	snprintf(key, sizeof key, "%u/%" PRIu32 "/%" PRIu32 "/%s",
+		 (unsigned)r->fmt, r->uidvalidity, r->uid,
+		 v->folders[r->folder]);
+	slot = smap_slot(&v->by_identity, key);
+	if (slot) {
+		was = *slot;
+		*slot = ix;
+		/* The record there may have been reused since for another
+		 * message at its place. */
+		if (was != ix && v->rec[was].uid == r->uid &&
+		    v->rec[was].uidvalidity == r->uidvalidity &&
+		    v->rec[was].folder == r->folder &&
+		    v->rec[was].fmt == r->fmt)
+			v->rec[was].superseded = true;
+		return;
+	}
+	if (!(copy = arena_strdup(&v->arena, key)) ||
+	    smap_put(&v->by_identity, copy, ix))
+		oom(v);
+}
+
+/* A `message` line, or a `moved` line (a store found a message saved
+ * earlier at another place: the same record, with the new place and
+ * the bytes as stored now). */
+static void on_message_line(struct verifier *v, const json_t *o, bool moved)
 {
 	struct reader *rd = &v->rd;
 	const char *loc = manifest_get_str(o, "location");
@@ -556,7 +596,7 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		folder = manifest_get_str(o, "folder_hex");
 	sized = sha ? manifest_get_u64(o, "stored_size", &size)
 		    : manifest_get_u64(o, "received", &size);
-	if (!sha)
+	if (!sha && !moved)
 		sha = manifest_get_str(o, "sha256");
 	if (!manifest_get_u64(o, "uid", &uid) || !uid || uid > UINT32_MAX ||
 	    (manifest_get_u64(o, "uidvalidity", &uidvalidity) &&
@@ -584,6 +624,17 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		/* The place was reused by a new generation (mbox offsets
 		 * start again at 0); the old record stays, unreachable by
 		 * location, and pair_moved finds its copy by hash. */
+		if (new_record_at(v, key, &ix))
+			return;
+	} else if (ix != NO_INDEX &&
+		   (v->rec[ix].uid != uid ||
+		    v->rec[ix].uidvalidity != uidvalidity ||
+		    strcmp(v->folders[v->rec[ix].folder],
+			   folder ? folder : "?") != 0) &&
+		   !v->rec[ix].superseded) {
+		/* Another message at the place of one (an mbox a reader
+		 * rewrote, a healed tail): the one recorded there before
+		 * keeps its record, missing unless recorded again. */
 		if (new_record_at(v, key, &ix))
 			return;
 	}
@@ -648,6 +699,9 @@ static void on_message_line(struct verifier *v, const json_t *o)
 		message_key(mkey, sizeof mkey, folder ? folder : "?",
 			    (uint32_t)uidvalidity, (uint32_t)uid);
 		uint32_t *slot = smap_slot(&v->by_message, mkey);
+		/* Moved: the labels are those recorded before. */
+		if (moved && slot && *slot != ix)
+			r->gmail = v->rec[*slot].gmail;
 		if (slot) {
 			*slot = ix; /* the latest record of the message */
 		} else if (!(copy = arena_strdup(&v->arena, mkey)) ||
@@ -656,6 +710,8 @@ static void on_message_line(struct verifier *v, const json_t *o)
 			return;
 		}
 	}
+	r->superseded = false;
+	note_identity(v, ix);
 	if (rd->nbatch == rd->abatch) {
 		size_t a = rd->abatch ? 2 * rd->abatch : 1024;
 		uint32_t *b = realloc(rd->batch, a * sizeof *b);
@@ -835,7 +891,9 @@ static void handle_line(struct verifier *v, const char *text, size_t len)
 			report(v, VERIFY_MANIFEST, NULL, NULL, rd->name,
 			       "line %lu: a second run line", rd->line_no);
 	} else if (strcmp(type, "message") == 0) {
-		on_message_line(v, o);
+		on_message_line(v, o, false);
+	} else if (strcmp(type, "moved") == 0) {
+		on_message_line(v, o, true);
 	} else if (strcmp(type, "commit") == 0) {
 		confirm_batch(v);
 	} else if (strcmp(type, "commit_failed") == 0) {
@@ -1325,6 +1383,10 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 	v->cur_raw = v->volume[0] ? strlen(v->volume) + 1 : 0;
 	location_key(key, sizeof key, v->scan_fmt, location);
 	v->cur = smap_get(&v->by_location, key);
+	/* A place whose message is recorded elsewhere since holds no
+	 * recorded message now. */
+	if (v->cur != NO_INDEX && v->rec[v->cur].superseded)
+		v->cur = NO_INDEX;
 	v->cur_open = true;
 	v->cur_size = 0;
 	if (!EVP_DigestInit_ex(v->md, EVP_sha256(), NULL))
@@ -1690,7 +1752,7 @@ static enum isnap_status pair_moved(struct verifier *v)
 	for (size_t i = 0; i < v->nrec; i++) {
 		uint32_t *head;
 		const char *copy;
-		if (v->rec[i].found)
+		if (v->rec[i].found || v->rec[i].superseded)
 			continue;
 		manifest_sha_hex(v->rec[i].sha, key);
 		if ((head = smap_slot(&by_sha, key))) {
@@ -1759,7 +1821,7 @@ static void report_missing(struct verifier *v)
 	for (size_t i = 0; i < v->nrec; i++) {
 		struct record *r = &v->rec[i];
 		ssize_t in;
-		if (r->found)
+		if (r->found || r->superseded)
 			continue;
 		if ((in = stray_container(v, r->location)) >= 0) {
 			report(v, VERIFY_MISSING, r, NULL, NULL,
@@ -1878,8 +1940,10 @@ enum isnap_status verify_run(const char *dest, const struct verify_opts *opts,
 	if (!rc)
 		report_missing(&v);
 	res->recorded = v.nrec;
-	for (size_t i = 0; i < v.nrec; i++)
-		res->labelled += v.rec[i].gmail;
+	for (size_t i = 0; i < v.nrec; i++) {
+		res->labelled += v.rec[i].gmail && !v.rec[i].superseded;
+		res->recorded -= v.rec[i].superseded;
+	}
 	if (!rc && (res->missing || res->altered || res->unexpected ||
 		    res->unreadable || res->chain_errors ||
 		    res->manifest_errors))
@@ -1898,6 +1962,7 @@ out:
 	smap_free(&v.folder_ix);
 	smap_free(&v.by_message);
 	smap_free(&v.retired);
+	smap_free(&v.by_identity);
 	free(v.unexp);
 	free(v.strays);
 	arena_free(&v.arena);

@@ -17,6 +17,14 @@
  * committed, and is fetched again.  The UIDs the index lists are the
  * folder's `present` set, so a re-run never writes a message twice.
  *
+ * Healing (docs/formats.md): the index is trusted only while the file is
+ * as the last commit left it (its size, and a ctime not newer than the
+ * index); otherwise the file is read again (mbox_check.h) against each
+ * message's identity (mbox_ident.h, kept in <file>.ids), `present` is
+ * what is still there, a torn tail goes to .imapsnap/damaged/, and the
+ * index is rewritten at the next commit, the moves reported to the
+ * manifest (store_ops.moves).
+ *
  * Right after the From line come the Status: and X-Status: lines that
  * mutt writes (status_lines), so that every mbox reader sees the
  * message's flags; they are part of the message as stored, and locate()
@@ -47,6 +55,8 @@
 
 #include "beneath.h"
 #include "store/common.h"
+#include "store/mbox_check.h"
+#include "store/mbox_ident.h"
 #include "store/mbox_index.h"
 #include "store/mbox_out.h"
 #include "store/mboxrd.h"
@@ -56,6 +66,7 @@
 #define MBOX_HEADER_MAX (64 * 1024)
 #define MBOX_SENDER_MAX 254 /* RFC 5321's path limit, less the brackets */
 #define INDEX_DIR ".imapsnap/mbox"
+#define DAMAGED_DIR ".imapsnap/damaged"
 #define ASIDE_INFIX ".uidvalidity-"
 
 struct mbox {
@@ -64,18 +75,29 @@ struct mbox {
 	const char *ext; /* ".mbox" or ".mbox.gz" */
 	char *hdr;       /* MBOX_HEADER_MAX bytes */
 	EVP_MD_CTX *sha;
+	struct mbox_ident ident;   /* of the message being written */
 
 	/* The open folder; file is NULL when there is none. */
 	char *file;      /* "<folder path><ext>", relative to dest */
 	char *idx;       /* INDEX_DIR "/<file>.idx" */
-	int idx_fd;
-	uint64_t idx_len;
+	char *ids;       /* INDEX_DIR "/<file>.ids": identities */
+	int idx_fd, ids_fd;
+	uint64_t idx_len, ids_len;
 	struct mbox_out *out;
 	uint32_t uidvalidity;
 	struct uidset have;        /* committed, or ended since */
 	uint64_t data_end;         /* uncompressed bytes, ended messages in */
 	uint64_t committed_end;    /* file size at the last commit */
 	bool broken;               /* the file's tail is unknown: stop */
+	/* The file was changed outside imapsnap and read again: the index
+	 * it needs (in file order), written whole at the next commit, and
+	 * the messages found at another place, for the manifest. */
+	bool rewrite;
+	unsigned separator;        /* LFs written before the first message */
+	struct mbox_known *rw;
+	size_t n_rw;
+	struct mbox_move *moves;
+	size_t n_moves;
 
 	/* The message being written. */
 	bool in_msg;
@@ -96,9 +118,17 @@ struct mbox {
 	char last_added[32];
 	unsigned char last_sha[32];
 
-	/* Ended since the last commit. */
+	/* Ended since the last commit, and their identities. */
 	struct mbox_index_entry *pending;
+	unsigned char (*pending_ident)[32];
 	size_t n_pending, alloc_pending;
+};
+
+/* A message of the index that a re-read found at another place. */
+struct mbox_move {
+	uint32_t uid;
+	uint64_t from, to, stored_size;
+	unsigned char stored_sha[32];
 };
 
 static struct mbox *mb_of(struct store *s)
@@ -143,6 +173,11 @@ static char *aside_name(const char *path, uint32_t old, const char *ext)
 static char *index_name(const char *file)
 {
 	return concat(INDEX_DIR "/", file, ".idx");
+}
+
+static char *ids_name(const char *file)
+{
+	return concat(INDEX_DIR "/", file, ".ids");
 }
 
 /* Every path below is relative to the destination and may have several
@@ -327,7 +362,8 @@ static int body_sink(void *ctx, const char *data, size_t len)
 {
 	struct mbox *mb = ctx;
 
-	if (EVP_DigestUpdate(mb->sha, data, len) != 1) {
+	if (EVP_DigestUpdate(mb->sha, data, len) != 1 ||
+	    mbox_ident_feed(&mb->ident, data, len) != 0) {
 		errno = EIO;
 		return -1;
 	}
@@ -384,8 +420,9 @@ static enum isnap_status start_body(struct mbox *mb, int64_t date,
 /* ---------------------------------------------------------------------- */
 /* Folders                                                                 */
 
+/* The entries of an index, as read. */
 struct uid_list {
-	uint32_t *v;
+	struct mbox_known *v;
 	size_t n, alloc;
 };
 
@@ -395,7 +432,7 @@ static int collect_uid(void *ctx, const struct mbox_index_entry *e)
 
 	if (l->n == l->alloc) {
 		size_t alloc = l->alloc ? 2 * l->alloc : 1024;
-		uint32_t *v = realloc(l->v, alloc * sizeof *v);
+		struct mbox_known *v = realloc(l->v, alloc * sizeof *v);
 		if (!v) {
 			errno = ENOMEM;
 			return -1;
@@ -403,7 +440,8 @@ static int collect_uid(void *ctx, const struct mbox_index_entry *e)
 		l->v = v;
 		l->alloc = alloc;
 	}
-	l->v[l->n++] = e->uid;
+	memset(&l->v[l->n], 0, sizeof l->v[l->n]);
+	l->v[l->n++].e = *e;
 	return 0;
 }
 
@@ -447,12 +485,22 @@ static void release_folder(struct mbox *mb)
 	}
 	if (mb->idx_fd >= 0)
 		close(mb->idx_fd);
-	mb->idx_fd = -1;
+	if (mb->ids_fd >= 0)
+		close(mb->ids_fd);
+	mb->idx_fd = mb->ids_fd = -1;
 	free(mb->file);
 	free(mb->idx);
-	mb->file = mb->idx = NULL;
+	free(mb->ids);
+	mb->file = mb->idx = mb->ids = NULL;
 	mb->n_pending = 0;
 	mb->broken = false;
+	mb->rewrite = false;
+	free(mb->rw);
+	mb->rw = NULL;
+	mb->n_rw = 0;
+	free(mb->moves);
+	mb->moves = NULL;
+	mb->n_moves = 0;
 	uidset_free(&mb->have);
 }
 
@@ -544,11 +592,26 @@ static enum isnap_status retire(struct mbox *mb, const char *path,
 		}
 	}
 	/* The file first, then its index: an index left behind still names
-	 * generation `old`, so a later call finishes the move. */
+	 * generation `old`, so a later call finishes the move.  The
+	 * identities last: those left behind name generation `old` and are
+	 * not taken for the new one's. */
 	if (rename_beside(dfd, idx, idx_aside) != 0 ||
-	    fsync_dir_of(dfd, idx) != 0)
+	    fsync_dir_of(dfd, idx) != 0) {
 		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "moving %s/%s to %s",
 				      dest, idx, idx_aside);
+	} else {
+		char *ids = ids_name(file), *ids_aside = ids_name(aside);
+		bool there = false;
+		if (!ids || !ids_aside)
+			rc = store_oom(err);
+		else if (exists_at(dfd, ids, &there) == 0 && there &&
+			 rename_beside(dfd, ids, ids_aside) != 0)
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
+					      "moving %s/%s to %s", dest, ids,
+					      ids_aside);
+		free(ids);
+		free(ids_aside);
+	}
 out:
 	if (fd >= 0)
 		close(fd);
@@ -595,16 +658,223 @@ static enum isnap_status create_index(struct mbox *mb, int *fd,
 	return ISNAP_OK;
 }
 
-/* Open the mbox file, cut back to the last commit. */
+/* ---------------------------------------------------------------------- */
+/* Healing: a file changed outside imapsnap (docs/formats.md)              */
+
+static int cmp_known_uid(const void *a, const void *b)
+{
+	const struct mbox_known *x = a, *y = b;
+
+	return (x->e.uid > y->e.uid) - (x->e.uid < y->e.uid);
+}
+
+struct ident_load {
+	struct mbox_known *by_uid; /* a copy of the entries, sorted by UID */
+	size_t n;
+	uint32_t uidvalidity;
+};
+
+static int one_ident(void *ctx, uint32_t uidvalidity, uint32_t uid,
+		     const unsigned char ident[32])
+{
+	struct ident_load *l = ctx;
+	struct mbox_known key = { .e.uid = uid }, *k;
+
+	if (uidvalidity != l->uidvalidity)
+		return 0;
+	k = bsearch(&key, l->by_uid, l->n, sizeof key, cmp_known_uid);
+	if (k) {
+		k->has_ident = true;
+		memcpy(k->ident, ident, 32);
+	}
+	return 0;
+}
+
+/* The identities of the entries in `list` from the .ids file, where it
+ * has them. */
+static enum isnap_status load_idents(struct mbox *mb, struct uid_list *list,
+				     struct isnap_error *err)
+{
+	struct ident_load l = { .n = list->n, .uidvalidity = mb->uidvalidity };
+	uint64_t valid;
+	int fd = beneath_open_file(mb->base.dest_fd, mb->ids, O_RDONLY, 0);
+
+	if (fd < 0)
+		return errno == ENOENT ? ISNAP_OK
+				       : store_fail_path(err, mb->base.dest,
+							 mb->base.dest_fd,
+							 mb->ids);
+	l.by_uid = malloc((list->n ? list->n : 1) * sizeof *l.by_uid);
+	if (!l.by_uid) {
+		close(fd);
+		return store_oom(err);
+	}
+	memcpy(l.by_uid, list->v, list->n * sizeof *l.by_uid);
+	qsort(l.by_uid, l.n, sizeof *l.by_uid, cmp_known_uid);
+	if (mbox_ids_read(fd, one_ident, &l, &valid) != 0) {
+		free(l.by_uid);
+		close(fd);
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s/%s",
+					mb->base.dest, mb->ids);
+	}
+	close(fd);
+	for (size_t i = 0; i < list->n; i++) {
+		struct mbox_known *k = bsearch(&list->v[i], l.by_uid, l.n,
+					       sizeof *k, cmp_known_uid);
+		if (k && k->has_ident) {
+			list->v[i].has_ident = true;
+			memcpy(list->v[i].ident, k->ident, 32);
+		}
+	}
+	free(l.by_uid);
+	return ISNAP_OK;
+}
+
+/* Copy bytes [from, to) of the file at `fd` to a new file under
+ * DAMAGED_DIR, named after the file and the offset: what is cut from a
+ * file is kept, never deleted. */
+static enum isnap_status keep_aside(struct mbox *mb, int fd, uint64_t from,
+				    uint64_t to, struct isnap_error *err)
+{
+	const char *dest = mb->base.dest;
+	char name[4400], *buf = malloc(STORE_CHUNK);
+	int out = -1;
+	enum isnap_status rc = ISNAP_OK;
+
+	if (!buf)
+		return store_oom(err);
+	for (int i = 0; i < 1000 && out < 0; i++) {
+		snprintf(name, sizeof name, DAMAGED_DIR "/%s@%" PRIu64 "%s%.0d",
+			 mb->file, from, i ? "." : "", i);
+		if (i == 0 && mkdirs_for(mb->base.dest_fd, name) != 0)
+			break;
+		out = beneath_open_file(mb->base.dest_fd, name,
+					O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (out < 0 && errno != EEXIST)
+			break;
+	}
+	if (out < 0) {
+		free(buf);
+		return store_fail_path(err, dest, mb->base.dest_fd, name);
+	}
+	for (uint64_t at = from; at < to && !rc;) {
+		size_t want = to - at < STORE_CHUNK ? (size_t)(to - at)
+						    : STORE_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0)
+				rc = isnap_fail_errno(err, ISNAP_ELOCAL,
+						      "reading %s/%s", dest,
+						      mb->file);
+			break;
+		}
+		if (write(out, buf, (size_t)n) != n)
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
+					      "%swriting %s/%s",
+					      store_space_hint(errno), dest,
+					      name);
+		at += (uint64_t)n;
+	}
+	if (!rc && (fsync(out) != 0 || fsync_dir_of(mb->base.dest_fd, name)))
+		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s", dest, name);
+	close(out);
+	free(buf);
+	return rc;
+}
+
+/* The file does not look as the last commit left it: read it all and
+ * find the index's messages in it (mbox_check.h).  `list` becomes the
+ * entries found; the index is rewritten at the next commit. */
+static enum isnap_status reread(struct mbox *mb, int fd,
+				const struct mbox_index_info *info,
+				struct uid_list *list, bool *in_place,
+				struct isnap_error *err)
+{
+	const char *dest = mb->base.dest;
+	struct mbox_check c;
+	enum isnap_status rc;
+
+	rc = load_idents(mb, list, err);
+	if (rc)
+		return rc;
+	if (mbox_check_file(fd, mb->gzip, list->v, list->n, &c) != 0)
+		return errno == ENOMEM ? store_oom(err)
+				       : isnap_fail_errno(err, ISNAP_ELOCAL,
+							  "reading %s/%s",
+							  dest, mb->file);
+	*in_place = c.in_place && c.file_size >= info->file_end;
+	if (*in_place) {
+		/* Everything where the index says: what follows the last
+		 * commit is what an interrupted run left. */
+		mbox_check_free(&c);
+		return ISNAP_OK;
+	}
+	if (c.keep_file < c.file_size) {
+		rc = keep_aside(mb, fd, c.keep_file, c.file_size, err);
+		if (!rc && (ftruncate(fd, (off_t)c.keep_file) != 0 ||
+			    fdatasync(fd) != 0))
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL,
+					      "cutting %s/%s", dest, mb->file);
+	}
+	mb->rw = calloc(c.nkept ? c.nkept : 1, sizeof *mb->rw);
+	mb->moves = calloc(c.nkept ? c.nkept : 1, sizeof *mb->moves);
+	if (!rc && (!mb->rw || !mb->moves))
+		rc = store_oom(err);
+	for (size_t i = 0; !rc && i < c.nkept; i++) {
+		const struct mbox_kept *k = &c.kept[i];
+		const struct mbox_known *was = &list->v[k->known];
+		struct mbox_known *e = &mb->rw[mb->n_rw++];
+		e->e = was->e;
+		e->e.offset = k->offset;
+		e->e.length = k->length;
+		e->e.file_end = c.keep_file;
+		e->has_ident = true;
+		memcpy(e->ident, k->ident, 32);
+		if (k->offset != was->e.offset ||
+		    k->length != was->e.length) {
+			struct mbox_move *mv = &mb->moves[mb->n_moves++];
+			mv->uid = was->e.uid;
+			mv->from = was->e.offset;
+			mv->to = k->offset;
+			mv->stored_size = k->stored_size;
+			memcpy(mv->stored_sha, k->stored_sha, 32);
+		}
+	}
+	if (!rc) {
+		/* What is held now, for open_folder. */
+		memcpy(list->v, mb->rw, mb->n_rw * sizeof *mb->rw);
+		list->n = mb->n_rw;
+		mb->rewrite = true;
+		mb->committed_end = c.keep_file;
+		mb->data_end = c.data_end;
+		mb->separator = c.separator;
+	}
+	mbox_check_free(&c);
+	return rc;
+}
+
+static bool newer(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+/* Open the mbox file, cut back to the last commit, and make sure that
+ * what the index lists is there (`list` keeps only what is). */
 static enum isnap_status open_file(struct mbox *mb,
 				   const struct mbox_index_info *info,
+				   struct uid_list *list,
 				   struct isnap_error *err)
 {
 	const char *dest = mb->base.dest;
-	struct stat sb;
+	struct stat sb, isb;
+	bool checked = false, in_place = true;
+	enum isnap_status rc;
 	int fd;
 
-	if (!mb->gzip && info->file_end != info->data_end)
+	if (!mb->gzip && info->file_end < info->data_end)
 		return isnap_fail(err, ISNAP_EFOLDER,
 				  "%s/%s: the index does not fit a plain mbox "
 				  "file (was it written for mbox.gz?)",
@@ -630,31 +900,45 @@ static enum isnap_status open_file(struct mbox *mb,
 		return isnap_fail(err, ISNAP_EFOLDER, "%s/%s is not a file",
 				  dest, mb->file);
 	}
-	if ((uint64_t)sb.st_size < info->file_end) {
-		close(fd);
-		return isnap_fail(err, ISNAP_EFOLDER,
-				  "%s/%s is shorter than its index says "
-				  "(%" PRIu64 " bytes, %" PRIu64
-				  " committed): it was changed outside "
-				  "imapsnap; move it away, with %s/%s, to "
-				  "start afresh",
-				  dest, mb->file, (uint64_t)sb.st_size,
-				  info->file_end, dest, mb->idx);
+	mb->committed_end = info->file_end;
+	mb->data_end = info->data_end;
+	mb->separator = 0;
+	/* The file as the last commit left it: its size, and no change of
+	 * it (ctime) after the index was written.  Otherwise read it. */
+	if (info->n && ((uint64_t)sb.st_size != info->file_end ||
+			fstat(mb->idx_fd, &isb) != 0 ||
+			newer(&sb.st_ctim, &isb.st_mtim))) {
+		rc = reread(mb, fd, info, list, &in_place, err);
+		if (rc) {
+			close(fd);
+			return rc;
+		}
+		checked = true;
 	}
-	if ((uint64_t)sb.st_size > info->file_end &&
+	if (in_place && (uint64_t)sb.st_size > info->file_end &&
 	    ftruncate(fd, (off_t)info->file_end) != 0) {
 		close(fd);
 		return isnap_fail_errno(err, ISNAP_ELOCAL,
 					"cutting %s/%s back to its last commit",
 					dest, mb->file);
 	}
+	/* Found as it was: the next run need not read it again. */
+	if (checked && in_place && futimens(mb->idx_fd, NULL) != 0) {
+		close(fd);
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s", dest,
+					mb->idx);
+	}
 	if (mbox_out_new(fd, mb->gzip, &mb->out) != 0)
 		return errno == ENOMEM ? store_oom(err)
 				       : isnap_fail_errno(err, ISNAP_ELOCAL,
 							  "%s/%s", dest,
 							  mb->file);
-	mb->committed_end = info->file_end;
-	mb->data_end = info->data_end;
+	/* A blank line after the last message, before anything is added. */
+	if (mb->separator) {
+		if (mbox_out_write(mb->out, "\n\n", mb->separator) != 0)
+			return write_failed(mb, err);
+		mb->data_end += mb->separator;
+	}
 	return ISNAP_OK;
 }
 
@@ -711,6 +995,7 @@ static enum isnap_status mb_open_folder(struct store *s,
 	struct mbox *mb = mb_of(s);
 	struct mbox_index_info info;
 	struct uid_list uids = { 0 };
+	uint32_t *sorted = NULL;
 	char *path = NULL;
 	enum isnap_status rc;
 
@@ -731,20 +1016,27 @@ static enum isnap_status mb_open_folder(struct store *s,
 	mb->uidvalidity = f->uidvalidity;
 	mb->file = concat(path, mb->ext, "");
 	mb->idx = mb->file ? index_name(mb->file) : NULL;
-	if (!mb->file || !mb->idx) {
+	mb->ids = mb->file ? ids_name(mb->file) : NULL;
+	if (!mb->file || !mb->idx || !mb->ids) {
 		rc = store_oom(err);
 		goto out;
 	}
 	rc = open_index(mb, path, &info, &uids, err);
 	if (!rc)
-		rc = open_file(mb, &info, err);
+		rc = open_file(mb, &info, &uids, err);
 	if (rc)
 		goto out;
-	if (uids.n)
-		qsort(uids.v, uids.n, sizeof *uids.v, cmp_u32);
+	sorted = malloc((uids.n ? uids.n : 1) * sizeof *sorted);
+	if (!sorted) {
+		rc = store_oom(err);
+		goto out;
+	}
 	for (size_t i = 0; i < uids.n; i++)
-		if (uidset_add(present, uids.v[i]) ||
-		    uidset_add(&mb->have, uids.v[i])) {
+		sorted[i] = uids.v[i].e.uid;
+	qsort(sorted, uids.n, sizeof *sorted, cmp_u32);
+	for (size_t i = 0; i < uids.n; i++)
+		if (uidset_add(present, sorted[i]) ||
+		    uidset_add(&mb->have, sorted[i])) {
 			rc = store_oom(err);
 			goto out;
 		}
@@ -753,6 +1045,7 @@ out:
 		mb->n_pending = 0;
 		release_folder(mb);
 	}
+	free(sorted);
 	free(uids.v);
 	free(path);
 	return rc;
@@ -817,6 +1110,7 @@ static enum isnap_status mb_begin_message(struct store *s,
 		return write_failed(mb, err);
 	if (EVP_DigestInit_ex(mb->sha, EVP_sha256(), NULL) != 1)
 		return isnap_fail(err, ISNAP_ENOMEM, "SHA-256 unavailable");
+	mbox_ident_start(&mb->ident);
 	mb->in_msg = true;
 	mb->uid = m->uid;
 	mb->size = m->size;
@@ -876,9 +1170,14 @@ static int reserve_pending(struct mbox *mb)
 		size_t alloc = mb->alloc_pending ? 2 * mb->alloc_pending : 256;
 		struct mbox_index_entry *p =
 			realloc(mb->pending, alloc * sizeof *p);
+		unsigned char(*q)[32];
 		if (!p)
 			return -1;
 		mb->pending = p;
+		q = realloc(mb->pending_ident, alloc * sizeof *q);
+		if (!q)
+			return -1;
+		mb->pending_ident = q;
 		mb->alloc_pending = alloc;
 	}
 	return 0;
@@ -919,6 +1218,8 @@ static enum isnap_status finish_message(struct mbox *mb,
 		return isnap_fail(err, ISNAP_ENOMEM, "SHA-256 failed");
 	if (reserve_pending(mb) != 0 || uidset_add(&mb->have, m->uid) != 0)
 		return store_oom(err);
+	if (mbox_ident_final(&mb->ident, mb->pending_ident[mb->n_pending]))
+		return isnap_fail(err, ISNAP_ENOMEM, "SHA-256 failed");
 	e = &mb->pending[mb->n_pending++];
 	e->uidvalidity = mb->uidvalidity;
 	e->uid = m->uid;
@@ -962,37 +1263,105 @@ static void mb_locate(struct store *s, struct store_location *loc)
 	memcpy(loc->added, mb->last_added, sizeof loc->added);
 }
 
+static void mb_moves(struct store *s,
+		     void (*moved)(void *ctx, uint32_t uid, const char *from,
+				   const struct store_location *to),
+		     void *ctx)
+{
+	struct mbox *mb = mb_of(s);
+	struct store_location loc;
+	char from[sizeof loc.location];
+
+	for (size_t i = 0; mb->file && i < mb->n_moves; i++) {
+		const struct mbox_move *mv = &mb->moves[i];
+		memset(&loc, 0, sizeof loc);
+		snprintf(from, sizeof from, "%s@%" PRIu64, mb->file, mv->from);
+		snprintf(loc.location, sizeof loc.location, "%s@%" PRIu64,
+			 mb->file, mv->to);
+		loc.stored_size = mv->stored_size;
+		loc.has_stored_sha256 = true;
+		memcpy(loc.stored_sha256, mv->stored_sha, 32);
+		moved(ctx, mv->uid, from, &loc);
+	}
+	free(mb->moves);
+	mb->moves = NULL;
+	mb->n_moves = 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Commit                                                                  */
+
+static int write_at(int fd, const char *p, size_t len, uint64_t at)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		at += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The identities of the messages ended since the last commit, appended
+ * to the .ids file (created when needed). */
+static enum isnap_status write_ids(struct mbox *mb, struct isnap_error *err)
+{
+	char *buf = malloc(mb->n_pending * MBOX_IDS_LINE_MAX + 1);
+	size_t len = 0;
+	struct stat sb;
+
+	if (!buf)
+		return store_oom(err);
+	if (mb->ids_fd < 0) {
+		mb->ids_fd = beneath_open_file(mb->base.dest_fd, mb->ids,
+					       O_RDWR | O_CREAT, 0600);
+		if (mb->ids_fd < 0 || fstat(mb->ids_fd, &sb) != 0)
+			goto fail;
+		mb->ids_len = (uint64_t)sb.st_size;
+	}
+	for (size_t i = 0; i < mb->n_pending; i++)
+		len += mbox_ids_format(mb->uidvalidity, mb->pending[i].uid,
+				       mb->pending_ident[i], buf + len);
+	if (write_at(mb->ids_fd, buf, len, mb->ids_len) ||
+	    fdatasync(mb->ids_fd) != 0)
+		goto fail;
+	mb->ids_len += len;
+	free(buf);
+	return ISNAP_OK;
+fail:
+	isnap_fail_errno(err, ISNAP_ELOCAL, "%swriting %s/%s",
+			 store_space_hint(errno), mb->base.dest, mb->ids);
+	free(buf);
+	return ISNAP_ELOCAL;
+}
 
 static enum isnap_status write_index(struct mbox *mb, uint64_t file_end,
 				     struct isnap_error *err)
 {
 	size_t cap = mb->n_pending * MBOX_INDEX_LINE_MAX, len = 0;
-	char *buf = malloc(cap ? cap : 1);
-	const char *p;
+	char *buf;
+	enum isnap_status rc;
 
+	/* Identities first: one without its index line is ignored. */
+	rc = write_ids(mb, err);
+	if (rc)
+		return rc;
+	buf = malloc(cap ? cap : 1);
 	if (!buf)
 		return store_oom(err);
 	for (size_t i = 0; i < mb->n_pending; i++) {
 		mb->pending[i].file_end = file_end;
 		len += mbox_index_format(&mb->pending[i], buf + len);
 	}
-	p = buf;
-	for (size_t left = len; left;) {
-		ssize_t n = pwrite(mb->idx_fd, p, left,
-				   (off_t)(mb->idx_len + (uint64_t)(p - buf)));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			goto fail;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
-	if (fdatasync(mb->idx_fd) != 0)
+	if (write_at(mb->idx_fd, buf, len, mb->idx_len) ||
+	    fdatasync(mb->idx_fd) != 0)
 		goto fail;
 	free(buf);
 	mb->idx_len += len;
@@ -1007,13 +1376,98 @@ fail:
 	return ISNAP_ELOCAL;
 }
 
+/* Write `len` bytes to a new file `name`.tmp, sync it, rename it over
+ * `name` and return it open (O_RDWR), or -1 with errno. */
+static int replace_file(struct mbox *mb, const char *name, const char *buf,
+			size_t len)
+{
+	char *tmp = concat(name, ".tmp", "");
+	int fd = -1, saved;
+
+	if (!tmp) {
+		errno = ENOMEM;
+		return -1;
+	}
+	fd = beneath_open_file(mb->base.dest_fd, tmp,
+			       O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write_at(fd, buf, len, 0) || fdatasync(fd) != 0 ||
+	    rename_beside(mb->base.dest_fd, tmp, name) != 0 ||
+	    fsync_dir_of(mb->base.dest_fd, name) != 0) {
+		saved = errno;
+		if (fd >= 0)
+			close(fd);
+		free(tmp);
+		errno = saved;
+		return -1;
+	}
+	free(tmp);
+	return fd;
+}
+
+/* After the file was read again: the whole index (and identities) as
+ * the file is now, with what was ended since, replaced in one step each:
+ * identities first, then the index, so that an index never names a
+ * message whose identity is out of date. */
+static enum isnap_status rewrite_index(struct mbox *mb, uint64_t file_end,
+				       struct isnap_error *err)
+{
+	size_t n = mb->n_rw + mb->n_pending;
+	char *idx = malloc(n * MBOX_INDEX_LINE_MAX + 1);
+	char *ids = malloc(n * MBOX_IDS_LINE_MAX + 1);
+	size_t il = 0, dl = 0;
+	int ifd = -1, dfd = -1;
+
+	if (!idx || !ids) {
+		free(idx);
+		free(ids);
+		return store_oom(err);
+	}
+	for (size_t i = 0; i < mb->n_rw; i++) {
+		mb->rw[i].e.file_end = file_end;
+		il += mbox_index_format(&mb->rw[i].e, idx + il);
+		dl += mbox_ids_format(mb->uidvalidity, mb->rw[i].e.uid,
+				      mb->rw[i].ident, ids + dl);
+	}
+	for (size_t i = 0; i < mb->n_pending; i++) {
+		mb->pending[i].file_end = file_end;
+		il += mbox_index_format(&mb->pending[i], idx + il);
+		dl += mbox_ids_format(mb->uidvalidity, mb->pending[i].uid,
+				      mb->pending_ident[i], ids + dl);
+	}
+	dfd = replace_file(mb, mb->ids, ids, dl);
+	if (dfd >= 0)
+		ifd = replace_file(mb, mb->idx, idx, il);
+	free(idx);
+	free(ids);
+	if (dfd < 0 || ifd < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		return isnap_fail_errno(err, ISNAP_ELOCAL,
+					"%srewriting the index %s/%s",
+					store_space_hint(errno),
+					mb->base.dest, mb->idx);
+	}
+	if (mb->ids_fd >= 0)
+		close(mb->ids_fd);
+	close(mb->idx_fd);
+	mb->ids_fd = dfd;
+	mb->idx_fd = ifd;
+	mb->ids_len = dl;
+	mb->idx_len = il;
+	mb->rewrite = false;
+	free(mb->rw);
+	mb->rw = NULL;
+	mb->n_rw = 0;
+	return ISNAP_OK;
+}
+
 static enum isnap_status mb_commit(struct store *s, struct isnap_error *err)
 {
 	struct mbox *mb = mb_of(s);
 	uint64_t file_end;
 	enum isnap_status rc;
 
-	if (!mb->file || mb->n_pending == 0)
+	if (!mb->file || (mb->n_pending == 0 && !mb->rewrite))
 		return ISNAP_OK;
 	if (mb->in_msg)
 		return isnap_fail(err, ISNAP_EUSAGE,
@@ -1029,7 +1483,8 @@ static enum isnap_status mb_commit(struct store *s, struct isnap_error *err)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%ssyncing %s/%s",
 					store_space_hint(errno), s->dest,
 					mb->file);
-	rc = write_index(mb, file_end, err);
+	rc = mb->rewrite ? rewrite_index(mb, file_end, err)
+			 : write_index(mb, file_end, err);
 	if (rc)
 		return rc;
 	mb->committed_end = file_end;
@@ -1069,14 +1524,16 @@ static void mb_destroy(struct store *s)
 
 	release_folder(mb);
 	EVP_MD_CTX_free(mb->sha);
+	mbox_ident_free(&mb->ident);
 	free(mb->hdr);
 	free(mb->pending);
+	free(mb->pending_ident);
 	free(mb);
 }
 
 static const struct store_ops mbox_ops = {
 	.format = "mbox",
-	.caps = STORE_CAP_PARALLEL,
+	.caps = STORE_CAP_PARALLEL | STORE_CAP_REPORTS_HELD,
 	.durable_at_finish = false,
 	.open_folder = mb_open_folder,
 	.retire_generation = mb_retire_generation,
@@ -1085,6 +1542,7 @@ static const struct store_ops mbox_ops = {
 	.end_message = mb_end_message,
 	.abort_message = mb_abort_message,
 	.locate = mb_locate,
+	.moves = mb_moves,
 	.commit = mb_commit,
 	.close_folder = mb_close_folder,
 	.finish = mb_finish,
@@ -1093,7 +1551,7 @@ static const struct store_ops mbox_ops = {
 
 static const struct store_ops mbox_gz_ops = {
 	.format = "mbox.gz",
-	.caps = STORE_CAP_PARALLEL,
+	.caps = STORE_CAP_PARALLEL | STORE_CAP_REPORTS_HELD,
 	.durable_at_finish = false,
 	.open_folder = mb_open_folder,
 	.retire_generation = mb_retire_generation,
@@ -1102,6 +1560,7 @@ static const struct store_ops mbox_gz_ops = {
 	.end_message = mb_end_message,
 	.abort_message = mb_abort_message,
 	.locate = mb_locate,
+	.moves = mb_moves,
 	.commit = mb_commit,
 	.close_folder = mb_close_folder,
 	.finish = mb_finish,
@@ -1122,11 +1581,14 @@ static enum isnap_status create(const char *dest, bool gzip,
 	mb->base.dest_fd = beneath_open_top(dest, true);
 	mb->gzip = gzip;
 	mb->ext = gzip ? ".mbox.gz" : ".mbox";
-	mb->idx_fd = -1;
+	mb->idx_fd = mb->ids_fd = -1;
 	mb->have = (struct uidset)UIDSET_INIT;
 	mb->hdr = malloc(MBOX_HEADER_MAX);
 	mb->sha = EVP_MD_CTX_new();
-	if (!mb->base.dest || !mb->hdr || !mb->sha || mb->base.dest_fd < 0) {
+	if (mbox_ident_init(&mb->ident) != 0)
+		mb->ident.md = NULL;
+	if (!mb->base.dest || !mb->hdr || !mb->sha || !mb->ident.md ||
+	    mb->base.dest_fd < 0) {
 		enum isnap_status rc =
 			mb->base.dest_fd >= 0 || !mb->base.dest
 				? store_oom(err)

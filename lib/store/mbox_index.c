@@ -69,7 +69,7 @@ static bool follows(const struct mbox_index_info *info,
 {
 	if (info->n && e->uidvalidity != info->uidvalidity)
 		return false;
-	return e->offset == info->data_end &&
+	return e->offset >= info->data_end &&
 	       e->length <= INT64_MAX - e->offset &&
 	       e->file_end >= info->file_end;
 }
@@ -119,4 +119,89 @@ int mbox_index_read(int fd, struct mbox_index_info *info,
 		at += (uint64_t)n;
 	}
 	return 0;
+}
+
+size_t mbox_ids_format(uint32_t uidvalidity, uint32_t uid,
+		       const unsigned char ident[32], char *buf)
+{
+	static const char digits[] = "0123456789abcdef";
+	int n = snprintf(buf, MBOX_IDS_LINE_MAX, "%" PRIu32 " %" PRIu32 " ",
+			 uidvalidity, uid);
+	size_t k;
+
+	if (n <= 0)
+		return 0;
+	k = (size_t)n;
+	for (int i = 0; i < 32; i++) {
+		buf[k++] = digits[ident[i] >> 4];
+		buf[k++] = digits[ident[i] & 15];
+	}
+	buf[k++] = '\n';
+	return k;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+									  : -1;
+}
+
+static int ids_parse(const char *line, size_t len, uint32_t *uidvalidity,
+		     uint32_t *uid, unsigned char ident[32])
+{
+	const char *p = line, *end = line + len;
+	uint64_t uv, v;
+
+	if (!number(&p, end, UINT32_MAX, &uv) || uv == 0 || p == end ||
+	    *p++ != ' ' || !number(&p, end, UINT32_MAX, &v) || v == 0 ||
+	    p == end || *p++ != ' ' || end - p != 64)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		ident[i] = (unsigned char)(hi << 4 | lo);
+	}
+	*uidvalidity = (uint32_t)uv;
+	*uid = (uint32_t)v;
+	return 0;
+}
+
+int mbox_ids_read(int fd,
+		  int (*each)(void *ctx, uint32_t uidvalidity, uint32_t uid,
+			      const unsigned char ident[32]),
+		  void *ctx, uint64_t *valid_len)
+{
+	char buf[8192];
+	char line[MBOX_IDS_LINE_MAX];
+	size_t line_len = 0;
+	uint64_t at = 0;
+
+	*valid_len = 0;
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof buf, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		for (ssize_t i = 0; i < n; i++) {
+			unsigned char ident[32];
+			uint32_t uv, uid;
+			if (buf[i] != '\n') {
+				if (line_len == sizeof line)
+					return 0;
+				line[line_len++] = buf[i];
+				continue;
+			}
+			if (ids_parse(line, line_len, &uv, &uid, ident) != 0)
+				return 0;
+			if (each(ctx, uv, uid, ident) != 0)
+				return -1;
+			*valid_len = at + (uint64_t)i + 1;
+			line_len = 0;
+		}
+		at += (uint64_t)n;
+	}
 }

@@ -13,9 +13,21 @@
  * last one says where the committed part of the mbox ends.
  *
  * Reading is strict and stops at the first line that is not well formed
- * or does not follow on from the line before (same UIDVALIDITY, offset =
- * previous offset + length, file end not decreasing): after a crash the
- * index may end in a torn or zero-filled tail, which was never committed.
+ * or does not follow on from the line before (same UIDVALIDITY, offset at
+ * or past the previous offset + length, file end not decreasing): after a
+ * crash the index may end in a torn or zero-filled tail, which was never
+ * committed.  A gap between two messages holds what is not imapsnap's
+ * (a message a user or reader put in the file, docs/formats.md).
+ *
+ * Beside it, DEST/.imapsnap/mbox/<file>.ids holds each message's identity
+ * (mbox_ident.h), one line per index line and in the same order:
+ *
+ *   <uidvalidity> <uid> <identity, 64 hex digits>
+ *
+ * written at the same commits, before the index lines.  It is read only
+ * when the mbox file was changed since the last commit; an older backup
+ * has none, or fewer lines than its index (those messages have no
+ * identity and are found only where the index puts them).
  */
 #ifndef IMAPSNAP_STORE_MBOX_INDEX_H
 #define IMAPSNAP_STORE_MBOX_INDEX_H
@@ -54,5 +66,19 @@ size_t mbox_index_format(const struct mbox_index_entry *e, char *buf);
 /* Parse one line (without its LF); returns 0 or -1 when malformed. */
 int mbox_index_parse(const char *line, size_t len,
 		     struct mbox_index_entry *e);
+
+/* Longest line mbox_ids_format writes, with its LF. */
+#define MBOX_IDS_LINE_MAX 96
+
+size_t mbox_ids_format(uint32_t uidvalidity, uint32_t uid,
+		       const unsigned char ident[32], char *buf);
+/* Read the identities at `fd` from offset 0, calling `each` for each
+ * line until the first malformed one; *valid_len is the
+ * size of the valid part.  `each` may stop it by returning -1 (errno
+ * set).  Returns 0, or -1 with errno. */
+int mbox_ids_read(int fd,
+		  int (*each)(void *ctx, uint32_t uidvalidity, uint32_t uid,
+			      const unsigned char ident[32]),
+		  void *ctx, uint64_t *valid_len);
 
 #endif

@@ -186,8 +186,10 @@ enum store_cap {
 	STORE_CAP_SPLIT_FOLDER = 1 << 1,
 	/* open_folder's `present` is every message of the generation the
 	 * folder holds, found cheaply (Maildir: one listing of cur/ and
-	 * new/), so that a run can fetch again a message its state says is
-	 * saved and the store lost. */
+	 * new/; mbox: the index, and the file read again only when it was
+	 * changed since the last commit; archives: the volumes' records and
+	 * their sizes), so that a run can fetch again a message its state
+	 * says is saved and the store lost. */
 	STORE_CAP_REPORTS_HELD = 1 << 2,
 };
 
@@ -231,6 +233,16 @@ struct store_ops {
 					  struct isnap_error *err);
 	/* Right after end_message succeeded: where that message lives. */
 	void (*locate)(struct store *s, struct store_location *loc);
+	/* Optional (NULL for formats that never move what they wrote): right
+	 * after open_folder, each message of the folder that the store found
+	 * at another place than the one locate() gave, or with other bytes
+	 * as stored (mbox: a file a mail reader rewrote; docs/formats.md),
+	 * once: its UID, the old location, and the new one with the stored
+	 * size and SHA-256 as they are now.  The store forgets them then. */
+	void (*moves)(struct store *s,
+		      void (*moved)(void *ctx, uint32_t uid, const char *from,
+				    const struct store_location *to),
+		      void *ctx);
 	enum isnap_status (*commit)(struct store *s, struct isnap_error *err);
 	/* Aborts a message still open and commits what was ended. */
 	enum isnap_status (*close_folder)(struct store *s,
