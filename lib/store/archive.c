@@ -25,6 +25,11 @@
  * fsynced and renamed into place by finish(), so a volume that exists is
  * complete; durable_at_finish tells the caller to record nothing before.
  *
+ * In a directory of volumes, each volume's record (archive_record.h) says
+ * what it holds; open_folder reports the messages of intact volumes as
+ * present, so that a run fetches again what a deleted or damaged volume
+ * held (docs/formats.md, "Healing").
+ *
  * A message aborted after its header went out cannot be taken back out of
  * the stream.  Its entry is padded and remembered, and finish() copies the
  * volume once more without those entries before renaming it: a rare cost
@@ -48,6 +53,7 @@
 
 #include "beneath.h"
 #include "store/archive_kind.h"
+#include "store/archive_record.h"
 #include "store/common.h"
 
 #define TMP_INFIX ".tmp-"
@@ -72,7 +78,19 @@ struct arch {
 	char *path;
 	uint32_t uidvalidity;
 	bool dirs_written;
+	bool held_any;      /* earlier volumes hold some of it */
 	struct uidset have;
+
+	/* A directory of volumes: what the volumes there hold (loaded at
+	 * the first open_folder), and what this run's volume holds. */
+	bool records_loaded;
+	struct volume_records records;
+	struct volume_record record;
+	/* Folders that no volume holds anything of, and that got no message
+	 * in this one: their directories go in at finish, if the volume is
+	 * kept, so that extracting it gives the empty folder. */
+	char **empty;
+	size_t n_empty, alloc_empty;
 
 	/* The message being written. */
 	bool in_msg;
@@ -197,25 +215,50 @@ static enum isnap_status header(struct arch *ar, const char *path,
 	return ISNAP_OK;
 }
 
-/* cur/, new/ and tmp/ of the open folder, once per volume and folder: a
- * Maildir reader wants all three. */
-static enum isnap_status folder_dirs(struct arch *ar, struct isnap_error *err)
+/* cur/, new/ and tmp/ of folder `path`: a Maildir reader wants all
+ * three. */
+static enum isnap_status dirs_of(struct arch *ar, const char *path,
+				 struct isnap_error *err)
 {
 	static const char *const subs[] = { "cur", "new", "tmp" };
 	time_t now = time(NULL);
 
-	if (ar->dirs_written)
-		return ISNAP_OK;
 	for (size_t i = 0; i < 3; i++) {
 		char dir[sizeof ar->name];
 		enum isnap_status rc;
-		snprintf(dir, sizeof dir, "%s/%s/", ar->path, subs[i]);
+		snprintf(dir, sizeof dir, "%s/%s/", path, subs[i]);
 		rc = header(ar, dir, AE_IFDIR, 0, now, err);
 		if (rc)
 			return rc == ISNAP_EMSG ? ISNAP_EFOLDER : rc;
 	}
-	ar->dirs_written = true;
 	return ISNAP_OK;
+}
+
+/* Those of the empty folders (struct arch.empty), before the meta files
+ * or at finish: the volume is kept. */
+static enum isnap_status empty_dirs(struct arch *ar, struct isnap_error *err)
+{
+	enum isnap_status rc = ISNAP_OK;
+
+	for (size_t i = 0; !rc && i < ar->n_empty; i++)
+		rc = dirs_of(ar, ar->empty[i], err);
+	for (size_t i = 0; i < ar->n_empty; i++)
+		free(ar->empty[i]);
+	ar->n_empty = 0;
+	return rc;
+}
+
+/* The open folder's, once per volume and folder. */
+static enum isnap_status folder_dirs(struct arch *ar, struct isnap_error *err)
+{
+	enum isnap_status rc;
+
+	if (ar->dirs_written)
+		return ISNAP_OK;
+	rc = dirs_of(ar, ar->path, err);
+	if (!rc)
+		ar->dirs_written = true;
+	return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -229,7 +272,6 @@ static enum isnap_status ar_open_folder(struct store *s,
 	struct arch *ar = ar_of(s);
 	enum isnap_status rc;
 
-	(void)present; /* what an earlier volume holds is in the state */
 	if (ar->path)
 		return isnap_fail(err, ISNAP_EUSAGE,
 				  "open_folder: folder %s is still open",
@@ -239,14 +281,28 @@ static enum isnap_status ar_open_folder(struct store *s,
 				  "open_folder: no UIDVALIDITY");
 	ar->uidvalidity = f->uidvalidity;
 	ar->dirs_written = false;
+	ar->held_any = false;
 	rc = store_folder_path(f, &ar->path, err);
-	/* The folder's directories now, so that a folder without a message
-	 * is in the volume too and extracting it gives the empty folder.  (A
-	 * volume that ends up without messages is not kept at all.) */
-	if (!rc)
-		rc = start_volume(ar, err);
-	if (!rc)
-		rc = folder_dirs(ar, err);
+	/* What the volumes already there hold of it (archive_record.h):
+	 * their records, and each volume's size; nothing is read. */
+	if (!rc && !ar->single && !ar->records_loaded) {
+		rc = volume_records_load(ar->base.dest_fd, ar->base.dest,
+					 ar->kind, &ar->records, err);
+		ar->records_loaded = !rc;
+	}
+	if (!rc && !ar->single) {
+		struct uidset held = UIDSET_INIT;
+		if (volume_records_held(&ar->records, ar->path,
+					f->uidvalidity, &held) ||
+		    uidset_add_set(present, &held))
+			rc = store_oom(err);
+		ar->held_any = !uidset_empty(&held);
+		uidset_free(&held);
+	}
+	if (rc) {
+		free(ar->path);
+		ar->path = NULL;
+	}
 	return rc;
 }
 
@@ -383,7 +439,10 @@ static enum isnap_status ar_end_message(struct store *s,
 				"UID %" PRIu32 ": %" PRIu64
 				" bytes received, %" PRIu64 " expected",
 				m->uid, ar->written, m->size);
-	else if (uidset_add(&ar->have, m->uid) != 0)
+	else if (uidset_add(&ar->have, m->uid) != 0 ||
+		 (!ar->single && volume_record_add(&ar->record, ar->path,
+						   ar->uidvalidity,
+						   m->uid) != 0))
 		rc = store_oom(err);
 	if (rc) {
 		ar_abort_message(s);
@@ -419,13 +478,33 @@ static enum isnap_status ar_close_folder(struct store *s,
 					 struct isnap_error *err)
 {
 	struct arch *ar = ar_of(s);
+	enum isnap_status rc = ISNAP_OK;
 
-	(void)err;
 	ar_abort_message(s);
+	/* A folder that no volume holds anything of gets its directories
+	 * at finish (a volume that ends up without messages is not kept at
+	 * all, and a run with nothing new starts none).  The others have
+	 * them where their messages are. */
+	if (ar->path && !ar->held_any && !ar->dirs_written) {
+		if (ar->n_empty == ar->alloc_empty) {
+			size_t a = ar->alloc_empty ? 2 * ar->alloc_empty : 8;
+			char **v = realloc(ar->empty, a * sizeof *v);
+			if (!v)
+				rc = store_oom(err);
+			else {
+				ar->empty = v;
+				ar->alloc_empty = a;
+			}
+		}
+		if (!rc) {
+			ar->empty[ar->n_empty++] = ar->path;
+			ar->path = NULL;
+		}
+	}
 	free(ar->path);
 	ar->path = NULL;
 	uidset_free(&ar->have);
-	return ISNAP_OK;
+	return rc;
 }
 
 /* A meta file's name must stay inside the archive. */
@@ -469,6 +548,8 @@ static enum isnap_status ar_add_meta_file(struct store *s, const char *name,
 		return isnap_fail_errno(err, ISNAP_ELOCAL,
 					"add_meta_file %s: not a file", name);
 	rc = start_volume(ar, err);
+	if (!rc)
+		rc = empty_dirs(ar, err);
 	if (!rc)
 		rc = header(ar, name, AE_IFREG, (uint64_t)sb.st_size,
 			    time(NULL), err);
@@ -643,6 +724,11 @@ static enum isnap_status ar_finish(struct store *s, struct isnap_error *err)
 		discard_volume(ar);
 		return rc;
 	}
+	rc = empty_dirs(ar, err);
+	if (rc) {
+		discard_volume(ar);
+		return rc;
+	}
 	if (ar->failed) {
 		rc = lost(ar, err);
 		discard_volume(ar);
@@ -673,10 +759,28 @@ static enum isnap_status ar_finish(struct store *s, struct isnap_error *err)
 			return rc;
 		}
 	}
+	/* What the volume holds, before it counts as there. */
+	if (!ar->single) {
+		struct stat sb;
+		if (fstatat(s->dest_fd, ar->tmp, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "%s/%s",
+					      s->dest, ar->tmp);
+		else
+			rc = volume_record_write(s->dest_fd, s->dest,
+						 ar->volume,
+						 (uint64_t)sb.st_size,
+						 &ar->record, err);
+		if (rc) {
+			unlinkat(s->dest_fd, ar->tmp, 0);
+			return rc;
+		}
+	}
 	if (place(ar) != 0 || store_fsync_dir(s->dest_fd, "") != 0) {
 		rc = isnap_fail_errno(err, ISNAP_ELOCAL, "renaming %s/%s to %s",
 				      s->dest, ar->tmp, ar->volume);
 		unlinkat(s->dest_fd, ar->tmp, 0);
+		if (!ar->single)
+			volume_record_remove(s->dest_fd, ar->volume);
 		return rc;
 	}
 	ar->messages = 0;
@@ -693,6 +797,11 @@ static void ar_destroy(struct store *s)
 		archive_entry_free(ar->entry);
 	free(ar->path);
 	uidset_free(&ar->have);
+	volume_records_free(&ar->records);
+	volume_record_free(&ar->record);
+	for (size_t i = 0; i < ar->n_empty; i++)
+		free(ar->empty[i]);
+	free(ar->empty);
 	free(ar->aborted);
 	free(ar->volume);
 	free(ar->tmp);
@@ -705,6 +814,7 @@ static void ar_destroy(struct store *s)
 #define ARCHIVE_OPS(name)                                                     \
 	{                                                                     \
 		.format = name, .durable_at_finish = true,                    \
+		.caps = STORE_CAP_REPORTS_HELD,                               \
 		.open_folder = ar_open_folder,                                \
 		.retire_generation = ar_retire_generation,                    \
 		.begin_message = ar_begin_message, .write = ar_write,         \

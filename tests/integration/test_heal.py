@@ -11,7 +11,9 @@ import json
 import mailbox
 import os
 import re
+import shutil
 import subprocess
+import time
 
 from harness import TestCase, backup, imapsnap, simple_message, workdir
 import harness
@@ -276,3 +278,82 @@ def mutt_delete_second(path):
         subprocess.run(["tmux", "kill-session", "-t", session],
                        stderr=subprocess.DEVNULL)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# --- a directory of archive volumes ------------------------------------------
+
+
+class HealVolumes(TestCase):
+    """A volume deleted from DEST, or cut short: its messages are fetched
+    again into the next run's volume, from the volumes' records (sizes,
+    nothing read)."""
+
+    def start(self, fmt="tar.gz"):
+        user = harness.SERVER.new_user("hvol")
+        with user.oracle() as o:
+            o.create("Work")
+            for i in range(3):
+                o.append("INBOX", simple_message("first %d" % i),
+                         ("\\Seen",), date=1600000000 + i)
+            o.append("Work", simple_message("work"), (), date=1610000000)
+        dest = workdir("hvol")
+        self.assertExit(backup(user, dest, "--format", fmt), 0)
+        first = sorted(glob.glob(os.path.join(dest, "*." + fmt)))
+        self.assertEqual(len(first), 1, first)
+        with user.oracle() as o:
+            for i in range(2):
+                o.append("INBOX", simple_message("second %d" % i), (),
+                         date=1600001000 + i)
+        self.assertExit(backup(user, dest, "--format", fmt), 0)
+        vols = sorted(glob.glob(os.path.join(dest, "*." + fmt)))
+        self.assertEqual(len(vols), 2, vols)
+        self.assertExit(imapsnap("verify", dest), 0)
+        return user, dest, vols
+
+    def heal(self, user, dest, fmt, missing):
+        mark = harness.SERVER.log_mark()
+        run = backup(user, dest, "--format", fmt)
+        self.assertExit(run, 0)
+        self.assertIn(b"%d missing from the backup and fetched again"
+                      % missing, run.stderr, run)
+        self.assertEqual(sum(n for n, _ in mark.sessions(user)), missing,
+                         run)
+        self.assertExit(imapsnap("verify", dest), 0)
+        mark = harness.SERVER.log_mark()
+        run = backup(user, dest, "--format", fmt, "--json")
+        self.assertExit(run, 0)
+        summary = json.loads(run.stdout)
+        self.assertEqual((summary["healed"], summary["planned"]), (0, 0),
+                         summary)
+        self.assertEqual(sum(n for n, _ in mark.sessions(user)), 0)
+
+    def test_volume_deleted(self):
+        user, dest, vols = self.start()
+        os.unlink(vols[0])  # 4 messages: 3 in INBOX, 1 in Work
+        self.heal(user, dest, "tar.gz", 4)
+
+    def test_volume_cut_short(self):
+        user, dest, vols = self.start()
+        data = open(vols[1], "rb").read()
+        with open(vols[1], "wb") as f:
+            f.write(data[:len(data) // 2])
+        self.heal(user, dest, "tar.gz", 2)
+        # The damaged volume is kept, out of the way.
+        kept = os.path.join(dest, ".imapsnap", "damaged",
+                            os.path.basename(vols[1]))
+        self.assertEqual(open(kept, "rb").read(), data[:len(data) // 2])
+        self.assertFalse(os.path.exists(vols[1]))
+
+    def test_volumes_without_records_are_read_once(self):
+        """Volumes written before records were kept: the first run reads
+        their entries' names and records them; nothing is fetched."""
+        user, dest, vols = self.start()
+        shutil.rmtree(os.path.join(dest, ".imapsnap", "volumes"))
+        mark = harness.SERVER.log_mark()
+        run = backup(user, dest, "--format", "tar.gz", "--json")
+        self.assertExit(run, 0)
+        self.assertEqual(json.loads(run.stdout)["healed"], 0, run)
+        self.assertEqual(sum(n for n, _ in mark.sessions(user)), 0)
+        self.assertEqual(sorted(os.listdir(os.path.join(
+            dest, ".imapsnap", "volumes"))),
+            sorted(os.path.basename(v) for v in vols))
