@@ -2,7 +2,7 @@
  * fuzz_state.c — the state file reader (lib/state.c) against any bytes a
  * damaged or hand-edited DEST/.imapsnap/state might hold.
  *
- * fuzz-sources: lib/state.c lib/uidset.c lib/error.c lib/beneath.c
+ * fuzz-sources: lib/state.c lib/linefile.c lib/uidset.c lib/error.c lib/beneath.c
  *
  * The input is written to a state file in a scratch directory (under
  * /dev/shm when it exists, so that the writer's fsyncs cost nothing) and
