@@ -33,6 +33,10 @@ struct backup_ctx {
 	unsigned sessions;              /* at most */
 	char criteria[128];             /* SEARCH date criteria, "" if none */
 	struct imap_folder_list folders; /* the listing unit's */
+	/* The server offers CONDSTORE (the listing unit's, from the first
+	 * session's capabilities): without it, flags are followed by
+	 * fetching every saved message's (backup_step_allflags.c). */
+	bool condstore;
 	/* Gmail messages held or claimed, by X-GM-MSGID (gmail_index.h);
 	 * NULL for single-file exports and dry runs' ... see backup.c. */
 	struct gmail_index *gmail;

@@ -41,6 +41,15 @@ static void on_message_saved(void *ctx, uint32_t uid, uint64_t bytes)
 		ev->message_saved(ev->ctx, ff->utf8, uid, bytes);
 }
 
+static enum isnap_status on_message_flags(void *ctx, uint32_t uid,
+					  unsigned flags, const char *keywords,
+					  struct isnap_error *err)
+{
+	struct folder_fetch *ff = ctx;
+
+	return ledger_message_flags(ff->lf, uid, flags, keywords, err);
+}
+
 static void on_throttled(void *ctx, long wait_ms, const char *why,
 			 const char *text)
 {
@@ -77,6 +86,10 @@ enum isnap_status folder_fetch_start(struct folder_fetch *ff,
 	ff->store = backup_store_of(s);
 	memset(&ff->stats, 0, sizeof ff->stats);
 	ff->discarding = false;
+	/* Without CONDSTORE, each message's flags go to the folder's
+	 * record; with it, nothing costs more. */
+	ff->cb.message_flags =
+		ledger_follows_flags(ff->lf) ? on_message_flags : NULL;
 	return fetch_start(sched_session_pipe(s), &u->owner, ff->store, uids,
 			   &ff->c->o->fetch, &ff->cb, &ff->stats, &ff->f, err);
 }

@@ -3,9 +3,12 @@
  */
 #include "backup_ledger.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ledger_folder {
 	struct ledger *l;
@@ -19,6 +22,13 @@ struct ledger_folder {
 	uint32_t deferred_uidnext; /* to record at finish, 0: none */
 	struct fetch_stats stats;
 	struct sched_retry retry;
+	/* Flags followed without MODSEQs (see backup_ledger.h): the record
+	 * while the folder is being worked on, or NULL. */
+	struct flag_record *fr;
+	bool fr_dirty;           /* it differs from its file */
+	bool fr_broken;          /* more sets than it may hold: none kept */
+	bool fr_publish;         /* <name>.new written, for ledger_finish */
+	bool fr_drop;            /* MODSEQs now: the file goes */
 };
 
 struct ledger {
@@ -30,6 +40,8 @@ struct ledger {
 	size_t nf;
 	struct state_folder *view; /* scratch for saving */
 	size_t view_alloc;
+	int flags_fd;             /* DEST/.imapsnap/flags, -1 until opened */
+	char flags_dir[4200];     /* its name, for messages */
 	struct backup_summary sum;
 };
 
@@ -47,6 +59,9 @@ enum isnap_status ledger_new(const struct ledger_opts *o, struct state *loaded,
 	if (!l)
 		return oom(err);
 	l->o = *o;
+	l->flags_fd = -1;
+	snprintf(l->flags_dir, sizeof l->flags_dir, "%s/flags",
+		 o->state_dir ? o->state_dir : "");
 	l->state = *loaded;
 	*loaded = (struct state)STATE_INIT;
 	l->n_loaded = l->state.n;
@@ -76,12 +91,16 @@ void ledger_free(struct ledger *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->nf; i++) {
-		if (l->f[i])
+		if (l->f[i]) {
 			uidset_free(&l->f[i]->deferred);
+			flag_record_free(l->f[i]->fr);
+		}
 		free(l->f[i]);
 	}
 	free(l->f);
 	free(l->view);
+	if (l->flags_fd >= 0)
+		close(l->flags_fd);
 	state_free(&l->state);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
@@ -188,6 +207,148 @@ static enum isnap_status save_locked(struct ledger *l, struct isnap_error *err)
 	return state_save(l->o.state_fd, l->o.state_dir, &view, err);
 }
 
+/* --- flag records ---------------------------------------------------------- */
+
+/* DEST/.imapsnap/flags, opened once (and made when `create`); -1 when
+ * there is none, or no state at all. */
+static int flags_dir_locked(struct ledger *l, bool create)
+{
+	if (l->flags_fd < 0 && l->o.state_fd >= 0)
+		l->flags_fd = flag_record_open_dir(l->o.state_fd, create);
+	return l->flags_fd;
+}
+
+/* With the lock held: the record's file brought up to date, when it
+ * changed; `pending` for stores durable at finish. */
+static enum isnap_status save_record_locked(struct ledger_folder *f,
+					    bool pending,
+					    struct isnap_error *err)
+{
+	struct ledger *l = f->l;
+	enum isnap_status st;
+	int dfd;
+
+	if (!f->fr || f->fr_broken || !f->fr_dirty || l->o.state_fd < 0)
+		return ISNAP_OK;
+	if ((dfd = flags_dir_locked(l, true)) < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", l->flags_dir);
+	st = flag_record_save(dfd, l->flags_dir, sf_of(f)->name, f->fr,
+			      pending, err);
+	if (!st) {
+		f->fr_dirty = false;
+		f->fr_publish |= pending;
+	}
+	return st;
+}
+
+/* With the lock held: the folder is done, its record leaves memory. */
+static enum isnap_status settle_record_locked(struct ledger_folder *f,
+					      struct isnap_error *err)
+{
+	struct ledger *l = f->l;
+	enum isnap_status st = ISNAP_OK;
+
+	if (f->fr && f->fr_broken)
+		flag_record_remove(flags_dir_locked(l, false), sf_of(f)->name);
+	else if (f->fr)
+		st = save_record_locked(f, l->o.durable_at_finish, err);
+	flag_record_free(f->fr);
+	f->fr = NULL;
+	f->fr_dirty = f->fr_broken = false;
+	return st;
+}
+
+enum isnap_status ledger_flags_read(struct ledger_folder *f,
+				    uint32_t uidvalidity,
+				    struct flag_record **out,
+				    struct isnap_error *err)
+{
+	struct ledger *l = f->l;
+	enum isnap_status st;
+	bool found;
+
+	pthread_mutex_lock(&l->lock);
+	st = flag_record_load(flags_dir_locked(l, false), l->flags_dir,
+			      sf_of(f)->name, uidvalidity, out, &found, err);
+	pthread_mutex_unlock(&l->lock);
+	return st;
+}
+
+bool ledger_follows_flags(struct ledger_folder *f)
+{
+	bool yes;
+
+	pthread_mutex_lock(&f->l->lock);
+	yes = f->fr != NULL && !f->fr_broken;
+	pthread_mutex_unlock(&f->l->lock);
+	return yes;
+}
+
+enum isnap_status ledger_message_flags(struct ledger_folder *f, uint32_t uid,
+				       unsigned flags, const char *keywords,
+				       struct isnap_error *err)
+{
+	struct ledger *l = f->l;
+	enum isnap_status st = ISNAP_OK;
+
+	pthread_mutex_lock(&l->lock);
+	if (f->fr && !f->fr_broken) {
+		uint32_t id = flag_record_intern(f->fr, flags, keywords);
+		if (id == FLAG_RECORD_NONE && errno == E2BIG)
+			/* The next run's comparison fails the folder and
+			 * says why; until then no record beats a wrong
+			 * one. */
+			f->fr_broken = true;
+		else if (id == FLAG_RECORD_NONE ||
+			 flag_record_stage(f->fr, uid, id))
+			st = oom(err);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return st;
+}
+
+/* With the lock held: the plan's record becomes the folder's (or, with
+ * MODSEQs, goes). */
+static enum isnap_status take_record_locked(struct ledger_folder *f,
+					    const struct ledger_plan *p,
+					    struct isnap_error *err)
+{
+	struct ledger *l = f->l;
+	struct flag_record *fr = p->flags;
+	enum isnap_status st = ISNAP_OK;
+	bool found;
+
+	flag_record_free(f->fr);
+	f->fr = NULL;
+	f->fr_dirty = f->fr_broken = false;
+	if (p->highestmodseq || l->o.state_fd < 0) {
+		/* CONDSTORE follows the flags; a record read in the run
+		 * that found it is not kept up to date any more. */
+		f->fr_drop = fr != NULL;
+		flag_record_free(fr);
+		return ISNAP_OK;
+	}
+	f->fr_drop = false;
+	if (!fr) {
+		/* Nothing to compare in this plan (a first run, a new
+		 * generation): the file's record, if any, goes on.  A
+		 * damaged one starts anew, as the planning would. */
+		st = flag_record_load(flags_dir_locked(l, false), l->flags_dir,
+				      sf_of(f)->name, p->uidvalidity, &fr,
+				      &found, err);
+		if (st == ISNAP_EINTEGRITY) {
+			fr = flag_record_new(p->uidvalidity);
+			st = fr ? ISNAP_OK : oom(err);
+		}
+		if (st)
+			return st;
+	}
+	f->fr = fr;
+	f->fr_dirty = p->flags_dirty;
+	return l->o.durable_at_finish ? ISNAP_OK
+				      : save_record_locked(f, false, err);
+}
+
 /* --- planning ------------------------------------------------------------- */
 
 enum isnap_status ledger_read(struct ledger_folder *f,
@@ -246,6 +407,9 @@ enum isnap_status ledger_new_generation(struct ledger_folder *f,
 	} else {
 		uidset_free(&f->deferred);
 		f->deferred_uidnext = 0;
+		flag_record_free(f->fr);
+		f->fr = NULL;
+		f->fr_dirty = f->fr_broken = false;
 		st = save_locked(l, err);
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -259,6 +423,7 @@ static enum isnap_status folder_done_locked(struct ledger_folder *f,
 	struct ledger *l = f->l;
 	struct state_folder *sf = sf_of(f);
 	uint32_t next = f->target_uidnext;
+	enum isnap_status st;
 
 	if (next < sf->uidnext)
 		next = sf->uidnext;
@@ -267,12 +432,20 @@ static enum isnap_status folder_done_locked(struct ledger_folder *f,
 	if (l->o.keep_uidnext)
 		next = sf->uidnext;
 	f->planned = false;
+	st = settle_record_locked(f, err);
+	if (st)
+		return st;
 	if (l->o.durable_at_finish) {
 		f->deferred_uidnext = next;
 		return ISNAP_OK;
 	}
 	sf->uidnext = next;
-	return save_locked(l, err);
+	st = save_locked(l, err);
+	if (!st && f->fr_drop) {
+		flag_record_remove(flags_dir_locked(l, false), sf->name);
+		f->fr_drop = false;
+	}
+	return st;
 }
 
 enum isnap_status ledger_planned(struct ledger_folder *f,
@@ -287,8 +460,11 @@ enum isnap_status ledger_planned(struct ledger_folder *f,
 	sf = sf_of(f);
 	sf->uidvalidity = p->uidvalidity;
 	sf->highestmodseq = p->highestmodseq;
-	if ((p->held && uidset_add_set(&sf->saved, p->held)) ||
-	    (p->expunged && uidset_add_set(&sf->expunged, p->expunged)))
+	/* The record first: it is saved before the state says more. */
+	st = take_record_locked(f, p, err);
+	if (!st && ((p->held && uidset_add_set(&sf->saved, p->held)) ||
+		    (p->expunged &&
+		     uidset_add_set(&sf->expunged, p->expunged))))
 		st = oom(err);
 	if (!st) {
 		f->planned = true;
@@ -321,11 +497,19 @@ enum isnap_status ledger_committed(struct ledger_folder *f,
 	enum isnap_status st;
 
 	pthread_mutex_lock(&l->lock);
+	if (f->fr && !f->fr_broken) {
+		long n = flag_record_commit(f->fr, uids);
+		if (n < 0) {
+			pthread_mutex_unlock(&l->lock);
+			return oom(err);
+		}
+		f->fr_dirty |= n > 0;
+	}
 	if (l->o.durable_at_finish)
 		st = uidset_add_set(&f->deferred, uids) ? oom(err) : ISNAP_OK;
 	else if (uidset_add_set(&sf_of(f)->saved, uids))
 		st = oom(err);
-	else
+	else if (!(st = save_record_locked(f, false, err)))
 		st = save_locked(l, err);
 	pthread_mutex_unlock(&l->lock);
 	return st;
@@ -360,6 +544,39 @@ enum isnap_status ledger_unit_done(struct ledger_folder *f,
 	return st;
 }
 
+/* With the lock held: every <name>.new of this run over its record, and
+ * the directory synced once. */
+static enum isnap_status publish_records_locked(struct ledger *l,
+						struct isnap_error *err)
+{
+	enum isnap_status st = ISNAP_OK;
+	bool any = false;
+	int dfd = -1;
+
+	for (size_t i = 0; i < l->nf && !st; i++) {
+		struct ledger_folder *f = l->f[i];
+		/* A folder stopped before it was done: what it committed
+		 * is durable now too. */
+		if (f->fr && !(st = save_record_locked(f, true, err))) {
+			flag_record_free(f->fr);
+			f->fr = NULL;
+		}
+		if (st || !f->fr_publish)
+			continue;
+		if ((dfd = flags_dir_locked(l, false)) < 0)
+			return isnap_fail_errno(err, ISNAP_ELOCAL, "%s",
+						l->flags_dir);
+		st = flag_record_publish(dfd, l->flags_dir, sf_of(f)->name,
+					 err);
+		f->fr_publish = false;
+		any = true;
+	}
+	if (!st && any && fsync(dfd) != 0)
+		st = isnap_fail_errno(err, ISNAP_ELOCAL, "syncing %s",
+				      l->flags_dir);
+	return st;
+}
+
 enum isnap_status ledger_finish(struct ledger *l, struct isnap_error *err)
 {
 	enum isnap_status st = ISNAP_OK;
@@ -375,8 +592,17 @@ enum isnap_status ledger_finish(struct ledger *l, struct isnap_error *err)
 		uidset_free(&f->deferred);
 		f->deferred_uidnext = 0;
 	}
+	/* What the flag records name is durable now: in place with them,
+	 * and the state after. */
+	st = st ? st : publish_records_locked(l, err);
 	if (!st)
 		st = save_locked(l, err);
+	for (size_t i = 0; i < l->nf && !st; i++)
+		if (l->f[i]->fr_drop) {
+			flag_record_remove(flags_dir_locked(l, false),
+					   sf_of(l->f[i])->name);
+			l->f[i]->fr_drop = false;
+		}
 	pthread_mutex_unlock(&l->lock);
 	return st;
 }

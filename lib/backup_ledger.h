@@ -18,6 +18,17 @@
  *   ledger_unit_done     a fetching unit is over, with the lowest UID it
  *                        leaves unsaved (0: none)
  *
+ * A folder without MODSEQs (no CONDSTORE) also has a flag record
+ * (flag_record.h): the flags each saved message had when last seen.
+ * The planning reads it (ledger_flags_read), brings it up to date and
+ * gives it back with the plan; from then on each message saved reports
+ * its flags (ledger_message_flags), and they join the record when the
+ * message is committed.  The record's file is replaced right before the
+ * state each time, so it names only committed messages too; for stores
+ * durable at finish it is written beside (<name>.new) when the folder is
+ * done and put in place by ledger_finish.  It is in memory only while
+ * the folder is being worked on.
+ *
  * When the last unit of a planned folder is done, the ledger moves the
  * folder's UIDNEXT on: to the planned value, or to the lowest UID that was
  * not saved, so that the next run tries it again.  Nobody waits for anyone.
@@ -34,6 +45,7 @@
 
 #include "backup.h"
 #include "error.h"
+#include "flag_record.h"
 #include "scheduler.h"
 #include "state.h"
 #include "uidset.h"
@@ -88,6 +100,13 @@ struct ledger_plan {
 	const struct uidset *held; /* complete in the store (may be NULL) */
 	const struct uidset *expunged; /* saved, gone from the server */
 	unsigned units;            /* fetching units that will report */
+	/* The flag record the planning brought up to date, or NULL; taken
+	 * over whatever ledger_planned returns.  Without MODSEQs
+	 * (highestmodseq 0) the folder keeps a record from now on: this
+	 * one, or the one its file holds; with them a record read here is
+	 * no longer kept, and its file goes once the state is saved. */
+	struct flag_record *flags;
+	bool flags_dirty;          /* it differs from its file */
 };
 
 /* The folder was planned (again, after a reconnection: a plan replaces
@@ -104,6 +123,27 @@ void ledger_more_units(struct ledger_folder *f, unsigned n);
 enum isnap_status ledger_committed(struct ledger_folder *f,
 				   const struct uidset *uids,
 				   struct isnap_error *err);
+
+/* The folder's flag record of generation `uidvalidity` (empty when it
+ * has none), read from its file, for the planning to compare with what
+ * the server says and give back with the plan.  ISNAP_EINTEGRITY when
+ * the file is damaged (the message says where), ISNAP_ELOCAL,
+ * ISNAP_ENOMEM. */
+enum isnap_status ledger_flags_read(struct ledger_folder *f,
+				    uint32_t uidvalidity,
+				    struct flag_record **out,
+				    struct isnap_error *err);
+/* Whether the folder keeps a flag record in this run (known once it is
+ * planned): its fetching then reports every message's flags. */
+bool ledger_follows_flags(struct ledger_folder *f);
+/* Message `uid` was saved (not committed yet) with these flags
+ * (STORE_FLAG_* bits and keywords); nothing unless the folder keeps a
+ * flag record.  ISNAP_OK or ISNAP_ENOMEM.  A folder whose messages come
+ * with more sets of flags than a record may hold keeps none: the next
+ * run says so. */
+enum isnap_status ledger_message_flags(struct ledger_folder *f, uint32_t uid,
+				       unsigned flags, const char *keywords,
+				       struct isnap_error *err);
 void ledger_message_failed(struct ledger_folder *f, uint32_t uid);
 
 /* One fetching unit is over; `lowest_left` is the lowest UID it did not

@@ -128,6 +128,8 @@ static enum isnap_status lu_start(struct sched_unit *u, struct sched_session *s,
 	enum isnap_status st;
 
 	u->sealed = true;
+	c->condstore = imap_client_has_cap(sched_session_client(s),
+					   "CONDSTORE");
 	imap_folder_list_free(&c->folders);
 	st = imap_list(sched_session_client(s), &c->folders, err);
 	if (st)

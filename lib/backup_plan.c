@@ -85,6 +85,11 @@ static bool unchanged(const struct folder_plan *fp)
 	const struct imap_mailbox_info *mi = &fp->server;
 	const struct state_folder *sf = &fp->state;
 
+	/* A server that gained CONDSTORE since: once more by every
+	 * message's flags (backup_step_allflags.c), then by MODSEQ. */
+	if (mi->highestmodseq && !sf->highestmodseq &&
+	    !uidset_empty(&sf->saved))
+		return false;
 	return sf->uidvalidity == mi->uidvalidity && mi->uidnext &&
 	       sf->uidnext == mi->uidnext &&
 	       (mi->highestmodseq && sf->highestmodseq
@@ -292,8 +297,8 @@ static enum isnap_status plan_done(struct plan_unit *pu,
 	if (!st)
 		st = share_out(pu, &first, units, &n, err);
 	/* Flags renamed in the store are durable before the state says
-	 * they were seen (HIGHESTMODSEQ). */
-	if (!st && fp->flags_changed)
+	 * they were seen (HIGHESTMODSEQ), or the flag record does. */
+	if (!st && (fp->flags_changed || fp->flags_recorded))
 		st = fp->store->ops->commit(fp->store, err);
 	if (st)
 		goto fail;
@@ -312,6 +317,10 @@ static enum isnap_status plan_done(struct plan_unit *pu,
 	if (ev->folder_begin)
 		ev->folder_begin(ev->ctx, fp->utf8, uidset_count(&fp->todo),
 				 saved);
+	/* The ledger takes the record over, whatever it answers. */
+	lp.flags = fp->flag_record;
+	lp.flags_dirty = fp->flag_record_dirty;
+	fp->flag_record = NULL;
 	st = ledger_planned(fp->lf, &lp, err);
 	if (st)
 		goto fail;
@@ -577,7 +586,11 @@ static void reset(struct plan_unit *pu)
 	uidset_free(&fp->todo);
 	uidset_free(&fp->expunged);
 	memset(&fp->server, 0, sizeof fp->server);
-	fp->flags_changed = 0;
+	fp->flags_changed = fp->flags_recorded = 0;
+	fp->fetched_uids_to = 0;
+	flag_record_free(fp->flag_record);
+	fp->flag_record = NULL;
+	fp->flag_record_dirty = false;
 	fp->unchanged = fp->same_generation = false;
 	pu->fp.step_cmds = 0;
 	pu->dry_bytes = 0;

@@ -32,6 +32,7 @@
 
 #include "backup_ctx.h"
 #include "backup_ledger.h"
+#include "flag_record.h"
 #include "imap/commands.h"
 #include "scheduler.h"
 #include "state.h"
@@ -57,7 +58,19 @@ struct folder_plan {
 	struct uidset todo;               /* UIDs to fetch */
 	struct uidset expunged;           /* saved, now gone from the server */
 	uint64_t flags_changed;           /* saved messages whose flags moved */
+	/* Saved messages whose flags were recorded for the first time
+	 * (written to the store, not counted as changed). */
+	uint64_t flags_recorded;
+	/* The folder's flag record a step compared and brought up to date,
+	 * for the ledger (ledger_plan.flags); freed with the plan. */
+	struct flag_record *flag_record;
+	bool flag_record_dirty;
 	uint64_t copies_skipped;          /* Gmail: saved from another folder */
+	/* Every UID up to this one that the server has comes back in a
+	 * FETCH answer to a step's command (UID FETCH 1:N (UID FLAGS)), so
+	 * that a listing by UID FETCH need not ask for those again; 0 for
+	 * none.  Set in `send`, read by the steps after. */
+	uint32_t fetched_uids_to;
 	/* The lowest UID left for a later run (budget), 0 for none: the
 	 * folder's UIDNEXT does not move past it. */
 	uint32_t uidnext_cap;

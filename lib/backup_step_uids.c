@@ -65,6 +65,16 @@ static bool uids_wanted(struct folder_plan *fp, void *mine)
 	return us->list_all || us->candidates;
 }
 
+/* The answers the listing command imap_uid_search_command made for these
+ * criteria gets: SEARCH or ESEARCH to UID SEARCH, FETCH to UID FETCH. */
+static unsigned answers(const struct folder_plan *fp, const char *criteria)
+{
+	if (imap_client_has_cap(fp->client, "ESEARCH") ||
+	    (criteria && *criteria))
+		return IMAP_UIDS_SEARCH | IMAP_UIDS_ESEARCH;
+	return IMAP_UIDS_FETCH;
+}
+
 static enum isnap_status uids_send(struct folder_plan *fp, void *mine,
 				   struct isnap_error *err)
 {
@@ -73,7 +83,16 @@ static enum isnap_status uids_send(struct folder_plan *fp, void *mine,
 	enum isnap_status st;
 
 	if (us->list_all) {
-		imap_uid_search_command(fp->client, 1, NULL, cmd, sizeof cmd);
+		uint32_t from = 1;
+		/* Without ESEARCH the listing is a UID FETCH too, and the
+		 * UIDs a step's FETCH already brings are taken from its
+		 * answers (without CONDSTORE: every saved message's
+		 * flags). */
+		if (answers(fp, NULL) == IMAP_UIDS_FETCH &&
+		    fp->fetched_uids_to && fp->fetched_uids_to < UINT32_MAX)
+			from = fp->fetched_uids_to + 1;
+		imap_uid_search_command(fp->client, from, NULL, cmd,
+					sizeof cmd);
 		st = plan_send(fp, cmd, us->all_tag, err);
 		if (st)
 			return st;
@@ -84,16 +103,6 @@ static enum isnap_status uids_send(struct folder_plan *fp, void *mine,
 		return plan_send(fp, cmd, us->cand_tag, err);
 	}
 	return ISNAP_OK;
-}
-
-/* The answers the listing command imap_uid_search_command made for these
- * criteria gets: SEARCH or ESEARCH to UID SEARCH, FETCH to UID FETCH. */
-static unsigned answers(const struct folder_plan *fp, const char *criteria)
-{
-	if (imap_client_has_cap(fp->client, "ESEARCH") ||
-	    (criteria && *criteria))
-		return IMAP_UIDS_SEARCH | IMAP_UIDS_ESEARCH;
-	return IMAP_UIDS_FETCH;
 }
 
 static enum isnap_status uids_untagged(struct folder_plan *fp, void *mine,

@@ -12,7 +12,6 @@
 #include "imap/pipeline.h"
 
 #define MAX_DEPTH 16
-#define KEYWORDS_MAX 4096
 
 /* BODY[] last, so that every other item precedes the body literal. */
 static const char fetch_items[] =
@@ -38,7 +37,7 @@ struct item_meta {
 	bool has_uid;
 	uint32_t uid;
 	struct store_message m;
-	char keywords[KEYWORDS_MAX];
+	char keywords[FETCH_KEYWORDS_MAX];
 	const struct imap_arg *body; /* the BODY[] value, when complete */
 	struct gmail_labels labels;  /* X-GM-LABELS; m.gm_labels points here */
 };
@@ -318,6 +317,13 @@ static enum isnap_status message_ended(struct fetch *e, uint32_t uid,
 		e->stats->size_mismatch++;
 	if (e->cb->message_saved)
 		e->cb->message_saved(e->cb->ctx, uid, bytes);
+	if (e->cb->message_flags) {
+		enum isnap_status st = e->cb->message_flags(
+			e->cb->ctx, uid, m->flags,
+			m->keywords ? m->keywords : "", err);
+		if (st)
+			return st;
+	}
 	if (!e->pending_msgs++)
 		clock_gettime(CLOCK_MONOTONIC, &e->pending_since);
 	e->pending_bytes += bytes;

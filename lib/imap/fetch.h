@@ -79,6 +79,12 @@ struct fetch_callbacks {
 	void (*message_failed)(void *ctx, uint32_t uid, const char *why);
 	/* A message was saved (for progress display); may be NULL. */
 	void (*message_saved)(void *ctx, uint32_t uid, uint64_t bytes);
+	/* The same message's flags, as the store got them (for a record of
+	 * them, backup_ledger.h); may be NULL.  A failure stops the fetch. */
+	enum isnap_status (*message_flags)(void *ctx, uint32_t uid,
+					   unsigned flags,
+					   const char *keywords,
+					   struct isnap_error *err);
 	/* The server throttles: the fetch waits `wait_ms` before asking
 	 * again (for the log); may be NULL. */
 	void (*throttled)(void *ctx, long wait_ms, const char *why,
@@ -174,7 +180,10 @@ bool fetch_parse_internaldate(const char *s, size_t len, int64_t *epoch,
 			      int *tz_minutes, bool *leap_second);
 
 /* Map a FLAGS list to STORE_FLAG_* bits; other flags and keywords go to
- * `keywords` (space-separated, cut to `size`); \Recent is dropped. */
+ * `keywords` (space-separated, cut to `size`); \Recent is dropped.  The
+ * fetch keeps FETCH_KEYWORDS_MAX bytes of them: whoever compares flags
+ * with a message's saved ones cuts them the same way. */
+#define FETCH_KEYWORDS_MAX 4096
 void fetch_parse_flags(const struct imap_arg *list, unsigned *flags,
 		       char *keywords, size_t size);
 
