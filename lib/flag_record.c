@@ -189,17 +189,14 @@ uint32_t flag_record_intern(struct flag_record *fr, unsigned flags,
 		errno = E2BIG;
 		return FLAG_RECORD_NONE;
 	}
-	if ((2 * (fr->nsets + 1) > fr->nslots && grow_slots(fr)) ||
-	    (fr->nsets == fr->asets &&
-	     !(s = realloc(fr->sets, (fr->asets ? 2 * fr->asets : 16) *
-					     sizeof *s)))) {
-		free(kw);
-		errno = ENOMEM;
-		return FLAG_RECORD_NONE;
-	}
+	if (2 * (fr->nsets + 1) > fr->nslots && grow_slots(fr))
+		goto oom;
 	if (fr->nsets == fr->asets) {
+		size_t a = fr->asets ? 2 * fr->asets : 16;
+		if (!(s = realloc(fr->sets, a * sizeof *s)))
+			goto oom;
 		fr->sets = s;
-		fr->asets = fr->asets ? 2 * fr->asets : 16;
+		fr->asets = a;
 	}
 	fr->sets[fr->nsets] = (struct fr_set){ flags, kw, len, h };
 	for (k = h & (fr->nslots - 1); fr->slots[k];
@@ -208,6 +205,10 @@ uint32_t flag_record_intern(struct flag_record *fr, unsigned flags,
 	fr->slots[k] = (uint32_t)fr->nsets + 1;
 	fr->text += len;
 	return (uint32_t)fr->nsets++;
+oom:
+	free(kw);
+	errno = ENOMEM;
+	return FLAG_RECORD_NONE;
 }
 
 unsigned flag_record_flags(const struct flag_record *fr, uint32_t id,

@@ -322,13 +322,19 @@ class Script:
         c.send(tag + b" OK FETCH done\r\n")
 
     def list_uids(self, c, tag, uids, items):
-        """UID FETCH set (UID): how a client without ESEARCH lists UIDs."""
+        """UID FETCH set (UID): how a client without ESEARCH lists UIDs;
+        UID FETCH set (UID FLAGS): how it follows flags without
+        CONDSTORE."""
         mb = c.selected
+        by_uid = mb.by_uid() if mb else {}
         order = [m.uid for m in mb.msgs] if mb else []
+        flags = b"FLAGS" in items.upper()
         for uid in uids:
             if uid in order:
-                c.send(b"* %d FETCH (UID %d)\r\n" % (order.index(uid) + 1,
-                                                     uid))
+                c.send(b"* %d FETCH (UID %d%s)\r\n" % (
+                    order.index(uid) + 1, uid,
+                    b" FLAGS (%s)" % b" ".join(by_uid[uid].flags)
+                    if flags else b""))
         c.send(tag + b" OK FETCH done\r\n")
 
     def send_message(self, c, seq, msg):

@@ -74,13 +74,15 @@ class SecondDovecot:
 
     @classmethod
     def start(cls, base, oauth2_introspection=None,
-              mechanisms="xoauth2 oauthbearer", mail_location=None):
+              mechanisms="xoauth2 oauthbearer", mail_location=None,
+              capabilities=CAPABILITIES):
         """With `oauth2_introspection` (an https URL, served with the test
         CA's certificate), XOAUTH2 and OAUTHBEARER logins are checked by
         Dovecot's oauth2 passdb against that RFC 7662 endpoint, and
         passwords are good for PLAIN and LOGIN only.  `mechanisms` are the
         OAuth2 mechanisms offered.  `mail_location` replaces the first
-        server's (every user then sees that mail)."""
+        server's (every user then sees that mail).  `capabilities` are
+        what the server says it offers after login."""
         self = cls(base, tempfile.mkdtemp(prefix="imapsnap-dovecot2-"))
         os.chmod(self.dir, 0o755)
         for sub in ("run", "state"):
@@ -134,7 +136,7 @@ class SecondDovecot:
         text = _sub(r"^(namespace inbox \{\n)", r"\g<1>" + boxes.replace(
             "\\", "\\\\"), text, "namespace inbox")
         text += "\nprotocol imap {\n  imap_capability = %s\n}\n" % \
-            CAPABILITIES
+            capabilities
         with open(self.conf, "w") as f:
             f.write(text)
         # Output to a file: the daemon keeps its stdout open for as long
