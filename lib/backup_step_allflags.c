@@ -53,7 +53,9 @@ static bool allflags_always(const struct backup_ctx *c)
 static bool allflags_wanted(struct folder_plan *fp, void *mine)
 {
 	(void)mine;
-	return !fp->dry_run && fp->store && fp->same_generation &&
+	/* The store need not be open yet: it is by the time answers
+	 * come (they follow EXAMINE's). */
+	return !fp->dry_run && fp->same_generation &&
 	       !uidset_empty(&fp->state.saved) &&
 	       (!fp->server.highestmodseq || !fp->state.highestmodseq);
 }
