@@ -131,7 +131,7 @@ class LogWindow:
             f.seek(self.offset)
             return f.read().decode("utf-8", "replace")
 
-    def sessions(self, user, timeout=10.0):
+    def sessions(self, user, timeout=30.0):
         """[(body_count, body_bytes)] of `user`'s IMAP sessions logged since
         the mark.  Waits until every login has its logout line (Dovecot
         logs through a separate process, a moment after the client left)."""
