@@ -143,6 +143,7 @@ const char *isnap_status_name(enum isnap_status status)
 	case ISNAP_ELOCKED: return "destination locked";
 	case ISNAP_EINTEGRITY: return "integrity failure";
 	case ISNAP_ESTOPPED: return "stopped early";
+	case ISNAP_EINTERRUPTED: return "interrupted";
 	}
 	return "unknown error";
 }

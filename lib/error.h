@@ -20,6 +20,8 @@
  *   ISNAP_ESTOPPED  the run stopped early on purpose: its budget
  *                   (--max-messages, --max-bytes) or the provider's quota
  *                   for today; what was saved is kept, the next run goes on
+ *   ISNAP_EINTERRUPTED a signal asked the run to stop (interrupt.h); what
+ *                   was complete is kept, the next run goes on
  */
 #ifndef IMAPSNAP_ERROR_H
 #define IMAPSNAP_ERROR_H
@@ -39,6 +41,7 @@ enum isnap_status {
 	ISNAP_ELOCKED,
 	ISNAP_EINTEGRITY,
 	ISNAP_ESTOPPED,
+	ISNAP_EINTERRUPTED,
 };
 
 #define ISNAP_ERROR_MAX 1024

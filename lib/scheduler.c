@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "interrupt.h"
+
 /* A session's window: commands and bytes of command lines in flight before
  * it starts another unit.  Servers read a few commands ahead and then
  * stop reading until they have answered (Dovecot queues four, then TCP
@@ -57,13 +59,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 static void warn(struct sched *s, const char *fmt, ...)
@@ -136,7 +131,8 @@ static void maybe_spawn_locked(struct sched *s, uint64_t busy_with)
 {
 	struct sched_session *ss;
 
-	if (s->stop || !s->opened || s->started >= s->o.max_sessions ||
+	if (s->stop || isnap_interrupted() || !s->opened ||
+	    s->started >= s->o.max_sessions ||
 	    !s->qhead || s->qweight + busy_with < s->o.spawn_weight)
 		return;
 	ss = &s->sessions[s->started];
@@ -168,6 +164,20 @@ void sched_post(struct sched *s, struct sched_unit *u, bool urgent)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* How often a session waiting for work looks whether a signal asked the
+ * run to stop (interrupt.h). */
+#define INTERRUPT_POLL_S 0.25
+
+/* With the lock held: the run stops, interrupted. */
+static void stop_interrupted_locked(struct sched *s)
+{
+	if (!s->fatal) {
+		s->fatal = isnap_interrupt_fail(&s->fatal_err);
+	}
+	s->stop = true;
+	pthread_cond_broadcast(&s->changed);
+}
+
 /* The next unit this session may start: not waiting for its time, and
  * (when `idle` is false) not one that needs the connection to itself.
  * Waits when `block` and nothing is ready but units are going on
@@ -184,6 +194,12 @@ static struct sched_unit *take(struct sched *s, bool block)
 		struct sched_unit *prev = NULL;
 		double now = now_s(), soonest = 0;
 
+		if (isnap_interrupted()) {
+			/* Nobody can wake this wait from a signal handler:
+			 * waits are bounded (below) and end here. */
+			stop_interrupted_locked(s);
+			break;
+		}
 		for (u = s->qhead; u; prev = u, u = u->next) {
 			if (u->exclusive && !idle)
 				continue;
@@ -206,9 +222,11 @@ static struct sched_unit *take(struct sched *s, bool block)
 		}
 		if (!block || (!s->qhead && !s->busy))
 			break;
-		if (soonest) {
+		{
 			struct timespec ts;
-			double left = soonest - now;
+			double left = soonest ? soonest - now : INTERRUPT_POLL_S;
+			if (left > INTERRUPT_POLL_S)
+				left = INTERRUPT_POLL_S;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += (time_t)left;
 			ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
@@ -217,8 +235,6 @@ static struct sched_unit *take(struct sched *s, bool block)
 				ts.tv_nsec -= 1000000000L;
 			}
 			pthread_cond_timedwait(&s->changed, &s->lock, &ts);
-		} else {
-			pthread_cond_wait(&s->changed, &s->lock);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -475,7 +491,8 @@ static enum isnap_status reconnect(struct sched_session *ss,
 		r->attempts++;
 		if (!r->delay_ms)
 			r->delay_ms = 250;
-		sleep_ms(r->delay_ms);
+		if ((st = isnap_interrupt_sleep(r->delay_ms, err)))
+			return st;
 		/* 0.25 s, 1 s, 4 s, 16 s, then once a minute: --retries
 		 * counts attempts, it should not mean hours of waiting. */
 		r->delay_ms = r->delay_ms * 4 > 60000 ? 60000
@@ -515,8 +532,8 @@ static enum isnap_status reconnect_throttled(struct sched_session *ss,
 		left = asked;
 	warn(s, "%s; the server asked to wait %.1f s: reconnecting %s", err->msg,
 	     asked / 1000.0, left > 0 ? "after that" : "now (waited already)");
-	if (left > 0)
-		sleep_ms(left);
+	if (left > 0 && (st = isnap_interrupt_sleep(left, err)))
+		return st;
 	st = connect_session(ss, err);
 	if (st == ISNAP_ECONN)
 		*err = why;
@@ -667,6 +684,8 @@ static void *session_thread(void *arg)
 	struct isnap_error err = { 0 };
 	enum isnap_status st = connect_session(ss, &err);
 
+	if (st == ISNAP_EINTERRUPTED)
+		return NULL;
 	if (st) {
 		/* The sessions already open go on without this one (a
 		 * server may limit connections per account). */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "imap/pipeline.h"
+#include "interrupt.h"
 
 #define MAX_DEPTH 16
 
@@ -554,15 +555,6 @@ static enum isnap_status send_more(struct fetch *e, struct isnap_error *err)
 	return ISNAP_OK;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
-
 /* The server throttled command q[i]: wait as it asks (bounded), then ask
  * again for what it did not send.  *asked_again false: nothing was left
  * to ask for. */
@@ -610,7 +602,10 @@ static enum isnap_status throttled(struct fetch *e, unsigned i,
 	if (e->cb->throttled)
 		e->cb->throttled(e->cb->ctx, wait, t->why,
 				 r->text ? r->text : "");
-	sleep_ms(wait);
+	if ((st = isnap_interrupt_sleep(wait, err))) {
+		uidset_free(&again);
+		return st;
+	}
 	if (uidset_format(&again, &set)) {
 		uidset_free(&again);
 		return oom(err);

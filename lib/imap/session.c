@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "curl_init.h"
+#include "interrupt.h"
 
 struct imap_session {
 	CURL *curl;
@@ -105,6 +106,16 @@ static enum isnap_status curl_failure(CURLcode rc, const char *detail,
 	}
 }
 
+/* libcurl calls this about once a second while it connects and logs in,
+ * and more often while data moves: a signal (interrupt.h) ends a login
+ * stalled on a silent server within about a second. */
+static int interrupt_login(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
+			   curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)ctx, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return isnap_interrupted();
+}
+
 /* Run the token command; the token is its first line of output. */
 static enum isnap_status token_from_command(const char *cmd, char **token,
 					    struct isnap_error *err)
@@ -172,6 +183,8 @@ static enum isnap_status connect_once(const struct imap_session_opts *o,
 	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, capture_greeting);
 	curl_easy_setopt(c, CURLOPT_DEBUGDATA, s);
 	curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, interrupt_login);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms);
 	/* Login is a handful of round trips; a server that stalls during it
 	 * must not hang a cron job for ever. */
@@ -203,7 +216,10 @@ static enum isnap_status connect_once(const struct imap_session_opts *o,
 	if (rc == CURLE_OK && s->sock == CURL_SOCKET_BAD)
 		rc = CURLE_COULDNT_CONNECT;
 	if (rc != CURLE_OK) {
-		enum isnap_status st = curl_failure(rc, errbuf, o->url, err);
+		enum isnap_status st = isnap_interrupted()
+					       ? isnap_interrupt_fail(err)
+					       : curl_failure(rc, errbuf, o->url,
+							      err);
 		*thr = s->throttle;
 		memcpy(thr_text, s->throttle_text, sizeof s->throttle_text);
 		curl_easy_cleanup(c);
@@ -217,16 +233,9 @@ static enum isnap_status connect_once(const struct imap_session_opts *o,
 	/* The error buffer lives on this stack frame. */
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(c, CURLOPT_VERBOSE, 0L);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 1L);
 	*out = s;
 	return ISNAP_OK;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* connect_once, and again after the wait the server asks for while it
@@ -276,7 +285,8 @@ static enum isnap_status connect_waiting(const struct imap_session_opts *o,
 					  o->url, t.why, waits, text);
 		if (o->throttled)
 			o->throttled(o->throttle_ctx, wait, t.why, text);
-		sleep_ms(wait);
+		if ((st = isnap_interrupt_sleep(wait, err)))
+			return st;
 	}
 }
 
@@ -295,6 +305,8 @@ enum isnap_status imap_session_open(const struct imap_session_opts *o,
 				  "imaps://",
 				  o->url);
 	implicit = o->url[4] == 's';
+	if (isnap_interrupted())
+		return isnap_interrupt_fail(err);
 	isnap_curl_init();
 	if (o->oauth2_token_command)
 		st = token_from_command(o->oauth2_token_command, &token, err);
@@ -330,21 +342,29 @@ static long elapsed_ms(const struct timespec *since)
 }
 
 /* Wait until the socket is ready for `events`; the timeout counts from
- * `since`, the last moment data moved. */
+ * `since`, the last moment data moved.  A signal (interrupt.h) ends the
+ * wait at once, however long the timeout. */
 static enum isnap_status wait_socket(struct imap_session *s, short events,
 				     const struct timespec *since,
 				     struct isnap_error *err)
 {
 	for (;;) {
 		long left = s->timeout_ms - elapsed_ms(since);
-		struct pollfd pfd = { .fd = s->sock, .events = events };
+		struct pollfd pfd[2] = {
+			{ .fd = s->sock, .events = events },
+			{ .fd = isnap_interrupt_fd(), .events = POLLIN },
+		};
 		int n;
 
+		if (isnap_interrupted())
+			return isnap_interrupt_fail(err);
 		if (left <= 0)
 			return isnap_fail(err, ISNAP_ECONN,
 					  "the server sent nothing for %ld s",
 					  s->timeout_ms / 1000);
-		n = poll(&pfd, 1, (int)left);
+		n = poll(pfd, 2, (int)left);
+		if (n > 0 && isnap_interrupted())
+			return isnap_interrupt_fail(err);
 		if (n > 0)
 			return ISNAP_OK;
 		if (n < 0 && errno != EINTR)
@@ -358,6 +378,8 @@ enum isnap_status imap_session_send(struct imap_session *s, const void *data,
 	const char *p = data;
 	struct timespec since;
 
+	if (isnap_interrupted())
+		return isnap_interrupt_fail(err);
 	if (s->trace)
 		s->trace(s->trace_ctx, '>', data, len);
 	clock_gettime(CLOCK_MONOTONIC, &since);
@@ -389,6 +411,10 @@ enum isnap_status imap_session_recv(struct imap_session *s, void *buf,
 	struct timespec since;
 
 	*got = 0;
+	/* Checked before every read, not only when one would wait: on a
+	 * fast link data never stops. */
+	if (isnap_interrupted())
+		return isnap_interrupt_fail(err);
 	clock_gettime(CLOCK_MONOTONIC, &since);
 	for (;;) {
 		size_t n = 0;
