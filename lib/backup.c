@@ -431,6 +431,7 @@ enum isnap_status backup_run(const struct backup_opts *o,
 	}
 
 	sum->seconds = now_seconds() - start;
+	sum->interrupted = st == ISNAP_EINTERRUPTED;
 	sched_free(r.c.sched);
 	ledger_free(r.c.ledger);
 	imap_folder_list_free(&r.c.folders);

@@ -100,6 +100,9 @@ struct backup_summary {
 	uint64_t healed;         /* saved messages missing from the store,
 				    planned again (in `planned` too) */
 	double seconds;
+	/* A signal stopped the run (ISNAP_EINTERRUPTED): what was complete
+	 * is committed, the next run goes on. */
+	bool interrupted;
 	/* SHA-256 (hex) of this run's manifest, chained to the previous
 	 * run's (docs/manifest.md); "" when none was written. */
 	char manifest_sha256[65];

@@ -25,6 +25,11 @@ enum exit_status {
 
 int exit_status_for(enum isnap_status st);
 
+/* SIGTERM, SIGINT and SIGHUP stop the run, keeping what is complete; a
+ * second one exits at once (signals.c).  For the commands that move
+ * mail. */
+void signals_install(void);
+
 /* Where the password comes from, in this order: --password-file,
  * --password-command, $IMAPSNAP_PASSWORD, a prompt on the terminal. */
 struct password_source {

@@ -103,18 +103,26 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return EXIT_OK;
 	}
-	if (!strcmp(argv[1], "backup"))
+	if (!strcmp(argv[1], "backup")) {
+		signals_install();
 		return cmd_backup(argc - 1, argv + 1);
+	}
 	if (!strcmp(argv[1], "list"))
 		return cmd_list(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "run"))
+	if (!strcmp(argv[1], "run")) {
+		signals_install();
 		return cmd_run(argc - 1, argv + 1);
+	}
 	if (!strcmp(argv[1], "verify"))
 		return cmd_verify(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "restore"))
+	if (!strcmp(argv[1], "restore")) {
+		signals_install();
 		return cmd_restore(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "migrate"))
+	}
+	if (!strcmp(argv[1], "migrate")) {
+		signals_install();
 		return cmd_migrate(argc - 1, argv + 1);
+	}
 	if (!strcmp(argv[1], "auth"))
 		return cmd_auth(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s'\n\n%s", progname, argv[1],

@@ -442,6 +442,8 @@ static void print_summary(struct output *o, const struct backup_summary *sum)
 	}
 	if (sum->folders_failed)
 		fprintf(stderr, ", %u folders failed", sum->folders_failed);
+	if (sum->interrupted)
+		fprintf(stderr, ", interrupted (the next run goes on)");
 	if (sum->manifest_sha256[0])
 		fprintf(stderr, ", manifest sha256 %s", sum->manifest_sha256);
 	fputc('\n', stderr);
@@ -478,6 +480,7 @@ json_t *out_summary(struct output *o, const char *account, const char *dest,
 				    ? jstr(err->msg)
 				    : json_null());
 	json_object_set_new(j, "dry_run", json_boolean(o->dry_run));
+	json_object_set_new(j, "interrupted", json_boolean(sum->interrupted));
 	json_object_set_new(j, "folders", json_integer(sum->folders));
 	json_object_set_new(j, "folders_failed",
 			    json_integer(sum->folders_failed));
