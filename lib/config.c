@@ -73,6 +73,7 @@ static const struct key keys[] = {
 	{ "max_messages", K_STR, F(max_messages), 0 },
 	{ "max_bytes", K_STR, F(max_bytes), 0 },
 	{ "max_wait", K_STR, F(max_wait), 0 },
+	{ "commit_interval", K_STR, F(commit_interval), 0 },
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])

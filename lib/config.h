@@ -80,6 +80,9 @@ struct config_account {
 	/* Budget and throttling (as the options --max-messages, --max-bytes,
 	 * --max-wait, which check them); NULL when not given. */
 	char *max_messages, *max_bytes, *max_wait;
+	/* Seconds between commits by time (as --commit-interval); NULL when
+	 * not given. */
+	char *commit_interval;
 };
 
 struct config {

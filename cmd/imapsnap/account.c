@@ -181,6 +181,21 @@ int account_option(struct account *a, int c, const char *arg)
 		a->max_wait_sec = n;
 		return 1;
 	}
+	case OPT_COMMIT_INTERVAL: {
+		/* Seconds, with a fraction: what a SIGKILL may lose at most
+		 * (docs/reliability.md). */
+		char *end;
+		double v;
+		errno = 0;
+		v = strtod(arg, &end);
+		if (errno || end == arg || *end || !(v >= 0.1 && v <= 3600))
+			return account_usage_error(a, "--commit-interval %s: "
+						   "expected seconds, 0.1 to "
+						   "3600", arg),
+			       -1;
+		a->commit_ms = (unsigned)(v * 1000 + 0.5);
+		return 1;
+	}
 	case OPT_INCLUDE:
 		return add_glob(a, a->include, &a->n_include, "include", arg);
 	case OPT_EXCLUDE:
@@ -380,6 +395,7 @@ int account_backup(struct account *a, struct output *o, struct json_t **json,
 	bo.max_messages = a->max_messages;
 	bo.max_bytes = a->max_bytes;
 	bo.fetch.max_wait_ms = a->max_wait_sec * 1000L;
+	bo.fetch.commit_ms = a->commit_ms;
 	bo.session.throttle_max_wait_ms = a->max_wait_sec * 1000L;
 	bo.session.throttled = login_throttled;
 	bo.session.throttle_ctx = o;

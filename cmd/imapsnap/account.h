@@ -47,6 +47,7 @@ struct account {
 	const char *tsa_cacert;       /* --tsa-cacert: the TSA's CA */
 	uint64_t max_messages, max_bytes; /* per run; 0: no limit */
 	long max_wait_sec;            /* longest throttling wait; 0: default */
+	unsigned commit_ms;           /* commit by time; 0: default */
 	const char *help_command;     /* for "Run 'imapsnap help X'" */
 	struct oauth2_cli oauth2;     /* built-in OAuth2 (--oauth2) */
 	char auth_hint[512];          /* "imapsnap auth ..." for messages */
@@ -57,6 +58,7 @@ enum {
 	OPT_INSECURE, OPT_TIMEOUT, OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE,
 	OPT_SINCE, OPT_BEFORE, OPT_RETRIES, OPT_CONNECTIONS, OPT_TSA,
 	OPT_TSA_CACERT, OPT_MAX_MESSAGES, OPT_MAX_BYTES, OPT_MAX_WAIT,
+	OPT_COMMIT_INTERVAL,
 	OPT_COMMAND_FIRST = 300, /* the commands' own options from here */
 };
 
@@ -84,7 +86,8 @@ enum {
 	{ "tsa-cacert", required_argument, NULL, OPT_TSA_CACERT },         \
 	{ "max-messages", required_argument, NULL, OPT_MAX_MESSAGES },     \
 	{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },           \
-	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT }
+	{ "max-wait", required_argument, NULL, OPT_MAX_WAIT },             \
+	{ "commit-interval", required_argument, NULL, OPT_COMMIT_INTERVAL }
 
 /* Defaults; `help_command` names the command for usage messages. */
 void account_init(struct account *a, const char *help_command);

@@ -95,7 +95,9 @@ static int to_account(const struct config_account *ca, struct account *a)
 	if ((ca->max_messages &&
 	     account_option(a, OPT_MAX_MESSAGES, ca->max_messages) < 0) ||
 	    (ca->max_bytes && account_option(a, OPT_MAX_BYTES, ca->max_bytes) < 0) ||
-	    (ca->max_wait && account_option(a, OPT_MAX_WAIT, ca->max_wait) < 0))
+	    (ca->max_wait && account_option(a, OPT_MAX_WAIT, ca->max_wait) < 0) ||
+	    (ca->commit_interval &&
+	     account_option(a, OPT_COMMIT_INTERVAL, ca->commit_interval) < 0))
 		return EXIT_USAGE;
 	return account_check(a);
 }
