@@ -30,9 +30,10 @@ class _Proc:
         self.returncode, self.stdout, self.stderr = rc, out, err
 
 
-def start(args, password=None, env=None, rlimits=None):
+def start(args, password=None, env=None, rlimits=None, ignore=()):
     """Start imapsnap (own session, stdin /dev/null, output to temporary
-    files).  Returns a handle for finish()."""
+    files), with the signals in `ignore` ignored.  Returns a handle for
+    finish()."""
     e = dict(os.environ)
     e.pop("IMAPSNAP_PASSWORD", None)
     if password is not None:
@@ -47,6 +48,13 @@ def start(args, password=None, env=None, rlimits=None):
         # Keep SIGXFSZ from killing the process: with RLIMIT_FSIZE the
         # write must fail with EFBIG instead.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        # As from a shell in the foreground, whatever the test process
+        # ignores (run.py's workers ignore SIGINT): imapsnap keeps a
+        # signal ignored by whoever started it.
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        for sig in ignore:
+            signal.signal(sig, signal.SIG_IGN)
         for what, value in (rlimits or {}).items():
             resource.setrlimit(what, (value, value))
 

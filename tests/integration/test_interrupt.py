@@ -172,6 +172,24 @@ class Interrupted(TestCase):
         self.assertLess(took, 1.0, str(run))
 
 
+    def test_ignored_signal_stays_ignored(self):
+        """Started under nohup (SIGHUP ignored), imapsnap does not stop
+        for a SIGHUP."""
+        user = slow_user("signohup", n=300)
+        dest = workdir("signohup")
+        with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
+                   rate=RATE) as p:
+            url = "imap://%s@127.0.0.1:%d" % (user.name, p.port)
+            h = runner.start(["backup", "--tls", "none", url, dest],
+                             password=user.password,
+                             rlimits={}, ignore=(signal.SIGHUP,))
+            time.sleep(1)
+            runner.kill(h, signal.SIGHUP)
+            run = runner.finish(h, 30)
+        self.assertExit(run, 0)
+        self.assertEqual(saved_in_state(dest), 300)
+
+
 class Killed(TestCase):
 
     def test_sigkill_keeps_commits_by_time(self):
