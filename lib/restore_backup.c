@@ -36,6 +36,7 @@
 #include "mutf7.h"
 #include "restore_spool.h"
 #include "restore_state.h"
+#include "store/mboxrd.h"
 #include "store/store.h"
 
 #define SPOOL_MEM (1u << 20)
@@ -232,12 +233,11 @@ struct restorer {
 	bool cur_failed;
 	uint64_t cur_skip;    /* added bytes still to leave out */
 	char cur_why[ISNAP_ERROR_MAX + 64]; /* when it cannot be held */
-	/* mboxrd undone as it streams: '>'s and "From " held at a line start,
-	 * and a CRLF whose hashing waits (the last one may not be the
-	 * server's: mbox adds a final line end). */
-	bool line_start, crlf_held;
-	uint64_t gt;
-	unsigned matched;
+	/* mboxrd undone as it streams (mboxrd.h), and a CRLF whose hashing
+	 * waits (the last one may not be the server's: mbox adds a final
+	 * line end). */
+	struct mboxrd_undo undo;
+	bool crlf_held;
 };
 
 static enum isnap_status oom(struct isnap_error *err)
@@ -1240,65 +1240,15 @@ static enum isnap_status out_crlf(struct restorer *r)
 	return restore_spool_write(&r->spool, "\r\n", 2, r->err);
 }
 
-static enum isnap_status release_held(struct restorer *r)
+/* mboxrd_undo's sinks: the server's bytes, and a line end (CRLF). */
+static int undo_data(void *ctx, const char *p, size_t n)
 {
-	enum isnap_status rc = ISNAP_OK;
-
-	for (; r->gt && !rc; r->gt--)
-		rc = out(r, ">", 1);
-	if (!rc && r->matched)
-		rc = out(r, "From ", r->matched);
-	r->matched = 0;
-	r->line_start = false;
-	return rc;
+	return (int)out(ctx, p, n);
 }
 
-/* mboxrd back to the server's form: one '>' less on ^>+From lines, and
- * LF back to CRLF (mbox.c turned every CRLF into LF and kept lone CRs). */
-static enum isnap_status unmbox(struct restorer *r, const char *d, size_t n)
+static int undo_eol(void *ctx)
 {
-	static const char from_[] = "From ";
-	enum isnap_status rc = ISNAP_OK;
-	size_t i = 0, start = 0; /* d[start..i) is plain, not sent yet */
-
-	while (i < n && !rc) {
-		char c = d[i];
-		if (r->line_start) {
-			if (!r->matched && c == '>') {
-				r->gt++;
-				start = ++i;
-				continue;
-			}
-			if (c == from_[r->matched]) {
-				if (++r->matched == 5) {
-					if (r->gt)
-						r->gt--; /* the quote */
-					rc = release_held(r);
-				}
-				start = ++i;
-				continue;
-			}
-			rc = release_held(r);
-			start = i;
-			if (rc)
-				break;
-		}
-		if (c == '\n') {
-			if (i > start)
-				rc = out(r, d + start, i - start);
-			if (!rc)
-				rc = out_crlf(r);
-			r->line_start = true;
-			r->gt = 0;
-			r->matched = 0;
-			start = ++i;
-			continue;
-		}
-		i++;
-	}
-	if (!rc && !r->line_start && i > start)
-		rc = out(r, d + start, i - start);
-	return rc;
+	return (int)out_crlf(ctx);
 }
 
 static enum isnap_status scan_begin(void *ctx, const char *location,
@@ -1326,10 +1276,8 @@ static enum isnap_status scan_begin(void *ctx, const char *location,
 	r->cur_why[0] = '\0';
 	restore_spool_reset(&r->spool);
 	r->md_failed = !EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
-	r->line_start = true;
+	mboxrd_undo_init(&r->undo, undo_data, undo_eol, r);
 	r->crlf_held = false;
-	r->gt = 0;
-	r->matched = 0;
 	return ISNAP_OK;
 }
 
@@ -1351,7 +1299,7 @@ static enum isnap_status scan_data(void *ctx, const void *data, size_t len,
 			return ISNAP_OK;
 	}
 	if (r->recs[r->cur].stored) {
-		rc = unmbox(r, data, len);
+		rc = (enum isnap_status)mboxrd_undo_feed(&r->undo, data, len);
 	} else {
 		md_update(r, data, len);
 		rc = restore_spool_write(&r->spool, data, len, r->err);
@@ -1466,7 +1414,7 @@ static enum isnap_status scan_end(void *ctx, struct isnap_error *err)
 		return ISNAP_OK;
 	}
 	r->cur = NONE;
-	if (rec->stored && release_held(r))
+	if (rec->stored && mboxrd_undo_finish(&r->undo))
 		return r->err->status;
 	/* The last CRLF: the server's, or one mbox added to a message that
 	 * ended without a line end.  The SHA-256 decides. */

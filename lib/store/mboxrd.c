@@ -154,3 +154,92 @@ bool mboxrd_is_from_line(const char *line, size_t len)
 {
 	return len >= FROM_LEN && memcmp(line, from_, FROM_LEN) == 0;
 }
+
+/* ---------------------------------------------------------------------- */
+/* The reverse                                                             */
+
+void mboxrd_undo_init(struct mboxrd_undo *u, mboxrd_sink data,
+		      mboxrd_eol_sink eol, void *ctx)
+{
+	memset(u, 0, sizeof *u);
+	u->data = data;
+	u->eol = eol;
+	u->ctx = ctx;
+	u->line_start = true;
+}
+
+static int undo_data(struct mboxrd_undo *u, const char *p, size_t n)
+{
+	return n ? u->data(u->ctx, p, n) : 0;
+}
+
+/* The '>'s and the part of "From " held at a line start, as they were. */
+static int undo_release(struct mboxrd_undo *u)
+{
+	static const char gts[64] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>"
+				    ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";
+	int rc = 0;
+
+	while (u->gt && !rc) {
+		size_t k = u->gt < sizeof gts ? (size_t)u->gt : sizeof gts;
+		rc = undo_data(u, gts, k);
+		u->gt -= k;
+	}
+	if (!rc)
+		rc = undo_data(u, from_, u->matched);
+	u->gt = 0;
+	u->matched = 0;
+	u->line_start = false;
+	return rc;
+}
+
+int mboxrd_undo_feed(struct mboxrd_undo *u, const void *data, size_t len)
+{
+	const char *d = data;
+	size_t i = 0, start = 0; /* d[start..i) is plain, not sent yet */
+	int rc = 0;
+
+	while (i < len && !rc) {
+		char c = d[i];
+		if (u->line_start) {
+			if (!u->matched && c == '>') {
+				u->gt++;
+				start = ++i;
+				continue;
+			}
+			if (c == from_[u->matched]) {
+				if (++u->matched == FROM_LEN) {
+					if (u->gt)
+						u->gt--; /* the quote */
+					rc = undo_release(u);
+				}
+				start = ++i;
+				continue;
+			}
+			rc = undo_release(u);
+			start = i;
+			if (rc)
+				break;
+		}
+		if (c == '\n') {
+			rc = undo_data(u, d + start, i - start);
+			if (!rc)
+				rc = u->eol(u->ctx);
+			u->line_start = true;
+			start = ++i;
+			continue;
+		}
+		i++;
+	}
+	if (!rc && !u->line_start)
+		rc = undo_data(u, d + start, i - start);
+	return rc;
+}
+
+int mboxrd_undo_finish(struct mboxrd_undo *u)
+{
+	int rc = u->line_start ? undo_release(u) : 0;
+
+	u->line_start = true;
+	return rc;
+}

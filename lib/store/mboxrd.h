@@ -47,6 +47,43 @@ int mboxrd_feed(struct mboxrd *q, const void *data, size_t len);
  * (an empty message stays empty).  The state is then as after init. */
 int mboxrd_finish(struct mboxrd *q);
 
+/* The reverse, for restore: a message as mbox.c stored it (its bytes
+ * between the From line and the blank separator line, mboxrd-quoted, LF
+ * line ends) back into the form the server sent.  One '>' comes off
+ * every line that matches ^>+From , and every LF is handed to `eol`,
+ * which writes it as CRLF (mbox turned each CRLF into LF and kept lone
+ * CRs).  The data sink never sees an LF; nothing else changes.  Whether
+ * the last line end was the server's or one mbox added to a message
+ * that ended without one, only the caller can tell (restore compares
+ * both against the manifest's SHA-256): so `eol` is a call of its own.
+ *
+ *   struct mboxrd_undo u;
+ *   mboxrd_undo_init(&u, data, eol, ctx);
+ *   mboxrd_undo_feed(&u, chunk, len) ...    // the stored bytes
+ *   mboxrd_undo_finish(&u);                 // what is held back
+ *
+ * Memory stays constant whatever the line (a prefix of '>'s is counted,
+ * and sent in runs); any split of the input gives the same calls' bytes.
+ * Sinks return 0, or non-zero to stop: feed and finish then return that
+ * value at once. */
+typedef int (*mboxrd_eol_sink)(void *ctx);
+
+struct mboxrd_undo {
+	mboxrd_sink data;
+	mboxrd_eol_sink eol;
+	void *ctx;
+	bool line_start;  /* still matching ^>*From  on this line */
+	uint64_t gt;      /* '>' seen at the start of this line, not sent */
+	unsigned matched; /* bytes of "From " matched after them */
+};
+
+void mboxrd_undo_init(struct mboxrd_undo *u, mboxrd_sink data,
+		      mboxrd_eol_sink eol, void *ctx);
+int mboxrd_undo_feed(struct mboxrd_undo *u, const void *data, size_t len);
+/* Send what is held back (a line start that may have been a From line);
+ * the state is then as after init. */
+int mboxrd_undo_finish(struct mboxrd_undo *u);
+
 /* Whether the line at `line` (len bytes, no line end needed) is a From
  * line, one that starts a message: it begins with "From ". */
 bool mboxrd_is_from_line(const char *line, size_t len);

@@ -254,3 +254,77 @@ Test(mboxrd, from_line_test)
 	cr_expect_not(mboxrd_is_from_line(">From ", 6));
 	cr_expect_not(mboxrd_is_from_line("from ", 5));
 }
+
+/* --- mboxrd_undo: the stored form back to the server's ----------------- */
+
+static int undo_eol(void *ctx)
+{
+	return sink(ctx, "\r\n", 2);
+}
+
+/* mboxrd_undo of in[0..len) in chunks of `chunk` bytes; NUL-terminated. */
+static char *undo_chunked(const char *in, size_t chunk)
+{
+	struct out o = { .fail_after = -1 };
+	struct mboxrd_undo u;
+	size_t len = strlen(in);
+
+	mboxrd_undo_init(&u, sink, undo_eol, &o);
+	for (size_t off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		cr_assert_eq(mboxrd_undo_feed(&u, in + off, n), 0);
+	}
+	cr_assert_eq(mboxrd_undo_finish(&u), 0);
+	o.p = realloc(o.p, o.len + 1);
+	cr_assert_not_null(o.p);
+	o.p[o.len] = '\0';
+	return o.p;
+}
+
+Test(mboxrd_undo, one_quote_off_and_crlf_back, .description =
+     "one '>' comes off ^>+From lines only, LF becomes CRLF, lone CRs stay")
+{
+	static const char stored[] = ">From a\n>>From b\n>Fro\nFrom\n>x\n"
+				     ">>>>From deep\ncr\r\n\rend\n";
+	static const char want[] = "From a\r\n>From b\r\n>Fro\r\nFrom\r\n>x\r\n"
+				   ">>>From deep\r\ncr\r\r\n\rend\r\n";
+
+	for (size_t chunk = 1; chunk <= sizeof stored; chunk++) {
+		char *got = undo_chunked(stored, chunk);
+		cr_assert_str_eq(got, want, "chunk %zu", chunk);
+		free(got);
+	}
+}
+
+Test(mboxrd_undo, round_trip_of_a_crlf_message)
+{
+	static const char msg[] = "Subject: x\r\n\r\nFrom here\r\n>From there"
+				  "\r\n\r\n>>From far\r\nFrom";
+	char *stored = quote_str(msg), *back = undo_chunked(stored, 3);
+	size_t n = strlen(msg);
+
+	/* What mbox added: the final line end. */
+	cr_assert_eq(strlen(back), n + 2);
+	cr_assert(!memcmp(back, msg, n));
+	cr_assert_str_eq(back + n, "\r\n");
+	free(stored);
+	free(back);
+}
+
+Test(mboxrd_undo, held_prefix_at_the_end)
+{
+	char *got = undo_chunked(">>Fro", 1);
+
+	cr_assert_str_eq(got, ">>Fro", "a line start held back is sent at "
+				       "finish, unchanged");
+	free(got);
+}
+
+Test(mboxrd_undo, a_failing_sink_stops_it)
+{
+	struct out o = { .fail_after = 0 };
+	struct mboxrd_undo u;
+
+	mboxrd_undo_init(&u, sink, undo_eol, &o);
+	cr_assert_eq(mboxrd_undo_feed(&u, "abc\n", 4), -1);
+}
