@@ -15,6 +15,8 @@
 #define CHUNK (64 * 1024)
 #define LITERAL_MINUS_MAX 4096
 #define COMMAND_MAX 16384
+#define FIRST_DATE (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define LAST_DATE 253402300799LL    /* 9999-12-31T23:59:59Z */
 
 struct inflight {
 	char tag[16];
@@ -46,6 +48,10 @@ bool append_format_date(int64_t epoch, int tz_minutes, bool leap_second,
 	int tz = tz_minutes < 0 ? -tz_minutes : tz_minutes;
 
 	if (tz > 99 * 60 + 59)
+		return false;
+	/* Years 1 to 9999, and a day's margin for the zone: beyond, the
+	 * addition below could overflow (a manifest may hold any number). */
+	if (epoch < FIRST_DATE - 86400 || epoch > LAST_DATE + 86400)
 		return false;
 	t = (time_t)(epoch + (int64_t)tz_minutes * 60);
 	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 ||

@@ -37,6 +37,23 @@ Test(append, date_round_trips_through_the_parser)
 	cr_assert_str_eq(out, "01-Jul-2015 01:59:60 +0200");
 }
 
+/* Dates far outside years 1 to 9999 are refused, not computed with an
+ * overflowing addition (a manifest may say anything). */
+Test(append, date_far_out_of_range_is_refused)
+{
+	char out[27];
+
+	cr_assert_not(append_format_date(INT64_MIN, -420, false, out));
+	cr_assert_not(append_format_date(INT64_MAX, 420, false, out));
+	cr_assert_not(append_format_date(INT64_MAX - 60, 99 * 60, true, out));
+	cr_assert_not(append_format_date(-62135596800 - 1, 0, false, out));
+	cr_assert(append_format_date(-62135596800, 0, false, out));
+	cr_assert_str_eq(out, "01-Jan-0001 00:00:00 +0000");
+	cr_assert(append_format_date(253402300799, 0, false, out));
+	cr_assert_str_eq(out, "31-Dec-9999 23:59:59 +0000");
+	cr_assert_not(append_format_date(253402300800, 0, false, out));
+}
+
 Test(append, flags_only_what_append_may_carry)
 {
 	char buf[64] = "";
