@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "beneath.h"
 #include "manifest_read.h"
 
 struct folder_count {
@@ -27,7 +28,8 @@ struct folder_count {
 };
 
 struct record_file {
-	char *path, *tmp;
+	int dirfd;        /* the manifest directory (not owned) */
+	char *path, *tmp; /* names in it */
 	FILE *f;
 };
 
@@ -61,17 +63,25 @@ char *forensic_record_path(const char *run_path, const char *suffix)
 /* ---------------------------------------------------------------------- */
 /* Output                                                                  */
 
-static int record_open(struct record_file *r, const char *run_path,
+/* The record's temporary name is created afresh (O_EXCL, beneath.h):
+ * whatever someone left under it, a FIFO, a hard link to another file or
+ * a symbolic link, is unlinked first, never opened or written through. */
+static int record_open(struct record_file *r, int dirfd, const char *run_name,
 		       const char *suffix)
 {
 	int fd;
 
-	r->path = forensic_record_path(run_path, suffix);
-	if (!r->path || !(r->tmp = malloc(strlen(r->path) + 8)))
+	r->dirfd = dirfd;
+	r->path = forensic_record_path(run_name, suffix);
+	if (!r->path || !(r->tmp = malloc(strlen(r->path) + 8))) {
+		errno = r->path ? ENOMEM : EINVAL; /* or not a run file */
 		return -1;
+	}
 	sprintf(r->tmp, "%s.tmp", r->path);
-	fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
+	if (unlinkat(dirfd, r->tmp, 0) != 0 && errno != ENOENT)
+		return -1;
+	fd = beneath_open_file(dirfd, r->tmp, O_WRONLY | O_CREAT | O_EXCL,
+			       0600);
 	if (fd < 0 || !(r->f = fdopen(fd, "w"))) {
 		if (fd >= 0)
 			close(fd);
@@ -92,10 +102,11 @@ static int record_close(struct record_file *r, bool keep)
 		if (fclose(r->f) != 0)
 			rc = -1;
 		r->f = NULL;
-		if (keep && !rc && rename(r->tmp, r->path) != 0)
+		if (keep && !rc &&
+		    renameat(r->dirfd, r->tmp, r->dirfd, r->path) != 0)
 			rc = -1;
 		if (!keep || rc)
-			unlink(r->tmp);
+			unlinkat(r->dirfd, r->tmp, 0);
 	}
 	free(r->path);
 	free(r->tmp);
@@ -444,7 +455,7 @@ static void write_acquisition(struct reader *rd, FILE *f, const char *run,
 	      "are in earlier runs' records.)\n", f);
 }
 
-enum isnap_status forensic_write(const char *run_path,
+enum isnap_status forensic_write(int dirfd, const char *run_name,
 				 const struct forensic_info *info,
 				 struct isnap_error *err)
 {
@@ -452,18 +463,17 @@ enum isnap_status forensic_write(const char *run_path,
 	struct manifest_lines ml = { 0 };
 	struct record_file acq = { 0 };
 	enum isnap_status rc = ISNAP_OK;
-	const char *base = strrchr(run_path, '/');
 	char buf[65536];
 	int fd;
 
-	fd = open(run_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = beneath_open_file(dirfd, run_name, O_RDONLY, 0);
 	if (fd < 0)
-		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", run_path);
-	if (record_open(&rd.items, run_path, ".items.tsv") ||
-	    record_open(&rd.exceptions, run_path, ".exceptions.tsv") ||
-	    record_open(&acq, run_path, ".acquisition.txt")) {
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", run_name);
+	if (record_open(&rd.items, dirfd, run_name, ".items.tsv") ||
+	    record_open(&rd.exceptions, dirfd, run_name, ".exceptions.tsv") ||
+	    record_open(&acq, dirfd, run_name, ".acquisition.txt")) {
 		rc = isnap_fail_errno(err, ISNAP_ELOCAL,
-				      "creating the records of %s", run_path);
+				      "creating the records of %s", run_name);
 		goto out;
 	}
 	fputs("folder\tuidvalidity\tuid\twhat\treason\n", rd.exceptions.f);
@@ -473,7 +483,7 @@ enum isnap_status forensic_write(const char *run_path,
 			continue;
 		if (n < 0) {
 			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
-					      run_path);
+					      run_name);
 			goto out;
 		}
 		if (n == 0)
@@ -485,13 +495,13 @@ enum isnap_status forensic_write(const char *run_path,
 		}
 	}
 	items_start(&rd);
-	write_acquisition(&rd, acq.f, base ? base + 1 : run_path, info);
+	write_acquisition(&rd, acq.f, run_name, info);
 out:
 	close(fd);
 	if ((record_close(&rd.items, !rc) | record_close(&rd.exceptions, !rc) |
 	     record_close(&acq, !rc)) && !rc)
 		rc = isnap_fail_errno(err, ISNAP_ELOCAL,
-				      "writing the records of %s", run_path);
+				      "writing the records of %s", run_name);
 	manifest_lines_free(&ml);
 	for (size_t i = 0; i < rd.nfolders; i++)
 		free(rd.folders[i].name);

@@ -11,7 +11,10 @@
  * where <run> is the run file's name without ".jsonl".  All three are
  * derived from the run's manifest, which is chained and which verify
  * checks: they say nothing the manifest does not, in forms people read.
- * Each is written to a temporary file, synced and renamed into place.
+ * Each is written to a temporary file, synced and renamed into place,
+ * below the manifest directory's descriptor without following a link
+ * (beneath.h): whatever was left under a temporary name (a FIFO, a hard
+ * link, a symbolic link) is unlinked, never opened.
  */
 #ifndef IMAPSNAP_FORENSIC_H
 #define IMAPSNAP_FORENSIC_H
@@ -25,16 +28,17 @@ struct forensic_info {
 	const char *timestamp;   /* the RFC 3161 token's file, if any */
 };
 
-/* Read the run file at `run_path` and write the three records beside
- * it.  ISNAP_ELOCAL when the run file cannot be read or a record cannot
- * be written, ISNAP_ENOMEM. */
-enum isnap_status forensic_write(const char *run_path,
+/* Read the run file `run_name` in the directory open at `dirfd`
+ * (DEST/.imapsnap/manifest) and write the three records beside it.
+ * ISNAP_ELOCAL when the run file cannot be read (a link or a FIFO is not
+ * opened) or a record cannot be written, ISNAP_ENOMEM. */
+enum isnap_status forensic_write(int dirfd, const char *run_name,
 				 const struct forensic_info *info,
 				 struct isnap_error *err);
 
 /* "<dir>/<run>" + suffix for a record of the run file at `run_path`
- * (".acquisition.txt", ".tsr", ...), malloc'd; NULL when out of memory
- * or `run_path` does not end in ".jsonl". */
+ * (".acquisition.txt", ".tsr", ...; a name alone gives a name), malloc'd;
+ * NULL when out of memory or `run_path` does not end in ".jsonl". */
 char *forensic_record_path(const char *run_path, const char *suffix);
 
 #endif

@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "beneath.h"
 #include "curl_init.h"
 
 /* A TSA's answer is a few KB; anything past this is not one. */
@@ -137,16 +138,20 @@ static enum isnap_status check_response(TS_RESP *resp, TS_VERIFY_CTX *ctx,
 	return ISNAP_OK;
 }
 
-static enum isnap_status write_file(const char *path, const void *data,
-				    size_t len, struct isnap_error *err)
+/* dirfd/name, durably: a temporary name created afresh (whatever was
+ * left there unlinked, never written through), fsync, rename. */
+static enum isnap_status write_file(int dirfd, const char *name,
+				    const void *data, size_t len,
+				    struct isnap_error *err)
 {
 	char tmp[4300];
 	int fd;
 	const char *p = data;
 
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
+	snprintf(tmp, sizeof tmp, "%s.tmp", name);
+	if (unlinkat(dirfd, tmp, 0) != 0 && errno != ENOENT)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", tmp);
+	fd = beneath_open_file(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0)
 		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", tmp);
 	while (len) {
@@ -156,18 +161,60 @@ static enum isnap_status write_file(const char *path, const void *data,
 		if (n <= 0) {
 			isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s", tmp);
 			close(fd);
-			unlink(tmp);
+			unlinkat(dirfd, tmp, 0);
 			return ISNAP_ELOCAL;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-		isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s", path);
-		unlink(tmp);
+	if (fsync(fd) != 0 || close(fd) != 0 ||
+	    renameat(dirfd, tmp, dirfd, name) != 0) {
+		isnap_fail_errno(err, ISNAP_ELOCAL, "writing %s", name);
+		unlinkat(dirfd, tmp, 0);
 		return ISNAP_ELOCAL;
 	}
 	return ISNAP_OK;
+}
+
+/* A token is a few KB; a file far larger is not one. */
+#define TOKEN_MAX (1024 * 1024)
+
+/* dirfd/name whole into memory, opened without following a link and
+ * only if it is a regular file (a FIFO must not make verify wait). */
+static enum isnap_status read_token(int dirfd, const char *name,
+				    struct buf *out, struct isnap_error *err)
+{
+	int fd = beneath_open_file(dirfd, name, O_RDONLY, 0);
+	enum isnap_status rc = ISNAP_OK;
+
+	if (fd < 0)
+		return isnap_fail_errno(err, ISNAP_ELOCAL, "%s", name);
+	if (!(out->p = malloc(TOKEN_MAX + 1))) {
+		close(fd);
+		return isnap_fail(err, ISNAP_ENOMEM, "out of memory");
+	}
+	for (;;) {
+		ssize_t n = read(fd, out->p + out->n, TOKEN_MAX + 1 - out->n);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = isnap_fail_errno(err, ISNAP_ELOCAL, "reading %s",
+					      name);
+			break;
+		}
+		if (n == 0)
+			break;
+		out->n += (size_t)n;
+		if (out->n > TOKEN_MAX) {
+			rc = isnap_fail(err, ISNAP_EINTEGRITY,
+					"%s is no timestamp response (larger "
+					"than %d bytes)",
+					name, TOKEN_MAX);
+			break;
+		}
+	}
+	close(fd);
+	return rc;
 }
 
 static enum isnap_status post(const char *url, const char *cafile,
@@ -224,8 +271,8 @@ static enum isnap_status post(const char *url, const char *cafile,
 }
 
 enum isnap_status tsa_request(const char *url, const char *cafile,
-			      const unsigned char sha256[32],
-			      const char *out_path, struct isnap_error *err)
+			      const unsigned char sha256[32], int dirfd,
+			      const char *out_name, struct isnap_error *err)
 {
 	TS_REQ *req = make_request(sha256);
 	TS_RESP *resp = NULL;
@@ -269,7 +316,7 @@ enum isnap_status tsa_request(const char *url, const char *cafile,
 			rc = err->status = ISNAP_EPROTO;
 		goto out;
 	}
-	rc = write_file(out_path, body.p, body.n, err);
+	rc = write_file(dirfd, out_name, body.p, body.n, err);
 out:
 	TS_VERIFY_CTX_free(ctx);
 	TS_RESP_free(resp);
@@ -279,27 +326,30 @@ out:
 	return rc;
 }
 
-enum isnap_status tsa_check(const char *path, const unsigned char sha256[32],
+enum isnap_status tsa_check(int dirfd, const char *name,
+			    const unsigned char sha256[32],
 			    const char *cafile, bool *signed_r, char *when,
 			    size_t when_size, struct isnap_error *err)
 {
-	BIO *in = BIO_new_file(path, "rb");
+	struct buf token = { 0 };
+	enum isnap_status rc = read_token(dirfd, name, &token, err);
+	BIO *in = !rc ? BIO_new_mem_buf(token.p, (int)token.n) : NULL;
 	TS_RESP *resp = in ? d2i_TS_RESP_bio(in, NULL) : NULL;
 	TS_VERIFY_CTX *ctx = TS_VERIFY_CTX_new();
 	unsigned char *imprint = OPENSSL_malloc(32);
-	enum isnap_status rc = ISNAP_OK;
 
 	*signed_r = false;
 	if (when_size)
 		when[0] = '\0';
+	if (rc)
+		goto out;
 	if (!in) {
-		rc = isnap_fail(err, ISNAP_ELOCAL, "%s: %s", path,
-				ssl_why("cannot be read"));
+		rc = isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (!resp) {
 		rc = isnap_fail(err, ISNAP_EINTEGRITY,
-				"%s is no timestamp response", path);
+				"%s is no timestamp response", name);
 		goto out;
 	}
 	if (!ctx || !imprint) {
@@ -325,5 +375,6 @@ out:
 	TS_VERIFY_CTX_free(ctx);
 	TS_RESP_free(resp);
 	BIO_free(in);
+	free(token.p);
 	return rc;
 }

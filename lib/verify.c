@@ -1166,10 +1166,10 @@ nomem:
 
 /* A run's RFC 3161 token, <run>.tsr beside it (backup --tsa), must name
  * the run file's SHA-256; a token that does not is a CHAIN finding. */
-static void check_timestamp(struct verifier *v, const char *name,
+static void check_timestamp(struct verifier *v, int mdir, const char *name,
 			    const char *sha_hex, const struct verify_opts *o)
 {
-	char path[4400], when[64];
+	char tsr[MANIFEST_RUN_NAME_MAX + 8], when[64];
 	unsigned char sha[32];
 	struct isnap_error e = { 0 };
 	size_t n = strlen(name);
@@ -1178,14 +1178,15 @@ static void check_timestamp(struct verifier *v, const char *name,
 
 	if (n < 6 || !manifest_parse_sha(sha_hex, sha))
 		return;
-	snprintf(path, sizeof path, "%s/.imapsnap/%s/%.*s.tsr", v->dest,
-		 MANIFEST_DIR, (int)(n - 6), name);
-	if (lstat(path, &sb) != 0)
+	snprintf(tsr, sizeof tsr, "%.*s.tsr", (int)(n - 6), name);
+	if (fstatat(mdir, tsr, &sb, AT_SYMLINK_NOFOLLOW) != 0)
 		return;
-	if (tsa_check(path, sha, o ? o->tsa_cafile : NULL, &signed_ok, when,
-		      sizeof when, &e)) {
-		report(v, e.status == ISNAP_ENOMEM ? VERIFY_UNREADABLE
-						   : VERIFY_CHAIN,
+	/* A link or a FIFO under the token's name is not opened: a FIFO
+	 * would make verify wait forever. */
+	if (tsa_check(mdir, tsr, sha, o ? o->tsa_cafile : NULL, &signed_ok,
+		      when, sizeof when, &e)) {
+		report(v, e.status == ISNAP_EINTEGRITY ? VERIFY_CHAIN
+						       : VERIFY_UNREADABLE,
 		       NULL, NULL, name, "its RFC 3161 timestamp: %s", e.msg);
 		return;
 	}
@@ -1250,7 +1251,7 @@ static enum isnap_status read_manifest_dir(struct verifier *v, int mdir,
 		else if (o && o->expect_sha256 &&
 			 strcmp(o->expect_sha256, sha) == 0)
 			expected = true;
-		check_timestamp(v, e[i].name, sha, o);
+		check_timestamp(v, mdir, e[i].name, sha, o);
 		check_prev(v, i ? &e[i - 1] : NULL);
 		set_head(v, e[i].name, e[i].sha);
 		last = e[i];

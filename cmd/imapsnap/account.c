@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "account.h"
+#include "beneath.h"
 #include "config.h"
 #include "forensic.h"
+#include "manifest_chain.h"
 #include "tsa.h"
 
 void account_init(struct account *a, const char *help_command)
@@ -217,41 +220,59 @@ static int write_records(const struct account *a, struct output *o,
 	struct forensic_info info = { .run_sha256 = sum->manifest_sha256 };
 	unsigned char sha[32];
 	char zone[64] = "", *tsr = NULL;
-	const char *slash;
+	const char *slash = strrchr(sum->manifest_file, '/');
+	const char *run = slash ? slash + 1 : sum->manifest_file;
 	time_t now = time(NULL);
 	struct tm tm;
-	int rc = 0;
+	int rc = 0, top, mdir;
 
+	/* The records go beside the run file, DEST/.imapsnap/manifest,
+	 * reached without following a link (beneath.h) as the run file
+	 * was. */
+	top = beneath_open_top(a->dest, false);
+	mdir = top < 0 ? -1
+		       : beneath_open_dir(top, ".imapsnap/" MANIFEST_DIR,
+					  false);
+	if (mdir < 0) {
+		out_error(o, "the records of %s: %s", sum->manifest_file,
+			  strerror(errno));
+		if (top >= 0)
+			close(top);
+		return EXIT_LOCAL;
+	}
+	close(top);
 	if (localtime_r(&now, &tm))
 		strftime(zone, sizeof zone, "%Z, UTC%z", &tm);
 	info.time_zone = zone;
 	if (a->tsa_url) {
 		for (int i = 0; i < 32; i++)
 			sscanf(sum->manifest_sha256 + 2 * i, "%2hhx", &sha[i]);
-		tsr = forensic_record_path(sum->manifest_file, ".tsr");
+		tsr = forensic_record_path(run, ".tsr");
 		if (!tsr) {
 			out_error(o, "out of memory");
+			close(mdir);
 			return EXIT_LOCAL;
 		}
-		if (tsa_request(a->tsa_url, a->tsa_cacert, sha, tsr, &err)) {
+		if (tsa_request(a->tsa_url, a->tsa_cacert, sha, mdir, tsr,
+				&err)) {
 			out_error(o, "timestamp of %s: %s", sum->manifest_file,
 				  err.msg);
 			rc = exit_status_for(err.status);
 			free(tsr);
 			tsr = NULL;
 		} else {
-			slash = strrchr(tsr, '/');
-			info.timestamp = slash ? slash + 1 : tsr;
+			info.timestamp = tsr;
 		}
 	}
 	isnap_error_clear(&err);
-	if (forensic_write(sum->manifest_file, &info, &err)) {
+	if (forensic_write(mdir, run, &info, &err)) {
 		out_error(o, "the records of %s: %s", sum->manifest_file,
 			  err.msg);
 		if (!rc)
 			rc = exit_status_for(err.status);
 	}
 	free(tsr);
+	close(mdir);
 	return rc;
 }
 

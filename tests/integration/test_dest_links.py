@@ -243,7 +243,7 @@ class Fifos(LinkCase):
 
     def test_chain_is_a_fifo(self):
         """DEST/.imapsnap/manifest/chain a FIFO: backup and verify end at
-        once with an error naming it."""
+        once with an error naming it; restore -n does not wait either."""
         run = self.run_backup()
         self.assertExit(run, 0)
         chain = os.path.join(self.dest, ".imapsnap", "manifest", "chain")
@@ -255,6 +255,45 @@ class Fifos(LinkCase):
         run = imapsnap("verify", self.dest, timeout=QUICK)
         self.assertExit(run, EXIT_LOCAL)
         self.assertQuick(run, "chain")
+        # restore reads the run files, not the chain: it must not wait.
+        run = self.restore_dry_run()
+        self.assertExit(run, 0)
+        self.assertLess(run.elapsed, QUICK / 2)
+
+    def restore_dry_run(self):
+        target = harness.SERVER.new_user("fiforst")
+        return imapsnap("restore", "-n", "--cacert", target.server.cacert,
+                        "--state-dir", os.path.join(self.work, "rstate"),
+                        self.dest, target.server.url(target, "imaps"),
+                        password=target.password, timeout=QUICK)
+
+    def test_state_is_a_fifo_for_verify_and_restore(self):
+        """verify and restore -n do not read DEST/.imapsnap/state: a FIFO
+        there changes nothing for them, and neither waits."""
+        run = self.run_backup()
+        self.assertExit(run, 0)
+        state = os.path.join(self.dest, ".imapsnap", "state")
+        os.unlink(state)
+        os.mkfifo(state)
+        run = imapsnap("verify", self.dest, timeout=QUICK)
+        self.assertExit(run, 0)
+        self.assertLess(run.elapsed, QUICK / 2)
+        run = self.restore_dry_run()
+        self.assertExit(run, 0)
+        self.assertLess(run.elapsed, QUICK / 2)
+
+    def test_timestamp_is_a_fifo(self):
+        """A FIFO as a run's RFC 3161 token (<run>.tsr, backup --tsa):
+        verify reports the token unreadable without waiting for it."""
+        run = self.run_backup()
+        self.assertExit(run, 0)
+        mdir = os.path.join(self.dest, ".imapsnap", "manifest")
+        name = [n for n in os.listdir(mdir) if n.endswith(".jsonl")][0]
+        tsr = name[:-len(".jsonl")] + ".tsr"
+        os.mkfifo(os.path.join(mdir, tsr))
+        run = imapsnap("verify", self.dest, timeout=QUICK)
+        self.assertExit(run, EXIT_INTEGRITY)
+        self.assertQuick(run, tsr)
 
     def test_message_file_is_a_fifo(self):
         """A FIFO under a message's name in cur/: verify reports it (not

@@ -2,9 +2,11 @@
  * written by hand, TSV fields escaped, one row per message and per
  * skipped item, and nothing left behind but the three records. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "forensic.h"
@@ -27,6 +29,15 @@ static char *slurp(const char *path)
 	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
 	fclose(f);
 	return buf;
+}
+
+/* The test's directory, opened as the manifest directory is. */
+static int base_fd(void)
+{
+	int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	return fd;
 }
 
 Test(forensic, records_from_a_run_file)
@@ -58,8 +69,8 @@ Test(forensic, records_from_a_run_file)
 	f = fopen(path, "wb");
 	fputs(run, f);
 	fclose(f);
-	cr_assert_eq(forensic_write(path, &info, &err), ISNAP_OK, "%s",
-		     err.msg);
+	cr_assert_eq(forensic_write(base_fd(), "r.jsonl", &info, &err),
+		     ISNAP_OK, "%s", err.msg);
 	snprintf(path, sizeof path, "%s/r.items.tsv", base);
 	text = slurp(path);
 	cr_expect_str_eq(text, "folder\tuidvalidity\tuid\tsha256\tsize\tpath\n"
@@ -92,4 +103,50 @@ Test(forensic, record_path_needs_a_run_file)
 	cr_expect_str_eq(p, "/m/20240501T020000.1Z.tsr");
 	free(p);
 	cr_expect_null(forensic_record_path("/m/chain", ".tsr"));
+}
+
+/* The records' temporary names may be taken by someone who can write the
+ * manifest directory: a FIFO there must not block, a hard link must not
+ * truncate the file it shares, a symbolic link must not be followed. */
+Test(forensic, planted_temporary_names_are_replaced, .timeout = 20)
+{
+	static const char run[] =
+		"{\"type\":\"run\",\"manifest\":3,\"format\":\"maildir\"}\n";
+	struct forensic_info info = { 0 };
+	struct isnap_error err = { 0 };
+	char path[512], victim[512], other[512], *text;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/r.jsonl", base);
+	f = fopen(path, "wb");
+	fputs(run, f);
+	fclose(f);
+	snprintf(victim, sizeof victim, "%s/victim", base);
+	f = fopen(victim, "wb");
+	fputs("precious\n", f);
+	fclose(f);
+	snprintf(other, sizeof other, "%s/other", base);
+	f = fopen(other, "wb");
+	fputs("also precious\n", f);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/r.items.tsv.tmp", base);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof path, "%s/r.exceptions.tsv.tmp", base);
+	cr_assert_eq(link(victim, path), 0);
+	snprintf(path, sizeof path, "%s/r.acquisition.txt.tmp", base);
+	cr_assert_eq(symlink(other, path), 0);
+
+	cr_assert_eq(forensic_write(base_fd(), "r.jsonl", &info, &err),
+		     ISNAP_OK, "%s", err.msg);
+	text = slurp(victim);
+	cr_expect_str_eq(text, "precious\n", "written through a hard link");
+	free(text);
+	text = slurp(other);
+	cr_expect_str_eq(text, "also precious\n",
+			 "written through a symbolic link");
+	free(text);
+	snprintf(path, sizeof path, "%s/r.exceptions.tsv", base);
+	text = slurp(path);
+	cr_expect(!strncmp(text, "folder\t", 7));
+	free(text);
 }
