@@ -15,6 +15,9 @@
  * streamed straight out of it, so it is the only per-connection buffer that
  * holds message bytes. */
 #define CLIENT_READ_BUFFER (256 * 1024)
+/* A SEARCH answer (without ESEARCH, a dated listing has to be one) comes
+ * in pieces of this many UIDs, whatever the folder's size. */
+#define CLIENT_SEARCH_CHUNK 4096
 #define CLIENT_MAX_CAPS 4096
 
 struct imap_client {
@@ -362,11 +365,14 @@ enum isnap_status imap_client_open(const struct imap_session_opts *opts,
 				   struct isnap_error *err)
 {
 	struct imap_client *c = calloc(1, sizeof *c);
+	const struct imap_parser_limits lim = {
+		.search_chunk = CLIENT_SEARCH_CHUNK,
+	};
 	enum isnap_status st;
 
 	*out = NULL;
 	if (!c || !(c->rbuf = malloc(CLIENT_READ_BUFFER)) ||
-	    !(c->parser = imap_parser_new(NULL))) {
+	    !(c->parser = imap_parser_new(&lim))) {
 		if (c)
 			free(c->rbuf);
 		free(c);

@@ -39,11 +39,17 @@
  * own length plus this (the status fields add one NUL each). */
 #define SEGMENT_SLACK 8
 
+/* The longest arg of a streamed SEARCH: a UID has at most 10 digits; what
+ * is not a UID is handed out too, for the caller to refuse, up to this. */
+#define SEARCH_TOKEN_MAX 64
+
 enum state {
 	ST_LINE,        /* reading a line segment */
 	ST_LIT_WAIT,    /* returned IMAP_PARSE_LITERAL, awaiting the answer */
 	ST_LIT_INLINE,  /* copying an inlined literal into `store` */
-	ST_DONE,        /* returned IMAP_PARSE_RESPONSE; next call starts anew */
+	ST_SEARCH,      /* reading the numbers of a streamed "* SEARCH" */
+	ST_DONE,        /* returned IMAP_PARSE_RESPONSE; next call starts anew
+			   (or goes on with the same SEARCH: search_more) */
 	ST_ERROR,       /* sticky until imap_parser_reset() */
 };
 
@@ -91,6 +97,12 @@ struct imap_parser {
 	bool has_number;
 	uint32_t number;
 	size_t tag, name, code, code_args, text; /* offsets or OFF_* */
+
+	/* A streamed SEARCH (lim.search_chunk): the token being read, a CR
+	 * just seen, more of the line to come. */
+	char search_tok[SEARCH_TOKEN_MAX];
+	size_t search_tok_len;
+	bool search_cr, search_more;
 
 	struct imap_response resp;
 	char err[256];
@@ -261,6 +273,8 @@ static void start_response(struct imap_parser *p)
 	p->kind = IMAP_RESP_UNTAGGED;
 	p->tag = p->code = OFF_NULL;
 	p->name = p->code_args = p->text = OFF_EMPTY;
+	p->search_tok_len = 0;
+	p->search_cr = p->search_more = false;
 }
 
 static bool is_status_name(const char *s, size_t n)
@@ -667,6 +681,8 @@ struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits)
 		p->lim.max_args = IMAP_PARSER_DEFAULT_MAX_ARGS;
 	if (!p->lim.max_literal)
 		p->lim.max_literal = IMAP_PARSER_DEFAULT_MAX_LITERAL;
+	if (p->lim.search_chunk > p->lim.max_args)
+		p->lim.search_chunk = p->lim.max_args;
 	start_response(p);
 	return p;
 }
@@ -723,6 +739,140 @@ static size_t take_literal(struct imap_parser *p, const char *data,
 	return n;
 }
 
+/* --- a streamed SEARCH ---------------------------------------------------- */
+
+#define SEARCH_HEAD "* SEARCH"
+#define SEARCH_HEAD_LEN 8
+
+/* Whether the response starting with line[0..line_len) and then
+ * s[0..n) is a SEARCH to stream: 1 yes, 0 no, -1 too few bytes to say. */
+static int is_search_head(const struct imap_parser *p, const char *s,
+			  size_t n)
+{
+	char head[SEARCH_HEAD_LEN + 1];
+	size_t have = 0;
+
+	for (size_t i = 0; i < p->line_len && have < sizeof head; i++)
+		head[have++] = p->line[i];
+	for (size_t i = 0; i < n && have < sizeof head; i++)
+		head[have++] = s[i];
+	for (size_t i = 0; i < have && i < SEARCH_HEAD_LEN; i++) {
+		char c = head[i];
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		if (c != SEARCH_HEAD[i])
+			return 0;
+	}
+	if (have < sizeof head)
+		return -1;
+	return head[SEARCH_HEAD_LEN] == ' ' || head[SEARCH_HEAD_LEN] == '\r' ||
+	       head[SEARCH_HEAD_LEN] == '\n';
+}
+
+/* A new chunk of the SEARCH being read: no args yet, the name again. */
+static bool search_chunk_start(struct imap_parser *p)
+{
+	p->store_len = 0;
+	p->nnodes = 0;
+	if (!store_reserve(p, sizeof "SEARCH"))
+		return false;
+	p->name = put(p, "SEARCH", 6);
+	p->search_more = false;
+	p->st = ST_SEARCH;
+	return true;
+}
+
+/* The token just read becomes an arg (an atom, as in any response). */
+static bool search_emit(struct imap_parser *p)
+{
+	size_t n = p->search_tok_len;
+	struct node *nd;
+
+	p->search_tok_len = 0;
+	if (!store_reserve(p, n + 1)) {
+		fail(p, "out of memory");
+		return false;
+	}
+	if (!(nd = add_node(p, IMAP_ARG_ATOM)))
+		return false;
+	nd->off = put(p, p->search_tok, n);
+	nd->len = n;
+	return true;
+}
+
+/* Args of a streamed SEARCH from data[0..len): IMAP_PARSE_MORE when all
+ * were taken, IMAP_PARSE_RESPONSE at a full chunk or the line's end
+ * (`used` says where), IMAP_PARSE_ERROR.  Args are atoms, as the numbers
+ * of RFC 3501 §7.2.5 are; whether they are valid UIDs is the caller's to
+ * say, as it is for a SEARCH that is not streamed. */
+static enum imap_parse_status search_scan(struct imap_parser *p,
+					  const char *data, size_t len,
+					  size_t *used)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)data[i];
+
+		if (p->search_cr && c != '\n')
+			return bad_char(p, '\r');
+		if ((cclass[c] & C_ATOM) && c != '(' && c != ')' && c != '"' &&
+		    c != '{') {
+			if (p->search_tok_len == SEARCH_TOKEN_MAX)
+				return fail(p, "an argument of more than %d "
+					       "bytes in a SEARCH answer",
+					    SEARCH_TOKEN_MAX);
+			p->search_tok[p->search_tok_len++] = (char)c;
+			continue;
+		}
+		if (c == '\r') {
+			p->search_cr = true;
+			continue;
+		}
+		if (c != ' ' && c != '\n')
+			return c == '(' ? fail(p, "a list in a SEARCH answer "
+						  "(MODSEQ was not asked "
+						  "for)")
+					: bad_char(p, c);
+		if (p->search_tok_len && !search_emit(p))
+			return IMAP_PARSE_ERROR;
+		if (c == '\n') {
+			*used = i + 1;
+			build(p);
+			p->st = ST_DONE;
+			return IMAP_PARSE_RESPONSE;
+		}
+		if (p->nnodes >= p->lim.search_chunk) {
+			*used = i + 1;
+			build(p);
+			p->st = ST_DONE;
+			p->search_more = true;
+			return IMAP_PARSE_RESPONSE;
+		}
+	}
+	*used = len;
+	return IMAP_PARSE_MORE;
+}
+
+/* The response starting in line[0..line_len) + s[0..n) is a SEARCH to
+ * stream: take it from after its name.  The head is looked at as soon as
+ * it can be told, so the line buffer holds at most the name. */
+static enum imap_parse_status search_begin(struct imap_parser *p,
+					   const char *s, size_t n,
+					   size_t *used)
+{
+	size_t skip = SEARCH_HEAD_LEN - p->line_len, u = 0;
+	enum imap_parse_status rc;
+
+	*used = 0;
+	p->line_len = 0;
+	p->head_done = true;
+	p->kind = IMAP_RESP_UNTAGGED;
+	if (!search_chunk_start(p))
+		return fail(p, "out of memory");
+	rc = search_scan(p, s + skip, n - skip, &u);
+	*used = skip + u;
+	return rc;
+}
+
 enum imap_parse_status imap_parser_parse(struct imap_parser *p,
 					 const char *data, size_t len,
 					 size_t *used)
@@ -738,8 +888,15 @@ enum imap_parse_status imap_parser_parse(struct imap_parser *p,
 	case ST_LIT_WAIT:
 		return fail(p, "a literal was neither inlined nor consumed");
 	case ST_DONE:
-		start_response(p);
-		break;
+		if (!p->search_more) {
+			start_response(p);
+			break;
+		}
+		if (!search_chunk_start(p))
+			return fail(p, "out of memory");
+		/* fall through */
+	case ST_SEARCH:
+		return search_scan(p, data, len, used);
 	case ST_LIT_INLINE:
 		pos = take_literal(p, data, len);
 		if (p->st == ST_ERROR)
@@ -758,6 +915,14 @@ enum imap_parse_status imap_parser_parse(struct imap_parser *p,
 		return IMAP_PARSE_MORE;
 	}
 	s = data + pos;
+	if (p->lim.search_chunk && !p->head_done) {
+		int search = is_search_head(p, s, len - pos);
+		if (search > 0) {
+			rc = search_begin(p, s, len - pos, &take);
+			*used = pos + take;
+			return rc;
+		}
+	}
 	nl = memchr(s, '\n', len - pos);
 	take = nl ? (size_t)(nl - s) + 1 : len - pos;
 	if (take > p->lim.max_response - p->resp_bytes - p->line_len) {

@@ -140,6 +140,15 @@ struct imap_parser_limits {
 	unsigned max_depth;    /* list nesting; default 32 */
 	size_t max_args;       /* args in one response, all levels; default 100000 */
 	uint64_t max_literal;  /* largest literal size announced; default 2^40 */
+	/* Nonzero: an untagged "* SEARCH n n ..." (RFC 3501 §7.2.5), which
+	 * lists every match on one line and so outgrows max_response and
+	 * max_args for a large folder, is read as it arrives and handed out
+	 * as consecutive SEARCH responses of at most this many numbers
+	 * each (the last one possibly with none), in memory bounded by it.
+	 * Its args are atoms of at most 64 bytes, separated by spaces (no
+	 * list: no MODSEQ, RFC 7162 §3.1.5, so ask for none).  0 (the
+	 * default): a SEARCH line is like any other.  At most max_args. */
+	size_t search_chunk;
 };
 
 struct imap_parser;

@@ -1309,3 +1309,162 @@ Test(args, string)
 	cr_assert_not(imap_arg_string(&r->args[4], true, &s, &n));
 	imap_parser_free(p);
 }
+
+/* ---- a streamed SEARCH (limits.search_chunk) ------------------------- */
+
+struct search_seen {
+	size_t responses, numbers, empty;
+	uint64_t sum;
+	uint32_t last;
+	bool ordered;
+	size_t max_memory;
+	struct buf tagged; /* other responses, rendered */
+};
+
+/* Feed `in` in pieces of `f`; every SEARCH response's numbers are added
+ * up; any other response is rendered into seen->tagged. */
+static void feed_search(struct imap_parser *p, const char *in, size_t len,
+			enum feed f, uint64_t seed, struct search_seen *seen)
+{
+	size_t pos = 0;
+
+	rng = seed * 0x9E3779B97F4A7C15ull + 1;
+	seen->ordered = true;
+	while (pos < len) {
+		size_t k = chunk(f, len - pos), used = (size_t)-1;
+		enum imap_parse_status st = imap_parser_parse(p, in + pos, k,
+							      &used);
+		const struct imap_response *r;
+
+		cr_assert_leq(used, k);
+		pos += used;
+		if (imap_parser_memory(p) > seen->max_memory)
+			seen->max_memory = imap_parser_memory(p);
+		if (st == IMAP_PARSE_MORE) {
+			cr_assert_eq(used, k, "MORE must consume everything");
+			continue;
+		}
+		cr_assert_eq(st, IMAP_PARSE_RESPONSE, "at %zu: %s", pos,
+			     imap_parser_error(p));
+		r = imap_parser_response(p);
+		cr_assert_not_null(r);
+		if (strcmp(r->name, "SEARCH")) {
+			render(&seen->tagged, r, NULL);
+			b_str(&seen->tagged, "\n");
+			continue;
+		}
+		cr_assert_eq(r->kind, IMAP_RESP_UNTAGGED);
+		seen->responses++;
+		seen->empty += r->nargs == 0;
+		for (size_t i = 0; i < r->nargs; i++) {
+			uint32_t v;
+			cr_assert(imap_arg_uint32(&r->args[i], &v),
+				  "arg %zu is %s", i, r->args[i].str);
+			if (v <= seen->last)
+				seen->ordered = false;
+			seen->last = v;
+			seen->sum += v;
+			seen->numbers++;
+		}
+	}
+}
+
+Test(search, streamed_in_chunks_every_way)
+{
+	const struct imap_parser_limits lim = { .search_chunk = 2 };
+	const char *in = "* SEARCH 1 2 3 4 5\r\n* search  7 8 \r\n"
+			 "* SEARCH\r\na1 OK done\r\n";
+	enum feed feeds[] = { FEED_WHOLE, FEED_BYTE, FEED_RANDOM };
+
+	for (size_t i = 0; i < sizeof feeds / sizeof *feeds; i++) {
+		struct imap_parser *p = imap_parser_new(&lim);
+		struct search_seen seen = { 0 };
+
+		feed_search(p, in, strlen(in), feeds[i], 7, &seen);
+		cr_assert_eq(seen.numbers, 7);
+		cr_assert_eq(seen.sum, 1 + 2 + 3 + 4 + 5 + 7 + 8);
+		cr_assert(seen.ordered);
+		/* 1 2 | 3 4 | 5, then 7 8 | (the line end), then none */
+		cr_assert_eq(seen.responses, 3 + 2 + 1, "feed %zu: %zu", i,
+			     seen.responses);
+		cr_assert_eq(seen.empty, 2);
+		cr_assert_str_eq(seen.tagged.p, "a1 OK :done\n");
+		free(seen.tagged.p);
+		imap_parser_free(p);
+	}
+}
+
+Test(search, answer_beyond_line_and_arg_limits)
+{
+	/* 300,000 UIDs, about 2 MB on one line: past max_response (1 MiB)
+	 * and max_args (100,000), in memory bounded by the chunk. */
+	const struct imap_parser_limits lim = { .search_chunk = 4096 };
+	struct imap_parser *p = imap_parser_new(&lim);
+	struct search_seen seen = { 0 };
+	struct buf in = { 0 };
+	uint64_t sum = 0;
+	char num[16];
+
+	b_str(&in, "* SEARCH");
+	for (uint32_t u = 1; u <= 300000; u++) {
+		snprintf(num, sizeof num, " %u", u * 3);
+		b_str(&in, num);
+		sum += u * 3;
+	}
+	b_str(&in, "\r\nt1 OK SEARCH done\r\n");
+	cr_assert_gt(in.n, IMAP_PARSER_DEFAULT_MAX_RESPONSE);
+	feed_search(p, in.p, in.n, FEED_RANDOM, 42, &seen);
+	cr_assert_eq(seen.numbers, 300000);
+	cr_assert_eq(seen.sum, sum);
+	cr_assert(seen.ordered);
+	cr_assert_leq(seen.max_memory, 512 * 1024, "held %zu bytes",
+		      seen.max_memory);
+	cr_assert_str_eq(seen.tagged.p, "t1 OK :SEARCH done\n");
+	free(seen.tagged.p);
+	imap_parser_free(p);
+
+	/* Without search_chunk it is a line like any other: too long. */
+	expect_error_l(NULL, in.p, in.n, "longer than");
+	free(in.p);
+}
+
+Test(search, what_a_streamed_search_refuses)
+{
+	const struct imap_parser_limits lim = { .search_chunk = 16 };
+
+	expect_error_l(&lim, "* SEARCH 1 2 (MODSEQ 5)\r\n", 25, "MODSEQ");
+	expect_error_l(&lim,
+		       "* SEARCH 1 "
+		       "12345678901234567890123456789012345678901234567890"
+		       "123456789012345\r\n", 78, "more than 64 bytes");
+	expect_error_l(&lim, "* SEARCH 1 2\r3\r\n", 16, "CR not followed");
+	expect_error_l(&lim, "* SEARCH 1 \"2\"\r\n", 16,
+		       "unexpected character");
+	expect_error_l(&lim, "* SEARCH 1 {2}\r\n", 16,
+		       "unexpected character");
+}
+
+Test(search, what_is_not_a_search)
+{
+	const struct imap_parser_limits lim = { .search_chunk = 1 };
+	struct imap_parser *p = imap_parser_new(&lim);
+	const struct imap_response *r;
+
+	/* What is not a number is handed out for the caller to judge;
+	 * SEARCHES is another response; ESEARCH is parsed as ever. */
+	r = parse_one(p, "* SEARCH -1\r\n");
+	cr_assert_eq(r->nargs, 1);
+	cr_assert_str_eq(r->args[0].str, "-1");
+	cr_assert_eq(r->args[0].type, IMAP_ARG_ATOM);
+	r = parse_one(p, "* SEARCH 18446744073709551617\r\n");
+	cr_assert_str_eq(r->args[0].str, "18446744073709551617");
+	r = parse_one(p, "* SEARCHES 1 2 3\r\n");
+	cr_assert_str_eq(r->name, "SEARCHES");
+	cr_assert_eq(r->nargs, 3);
+	r = parse_one(p, "* ESEARCH (TAG \"a\") UID ALL 1:5\r\n");
+	cr_assert_str_eq(r->name, "ESEARCH");
+	cr_assert_eq(r->nargs, 4);
+	r = parse_one(p, "* 3 EXISTS\r\n");
+	cr_assert_str_eq(r->name, "EXISTS");
+	imap_parser_free(p);
+}
