@@ -353,8 +353,11 @@ static enum isnap_status ar_begin_message(struct store *s,
 			     "%s/cur/%" PRIu32 "_%" PRIu32 ".imapsnap:2,%s",
 			     ar->path, ar->uidvalidity, m->uid,
 			     flags) >= sizeof ar->name)
-		return isnap_fail(err, ISNAP_EFOLDER, "%s: path too long",
-				  ar->path);
+		/* Not the path itself: it would crowd out the reason. */
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "path too long for the archive: its messages' "
+				  "names would exceed %zu bytes",
+				  sizeof ar->name - 1);
 	mtime = m->internaldate != STORE_NO_DATE &&
 				(int64_t)(time_t)m->internaldate ==
 					m->internaldate
