@@ -559,6 +559,46 @@ class AfterAProtocolError(HostileCase):
         self.check_later_folder_saved("later-parse", BadFetch, setup)
 
 
+class AfterAStoreError(HostileCase):
+    """A store that refuses a message in the middle of a FETCH fails its
+    folder; the bodies still on their way are read and dropped, and the
+    next folder on the same connection is saved."""
+
+    def test_archive_path_too_long_mid_fetch(self):
+        """tar: a folder whose path in the archive (each '%' written as
+        "%25", 20 components of 198 bytes and one of 165: 4,145 bytes)
+        leaves room for its cur/, new/ and tmp/ entries but not for a
+        message's name, so the archive refuses the first body (a folder
+        error, not a message error) with the other two of the same UID
+        FETCH still coming.  The folder after it goes over the same
+        connection and must be saved whole."""
+        import tarfile
+        long_name = b"/".join([b"%" * 66] * 20 + [b"q" * 165])
+        mbs = [Mailbox(long_name, make_messages(3, size=300000,
+                                                    tag=b"long")),
+               Mailbox("zAfter", make_messages(3, tag=b"after"))]
+        run, srv, dest = self.watch(Script(mbs), "store-error", "--format",
+                                    "tar", "--connections", "1")
+        self.assertNotRegex(run.stderr.decode("utf-8", "replace"),
+                            r"neither inlined nor consumed|zAfter.*error",
+                            "the next folder paid for the long one")
+        self.assertSays(run, r"too long", "why the long folder failed")
+        bodies = set()
+        for name in os.listdir(dest):
+            if ".tar" not in name:
+                continue
+            with tarfile.open(os.path.join(dest, name)) as t:
+                for m in t.getmembers():
+                    if m.isfile() and m.name.startswith("zAfter/cur/"):
+                        bodies.add(t.extractfile(m).read())
+        self.assertEqual(bodies, set(m.body for m in mbs[1].msgs),
+                         "zAfter's messages in the archive\n%s" % run)
+        self.assertEqual(len(srv.commands(prefix=b"LOGIN")) +
+                         len(srv.commands(prefix=b"AUTHENTICATE")), 1,
+                         "one connection was enough\n%s" % run)
+        self.assertExit(run, 1)
+
+
 class Resources(HostileCase):
     def test_many_huge_folder_names(self):
         """200 LIST entries with 1 MB names each (a name is at most 1 MB:
@@ -602,6 +642,35 @@ class Resources(HostileCase):
                             "a legitimate SEARCH answer refused")
         self.assertSaved(dest, "INBOX", mbs[0].msgs, run)
         self.assertExit(run, 0)
+
+    def test_dated_search_answer_of_a_large_folder(self):
+        """With --since/--before and no ESEARCH, the listing has to be a
+        plain UID SEARCH, whose one line holds every UID that matches:
+        250,000 UIDs in 1.7 MB, past both the line and the argument
+        limits of the parser.  Legitimate: read as it comes, into a UID
+        set, in bounded memory.  (The script serves three bodies; the
+        other UIDs count as vanished.)"""
+        n = 250000
+
+        class Big(Script):
+            def search(self, c, tag, args):
+                self.searched = b" ".join(args)
+                c.send(b"* SEARCH")
+                for first in range(1, n + 1, 10000):
+                    c.send(b"".join(b" %d" % u for u in range(
+                        first, min(first + 10000, n + 1))))
+                c.send(b"\r\n" + tag + b" OK done\r\n")
+        mbs = [Mailbox("INBOX", make_messages(3)),
+               Mailbox("Later", make_messages(2, tag=b"later"))]
+        s = Big(mbs)
+        run, srv, dest = self.watch(s, "bigdatedsearch", "--since",
+                                    "1990-01-01", timeout=60)
+        self.assertIn(b"SINCE", s.searched.upper())
+        self.assertNotRegex(run.stderr.decode("utf-8", "replace"),
+                            r"longer than|more than \d+ arguments",
+                            "a legitimate SEARCH answer refused")
+        self.assertSaved(dest, "INBOX", mbs[0].msgs, run)
+        self.assertSaved(dest, "Later", mbs[1].msgs, run)
 
     def test_many_commands_in_flight(self):
         """A folder whose SEARCH names 10000 UIDs, of which the server has
