@@ -13,6 +13,8 @@ tests/fakeimap (scripted, where the exact resume point must be checked).
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -504,3 +506,59 @@ class Timeouts(TestCase):
         self.assertEqual(len(p.connections), 2)
         self.assertLess(elapsed, 10, str(run))
         assert_backup_matches(self, user, dest)
+
+
+class OutOfMemory(TestCase):
+    """Memory running out anywhere in a folder: each allocation imapsnap
+    makes from the moment the folder's directory is first opened fails in
+    turn (tests/faults/oom_after.c), one per run.  No run may crash or
+    hang; whatever it says, the run after it, with memory, must leave a
+    backup that verify finds complete.  (A folder opened in the store is
+    closed on every way out of it, out of memory included.)"""
+
+    def test_every_allocation_after_the_folder_opens(self):
+        if runner.sanitized():
+            self.skipTest("the sanitizer's allocator comes before the shim")
+        work = workdir("oom")
+        shim = os.path.join(work, "oom_after.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim,
+                        os.path.join(ROOT, "tests", "faults", "oom_after.c"),
+                        "-ldl"], check=True)
+        mbs = [Mailbox("Starved", make_messages(5, tag=b"starved")),
+               Mailbox("zAfter", make_messages(3, tag=b"after"))]
+        outcomes = {}
+        with FakeIMAP(Script(mbs)) as srv:
+            for n in range(1, 1000):
+                dest = os.path.join(work, "dest%d" % n)
+                report = os.path.join(work, "report%d" % n)
+                args = ["backup", "--tls", "none", "--retries", "0",
+                        "--timeout", "5", srv.url(), dest]
+                run = runner.run(args, password="secret", timeout=30, env={
+                    "LD_PRELOAD": shim,
+                    "IMAPSNAP_FAULT_OOM_MARK": "Starved",
+                    "IMAPSNAP_FAULT_OOM_AFTER": str(n),
+                    "IMAPSNAP_FAULT_OOM_REPORT": report})
+                self.assertIsNone(run.signal, "allocation %d:\n%s"
+                                  % (n, run))
+                with open(report) as f:
+                    said = f.read().split()
+                self.assertEqual(said[:2], ["armed", "1"],
+                                 "the folder was never opened:\n%s" % run)
+                if said[3] == "0":
+                    break  # fewer than n allocations: all were tried
+                outcomes[run.rc] = outcomes.get(run.rc, 0) + 1
+                again = runner.run(args, password="secret", timeout=30)
+                self.assertExit(again, 0, "the run after allocation %d "
+                                "failed" % n)
+                check = runner.run(["verify", dest], timeout=30)
+                self.assertExit(check, 0, "verify after allocation %d"
+                                % n)
+                for mb in mbs:
+                    files = runner.maildir_files(os.path.join(
+                        dest, mb.name.decode()))
+                    self.assertEqual(sorted(files),
+                                     [m.uid for m in mb.msgs],
+                                     "allocation %d: %s" % (n, mb.name))
+                shutil.rmtree(dest)
+        self.assertGreater(sum(outcomes.values()), 20,
+                           "too few allocations tried: %s" % outcomes)
