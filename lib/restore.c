@@ -4,6 +4,7 @@
  * (APPENDUID).
  */
 #include "restore.h"
+#include "interrupt.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1246,9 +1247,7 @@ void restore_stats_carry(struct restore_stats *total,
 
 void restore_sleep_backoff(long *delay_ms)
 {
-	struct timespec ts = { *delay_ms / 1000, (*delay_ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	/* Cut short by a signal: the next attempt stops at once. */
+	isnap_interrupt_sleep(*delay_ms, NULL);
 	*delay_ms = *delay_ms * 4 > 60000 ? 60000 : *delay_ms * 4;
 }

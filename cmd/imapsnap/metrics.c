@@ -34,6 +34,9 @@ const struct metrics_family metrics_families[] = {
 	{ "imapsnap_last_run_success",
 	  "1 when the last run of the account saved every planned message, "
 	  "else 0." },
+	{ "imapsnap_last_run_interrupted",
+	  "1 when a signal (SIGTERM, SIGINT, SIGHUP) stopped the last run of "
+	  "the account, which kept what it had received; else 0." },
 	{ "imapsnap_last_success_timestamp_seconds",
 	  "When a run of the account last saved every planned message, in "
 	  "seconds since the epoch (0: never)." },
@@ -59,7 +62,8 @@ const size_t metrics_n_families =
 	sizeof metrics_families / sizeof metrics_families[0];
 
 enum {
-	F_START, F_END, F_DURATION, F_EXIT, F_SUCCESS, F_LAST_SUCCESS,
+	F_START, F_END, F_DURATION, F_EXIT, F_SUCCESS, F_INTERRUPTED,
+	F_LAST_SUCCESS,
 	F_FOLDERS, F_FOLDERS_FAILED, F_PLANNED, F_SAVED, F_BYTES, F_SKIPPED,
 	F_SIZE,
 };
@@ -105,6 +109,7 @@ void metrics_account_end(struct metrics_account *m, int exit_status,
 	m->end = wall_now();
 	m->duration = mono_now() - m->mono_start;
 	m->exit_status = exit_status;
+	m->interrupted = sum && sum->interrupted;
 	if (sum)
 		m->counts = (struct metrics_counts){
 			.folders = sum->folders,
@@ -208,6 +213,7 @@ int metrics_account_samples(const struct metrics_account *m,
 	rc |= add(v, n, F_DURATION, a, NULL, "%.3f", m->duration);
 	rc |= add(v, n, F_EXIT, a, NULL, "%d", m->exit_status);
 	rc |= add(v, n, F_SUCCESS, a, NULL, "%d", m->exit_status == 0);
+	rc |= add(v, n, F_INTERRUPTED, a, NULL, "%d", m->interrupted);
 	rc |= add(v, n, F_LAST_SUCCESS, a, NULL, "%.3f", last_success);
 	rc |= add(v, n, F_FOLDERS, a, NULL, "%u", s->folders);
 	rc |= add(v, n, F_FOLDERS_FAILED, a, NULL, "%u", s->folders_failed);

@@ -54,6 +54,7 @@ struct metrics_account {
 	double start, end;       /* wall clock, seconds since the epoch */
 	double duration;         /* monotonic seconds between the two */
 	int exit_status;
+	bool interrupted;        /* a signal stopped the run */
 	struct metrics_counts counts;
 	bool have_size;          /* the destination could be measured */
 	uint64_t size_bytes;

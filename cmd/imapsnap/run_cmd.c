@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "interrupt.h"
 #include "config.h"
 #include "metrics.h"
 #include "shard.h"
@@ -253,7 +254,7 @@ int cmd_run(int argc, char **argv)
 	struct config cfg;
 	struct isnap_error err = { 0 };
 	json_t *doc = NULL, *list = NULL;
-	size_t n = 0, failed = 0;
+	size_t n = 0, failed = 0, skipped = 0;
 	int rc = EXIT_OK;
 	bool partial = false;
 
@@ -341,10 +342,24 @@ int cmd_run(int argc, char **argv)
 		else if (arc && !rc)
 			rc = arc;
 		failed += arc != EXIT_OK;
+		if (isnap_interrupted() && i + 1 < n) {
+			/* Stopped by a signal: the account it was on kept what
+			 * it had; the others are not started (and keep their
+			 * metrics as the file has them). */
+			if (!ro.as_json)
+				fprintf(stderr, "%s: %sinterrupted: %zu "
+					"account%s not started\n", progname,
+					shard_text, n - i - 1,
+					n - i - 1 == 1 ? "" : "s");
+			failed += n - i - 1;
+			partial = true;
+			skipped = n - i - 1;
+			break;
+		}
 	}
 	if (!rc && partial)
 		rc = EXIT_PARTIAL;
-	rc = write_metrics(mpaths, mets, n, rc);
+	rc = write_metrics(mpaths, mets, n - skipped, rc);
 	if (n == 0 && ro.shard.count && ro.verbosity >= 1 && !ro.as_json)
 		fprintf(stderr, "%s: %sno account of the config is in this "
 			"shard\n", progname, shard_text);
@@ -354,6 +369,8 @@ int cmd_run(int argc, char **argv)
 			shard_text, n - failed, n,
 			ro.dry_run ? "planned" : "backed up");
 	if (doc) {
+		json_object_set_new(doc, "interrupted",
+				    json_boolean(isnap_interrupted()));
 		json_object_set_new(doc, "exit", json_integer(rc));
 		out_json_print(doc);
 	}

@@ -355,6 +355,8 @@ static void json_summary(const char *what, const struct restore_stats *t,
 	json_object_set_new(o, "ok", json_boolean(rc == 0));
 	json_object_set_new(o, "exit", json_integer(rc));
 	json_object_set_new(o, "dry_run", json_boolean(dry_run));
+	json_object_set_new(o, "interrupted",
+			    json_boolean(st == ISNAP_EINTERRUPTED));
 #define NUM(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
 	NUM("planned", t->planned);
 	NUM("present", t->present);
@@ -445,5 +447,7 @@ void transfer_summary(struct transfer_out *o, const char *what,
 	if (rs && rs->unrecorded)
 		fprintf(stderr, ", %" PRIu64 " in no manifest skipped",
 			rs->unrecorded);
+	if (st == ISNAP_EINTERRUPTED)
+		fprintf(stderr, ", interrupted (the next run goes on)");
 	fputc('\n', stderr);
 }

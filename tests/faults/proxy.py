@@ -22,7 +22,7 @@ So "eof@50000,eof@120000,pass" cuts the first connection after 50000 bytes,
 the second after 120000, and lets the third and later ones through.
 
 `rate` (bytes per second, server->client, per connection) slows the server
-down, e.g. to make a backup last long enough to be interrupted at random
+down (`rate_up` the client, client->server), e.g. to make a backup last long enough to be interrupted at random
 moments; it may be changed while the proxy runs.  `keep_s2c` keeps that
 many bytes of what each connection forwarded to the client, for tests that
 check what the client had received when the cut came.
@@ -120,8 +120,9 @@ def _rst(writer):
 
 class Proxy:
     def __init__(self, target, plan=None, then="pass", rate=None,
-                 host="127.0.0.1", port=0, keep_s2c=0):
+                 host="127.0.0.1", port=0, keep_s2c=0, rate_up=None):
         self.target = target
+        self.rate_up = rate_up
         self.keep_s2c = keep_s2c
         self.plan = parse_plan(plan)
         self.then = Action.parse(then) if isinstance(then, str) else then
@@ -234,6 +235,7 @@ class Proxy:
     async def _up(self, conn, creader, swriter, stalled):
         """client -> server; when stalled, keep reading (and dropping) so
         that the client notices nothing but silence, until it closes."""
+        t0 = time.monotonic()
         while True:
             data = await creader.read(CHUNK)
             if not data:
@@ -246,6 +248,11 @@ class Proxy:
                 continue
             swriter.write(data)
             await swriter.drain()
+            if self.rate_up:
+                delay = t0 + conn.c2s_bytes / float(self.rate_up) - \
+                    time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
 
     async def _down(self, conn, sreader, cwriter, stalled):
         """server -> client, with the fault."""

@@ -33,6 +33,7 @@ FAMILIES = [
     "imapsnap_last_run_duration_seconds",
     "imapsnap_last_run_exit_status",
     "imapsnap_last_run_success",
+    "imapsnap_last_run_interrupted",
     "imapsnap_last_success_timestamp_seconds",
     "imapsnap_last_run_folders",
     "imapsnap_last_run_folders_failed",
