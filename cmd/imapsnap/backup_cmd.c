@@ -34,6 +34,9 @@ static const char backup_usage[] =
 	"                          connection is lost (default 3)\n"
 	"  --connections N         back up folders over N sessions at once\n"
 	"                          (1 to 64, default 4; Gmail allows 15)\n"
+	"  --commit-interval SECONDS\n"
+	"                          commit what arrived at least this often\n"
+	"                          (default 5): a kill loses no more\n"
 	"\n"
 	"  --format FORMAT         maildir (default), mbox, mbox.gz, tar,\n"
 	"                          tar.gz, tar.zst, tar.xz, zip; a DEST named\n"
@@ -58,6 +61,7 @@ static const char backup_usage[] =
 	"  -q, --quiet             print only errors\n"
 	"  -v, --verbose           also print folders and the protocol trace\n"
 	"\n"
+	"SIGTERM, SIGINT, SIGHUP: stop, keep what arrived, exit 1.\n"
 	"Exit status: 0 all saved, 1 some messages or folders not saved,\n"
 	"2 usage, 3 authentication, 4 connection/TLS, 5 destination locked,\n"
 	"6 destination (or metrics file) not writable.\n";
