@@ -13,7 +13,9 @@
  * (under /dev/shm when it exists).  Flags: bit 0, a chain that holds the
  * runs with their true SHA-256 (else no chain: the runs are unchained);
  * bit 1, an empty message file at INBOX/cur/1700000000_1.imapsnap:2,S;
- * bit 2, INBOX.mbox holding one message "a\n"; bit 3, a stray file.
+ * bit 2, INBOX.mbox holding one message "a\n"; bit 3, a stray file;
+ * bit 4, a FIFO as the first run's RFC 3161 token (<run>.tsr), which
+ * verify must not wait on; bit 5, a token that is no token.
  * FUZZ_VERIFY_PRINT=1 in the environment prints what verify found.
  * Checked beyond "no crash, no leak, no undefined behaviour":
  *  - verify_run returns a documented status; ISNAP_OK exactly when no
@@ -101,7 +103,7 @@ static void setup(void)
 static const char *const files[] = {
 	".imapsnap/manifest/" RUN1, ".imapsnap/manifest/" RUN2,
 	".imapsnap/manifest/chain", "INBOX/cur/1700000000_1.imapsnap:2,S",
-	"INBOX.mbox", "stray",
+	"INBOX.mbox", "stray", ".imapsnap/manifest/20240501T020000.000000Z.tsr",
 };
 
 static void cleanup(void)
@@ -221,6 +223,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		put("INBOX.mbox", "From a\na\n\n", 10);
 	if (flags & 8)
 		put("stray", "x", 1);
+	if (flags & 16) {
+		char path[256];
+		path_of(path, sizeof path,
+			".imapsnap/manifest/20240501T020000.000000Z.tsr");
+		if (mkfifo(path, 0600) != 0)
+			abort();
+	} else if (flags & 32) {
+		put(".imapsnap/manifest/20240501T020000.000000Z.tsr", "\x30\x03",
+		    2);
+	}
 
 	cb = (struct verify_callbacks){ .ctx = &t, .finding = on_finding };
 	rc = verify_run(dest, NULL, &cb, &res, &err);
