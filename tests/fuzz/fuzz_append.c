@@ -3,7 +3,7 @@
  * a backup's manifest may hold (folder names, flags, dates, sizes), and
  * the pipelined appender against a hostile server.
  *
- * fuzz-sources: lib/imap/append.c lib/imap/client.c lib/imap/commands.c lib/imap/fetch.c lib/imap/pipeline.c lib/imap/parser.c lib/uidset.c lib/error.c lib/store/flags.c lib/imap/throttle.c lib/imap/gmail.c lib/mutf7.c lib/utf8.c
+ * fuzz-sources: lib/imap/append.c lib/imap/client.c lib/imap/commands.c lib/imap/fetch.c lib/imap/pipeline.c lib/imap/parser.c lib/uidset.c lib/error.c lib/store/flags.c lib/imap/throttle.c lib/imap/gmail.c lib/mutf7.c lib/utf8.c lib/interrupt.c
  *
  * The input: one byte that seeds the choices, 8 bytes of INTERNALDATE
  * (seconds, little-endian, signed), 2 of its zone (minutes, signed), then

@@ -4,7 +4,7 @@
  * (lib/imap/commands.c) and the pipelined fetch (lib/imap/fetch.c), fed
  * whatever a server might send, cut at random points.
  *
- * fuzz-sources: lib/imap/client.c lib/imap/commands.c lib/imap/fetch.c lib/imap/pipeline.c lib/imap/parser.c lib/uidset.c lib/error.c lib/store/flags.c lib/imap/throttle.c lib/imap/gmail.c lib/mutf7.c lib/utf8.c
+ * fuzz-sources: lib/imap/client.c lib/imap/commands.c lib/imap/fetch.c lib/imap/pipeline.c lib/imap/parser.c lib/uidset.c lib/error.c lib/store/flags.c lib/imap/throttle.c lib/imap/gmail.c lib/mutf7.c lib/utf8.c lib/interrupt.c
  *
  * The network is replaced: this file defines imap_session_open/send/recv/
  * close/greeting (lib/imap/session.c is not linked), and recv hands out
