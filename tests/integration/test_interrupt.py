@@ -54,13 +54,14 @@ def files_in(dest, sub):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-def rerun(user, dest):
+def rerun(user, dest, *extra):
     """Back up again, through a proxy that keeps what the server sent:
     (the run, [(folder, uid)] of every body that arrived)."""
     with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
                keep_s2c=64 << 20) as p:
         url = "imap://%s@127.0.0.1:%d" % (user.name, p.port)
-        run = runner.run(["backup", "--tls", "none", url, dest],
+        run = runner.run(["backup", "--tls", "none"] + list(extra) +
+                         [url, dest],
                          password=user.password, timeout=60)
         got = []
         for c in p.connections:
@@ -118,6 +119,37 @@ class Interrupted(TestCase):
 
     def test_sigterm_one_session(self):
         self.stop_and_check(signal.SIGTERM, "--connections", "1")
+
+    def stop_format(self, fmt):
+        """Another store: the state and the store agree after the stop,
+        the next run completes, and verify finds every message once."""
+        user = slow_user("sig" + fmt.replace(".", ""), n=900)
+        dest = workdir("sig-" + fmt)
+        with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
+                   rate=RATE) as p:
+            h = start_backup(user, p, dest, "--format", fmt)
+            time.sleep(3)
+            t0 = time.monotonic()
+            runner.kill(h, signal.SIGTERM)
+            run = runner.finish(h, 30)
+            took = time.monotonic() - t0
+        self.assertExit(run, 1)
+        self.assertLess(took, 2.0, str(run))
+        saved = saved_in_state(dest)
+        self.assertGreater(saved, 50, str(run))
+        self.assertLess(saved, 900, str(run))
+        again, got = rerun(user, dest, "--format", fmt)
+        self.assertExit(again, 0)
+        self.assertEqual(len(got), 900 - saved, "fetched by the next run")
+        self.assertEqual(saved_in_state(dest), 900)
+        check = harness.imapsnap("verify", dest)
+        self.assertExit(check, 0, "verify")
+
+    def test_sigterm_mbox(self):
+        self.stop_format("mbox")
+
+    def test_sigterm_tar_gz(self):
+        self.stop_format("tar.gz")
 
     def test_json_and_metrics_say_interrupted(self):
         user = slow_user("sigjson", n=600)
