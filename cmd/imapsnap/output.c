@@ -233,6 +233,14 @@ void out_error(struct output *o, const char *fmt, ...)
 	va_end(ap);
 }
 
+void out_print(struct output *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprint(o, "", fmt, ap);
+	va_end(ap);
+}
+
 void out_warning(struct output *o, const char *fmt, ...)
 {
 	va_list ap;
@@ -443,7 +451,7 @@ static void print_summary(struct output *o, const struct backup_summary *sum)
 	if (sum->folders_failed)
 		fprintf(stderr, ", %u folders failed", sum->folders_failed);
 	if (sum->interrupted)
-		fprintf(stderr, ", interrupted (the next run goes on)");
+		fprintf(stderr, ", interrupted");
 	if (sum->manifest_sha256[0])
 		fprintf(stderr, ", manifest sha256 %s", sum->manifest_sha256);
 	fputc('\n', stderr);
@@ -456,7 +464,11 @@ json_t *out_summary(struct output *o, const char *account, const char *dest,
 	json_t *j;
 
 	progress_clear(&o->progress);
-	if (st && st != ISNAP_EMSG && st != ISNAP_EFOLDER) {
+	if (st == ISNAP_EINTERRUPTED) {
+		/* Not an error of the backup: what it had is kept. */
+		out_print(o, "%s; what had arrived complete is saved, and the "
+			  "next run goes on", err->msg);
+	} else if (st && st != ISNAP_EMSG && st != ISNAP_EFOLDER) {
 		if (st == ISNAP_ELOCKED)
 			out_error(o, "%s: %s", dest, err->msg);
 		else

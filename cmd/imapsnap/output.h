@@ -66,6 +66,9 @@ void out_trace(void *ctx, char direction, const char *data, size_t len);
 /* Print "PREFIX: error: TEXT" (progress line cleared first). */
 void out_error(struct output *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Print "PREFIX: TEXT", whatever the verbosity. */
+void out_print(struct output *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Print "PREFIX: warning: TEXT", also when not on a terminal. */
 void out_warning(struct output *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
