@@ -466,8 +466,10 @@ json_t *out_summary(struct output *o, const char *account, const char *dest,
 	progress_clear(&o->progress);
 	if (st == ISNAP_EINTERRUPTED) {
 		/* Not an error of the backup: what it had is kept. */
-		out_print(o, "%s; what had arrived complete is saved, and the "
-			  "next run goes on", err->msg);
+		out_print(o, "%s%s", err->msg,
+			  sum->folders ? "; what had arrived complete is "
+					 "saved, and the next run goes on"
+				       : "");
 	} else if (st && st != ISNAP_EMSG && st != ISNAP_EFOLDER) {
 		if (st == ISNAP_ELOCKED)
 			out_error(o, "%s: %s", dest, err->msg);

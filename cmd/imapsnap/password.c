@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "interrupt.h"
 
 #define PASSWORD_MAX 4096
 
@@ -100,12 +103,28 @@ static char *from_command(const char *cmd, struct isnap_error *err)
 	return pw;
 }
 
+/* Wait for the line typed at `tty`; false when a signal came first (a
+ * Ctrl-C at the prompt ends it, and the terminal gets its echo back). */
+static bool typed(FILE *tty)
+{
+	struct pollfd p[2] = {
+		{ .fd = fileno(tty), .events = POLLIN },
+		{ .fd = isnap_interrupt_fd(), .events = POLLIN },
+	};
+
+	while (!isnap_interrupted())
+		if (poll(p, 2, -1) > 0 && (p[0].revents & (POLLIN | POLLHUP)))
+			return !isnap_interrupted();
+	return false;
+}
+
 static char *from_terminal(const char *user, const char *url,
 			   struct isnap_error *err)
 {
 	char iobuf[PASSWORD_MAX];
 	FILE *tty = fopen("/dev/tty", "r+");
 	struct termios old, quiet;
+	bool interrupted;
 	char *pw;
 
 	if (!tty) {
@@ -122,12 +141,15 @@ static char *from_terminal(const char *user, const char *url,
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
-	pw = first_line(tty);
+	interrupted = !typed(tty);
+	pw = interrupted ? NULL : first_line(tty);
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputc('\n', tty);
 	fclose(tty);
 	explicit_bzero(iobuf, sizeof iobuf);
-	if (!pw)
+	if (interrupted)
+		isnap_interrupt_fail(err);
+	else if (!pw)
 		isnap_fail(err, ISNAP_ENOMEM, "out of memory");
 	return pw;
 }
