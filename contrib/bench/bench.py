@@ -57,6 +57,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 DELAY_MS = 10  # one way; 20 ms round trip
 USERS = {"bench": 1.0, "small": 0.1}
 BIG_MB = 100
+# imapsnap-c0.1: --commit-interval 0.1, a commit by time every 0.1 s in
+# every session instead of every 5 s (which a loopback run, done in about
+# a second, never reaches): what time commits cost, fifty times over.
+COMMIT_PROBE_S = 0.1
 
 
 def log(msg):
@@ -204,13 +208,16 @@ class Bench:
 
     # --- the two tools -----------------------------------------------------
 
-    def imapsnap_cmd(self, user, port, dest, connections=None):
-        """imapsnap with its defaults (4 connections), or with
-        --connections N."""
+    def imapsnap_cmd(self, user, port, dest, connections=None,
+                     commit_interval=None):
+        """imapsnap with its defaults (4 connections, commits by time
+        every 5 s), or with --connections N, --commit-interval S."""
         tls = (["--tls", "none"] if self.a.tls == "none" else
                ["--cacert", self.env["CACERT"]])
         if connections:
             tls += ["--connections", str(connections)]
+        if commit_interval:
+            tls += ["--commit-interval", str(commit_interval)]
         return ([self.bin, "backup"] + tls +
                 ["imap://%s@localhost:%d" % (user, port), dest])
 
@@ -251,6 +258,9 @@ class Bench:
         os.sync()  # the previous run's writeback is not this run's
         if tool == "imapsnap-1":  # one connection, for comparison
             cmd = self.imapsnap_cmd(user, port, dest, 1)
+        elif tool == "imapsnap-c0.1":  # what commits by time cost
+            cmd = self.imapsnap_cmd(user, port, dest,
+                                    commit_interval=COMMIT_PROBE_S)
         else:
             cmd = (self.imapsnap_cmd if tool == "imapsnap" else
                    self.mbsync_cmd)(user, port, dest)
@@ -283,11 +293,14 @@ class Bench:
                 n += len(files)
         return n
 
-    def full_runs(self, name, user, port, reps):
+    def full_runs(self, name, user, port, reps, probe_commits=False):
         runs = {"imapsnap": [], "imapsnap-1": [], "mbsync": []}
+        if probe_commits:
+            runs["imapsnap-c0.1"] = []
         tools = list(runs)
         for r in range(reps):
-            order = tools[r % 3:] + tools[:r % 3]
+            k = r % len(tools)
+            order = tools[k:] + tools[:k]
             for tool in order:
                 dest = self.new_dest(tool, name)
                 res = self.run(tool, user, port, dest)
@@ -416,7 +429,7 @@ class Bench:
         reps, preps = self.a.reps, max(2, self.a.reps * 3 // 5)
         self.raw_fetch(3)
         self.probe_fs("before")
-        self.full_runs("full", "bench", self.port, reps)
+        self.full_runs("full", "bench", self.port, reps, probe_commits=True)
         self.full_runs("full-proxy", "bench", self.proxy_port, preps)
         self.noop_runs(reps)
         self.big_runs()
@@ -467,7 +480,8 @@ class Bench:
             runs = R[key]
             ratio = med(x["wall"] for x in runs["imapsnap"]) / med(
                 x["wall"] for x in runs["mbsync"])
-            for tool in [t for t in ("imapsnap", "imapsnap-1", "mbsync")
+            for tool in [t for t in ("imapsnap", "imapsnap-1",
+                                     "imapsnap-c0.1", "mbsync")
                          if t in runs]:
                 rs = runs[tool]
                 walls = [x["wall"] for x in rs]
@@ -485,6 +499,13 @@ class Bench:
                    "%.2f" % ratio if tool != "mbsync" else "",
                    tput, med(x["user"] + x["sys"] for x in rs),
                    max(x["rss_kb"] for x in rs)))
+        if "imapsnap-c0.1" in R["full"]:
+            d = med(x["wall"] for x in R["full"]["imapsnap-c0.1"]) - med(
+                x["wall"] for x in R["full"]["imapsnap"])
+            w("\nCommits by time: imapsnap-c0.1 commits every %.1f s in "
+              "every session (the default, 5 s, is never reached on "
+              "loopback): %+.3f s of median wall time against the "
+              "default." % (COMMIT_PROBE_S, d))
         w("\nReference: a minimal client (Python) fetching every body with "
           "one `UID FETCH 1:* BODY.PEEK[]` per folder and discarding the "
           "bytes: median %.2f s.  Creating 5000 files of 4 KB (Python, no "

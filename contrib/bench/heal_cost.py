@@ -84,10 +84,13 @@ class Run:
             os.path.join(self.env["MAIL_ROOT"], name)])
 
     def backup(self, binary, user, dest, fmt):
+        return self.backup_args(binary, user, dest, ["--format", fmt])
+
+    def backup_args(self, binary, user, dest, extra):
         t = time.monotonic()
         p = subprocess.run(
-            [binary, "backup", "--tls", "none", "--format", fmt,
-             "imap://%s@127.0.0.1:%d" % (user, self.port), dest],
+            [binary, "backup", "--tls", "none"] + extra +
+            ["imap://%s@127.0.0.1:%d" % (user, self.port), dest],
             env=dict(os.environ, IMAPSNAP_PASSWORD=user + "-pw"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         dt = time.monotonic() - t
