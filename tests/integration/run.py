@@ -93,7 +93,8 @@ def flatten(suite):
 # Modules that take longest go first, so that with --jobs the last one to
 # finish is a short one.  Only an ordering hint: a module missing here runs
 # after these, one missing there is ignored.
-SLOW_FIRST = ("test_matrix", "test_reliability", "test_gmail_restore",
+SLOW_FIRST = ("test_matrix", "test_reliability", "test_interrupt",
+              "test_gmail_restore",
               "test_restore", "test_oauth2_refresh", "test_parallel",
               "test_flags_without_condstore", "test_throttle",
               "test_metrics", "test_formats", "test_crash", "test_disk")
