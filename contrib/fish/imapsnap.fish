@@ -83,6 +83,7 @@ complete -c imapsnap -n '__imapsnap_using backup' -l since -x -d 'Only messages 
 complete -c imapsnap -n '__imapsnap_using backup' -l before -x -d 'Only messages received before YYYY-MM-DD'
 complete -c imapsnap -n '__imapsnap_using backup' -l retries -x -d 'Reconnect up to N times per folder'
 complete -c imapsnap -n '__imapsnap_using backup' -l connections -x -d 'Sessions at once, 1 to 64'
+complete -c imapsnap -n '__imapsnap_using backup' -l commit-interval -x -d 'Commit what arrived at least this often (seconds)'
 complete -c imapsnap -n '__imapsnap_using backup' -l tsa -x -d 'Have the RFC 3161 TSA at URL timestamp the manifest'
 complete -c imapsnap -n '__imapsnap_using backup verify' -l tsa-cacert -r -F -d "The TSA's CA"
 complete -c imapsnap -n '__imapsnap_using backup run restore migrate' -s n -l dry-run -d 'Connect and plan; write nothing'
