@@ -40,6 +40,10 @@ struct ledger {
 	size_t nf;
 	struct state_folder *view; /* scratch for saving */
 	size_t view_alloc;
+	/* The state differs from its file.  A run with nothing new changes
+	 * nothing in it, and writing the same bytes again would cost three
+	 * syncs a folder (temporary file, rename, directory). */
+	bool dirty;
 	int flags_fd;             /* DEST/.imapsnap/flags, -1 until opened */
 	char flags_dir[4200];     /* its name, for messages */
 	struct backup_summary sum;
@@ -65,6 +69,8 @@ enum isnap_status ledger_new(const struct ledger_opts *o, struct state *loaded,
 	l->state = *loaded;
 	*loaded = (struct state)STATE_INIT;
 	l->n_loaded = l->state.n;
+	/* No file yet (or an empty one): the first save writes it. */
+	l->dirty = l->n_loaded == 0;
 	l->f = calloc(l->state.n ? l->state.n : 1, sizeof *l->f);
 	if (!l->f) {
 		state_free(&l->state);
@@ -119,6 +125,7 @@ struct ledger_folder *ledger_add(struct ledger *l, const char *name,
 
 	if (f) {
 		pthread_mutex_lock(&l->lock);
+		l->dirty |= sf_of(f)->delim != delim;
 		sf_of(f)->delim = delim;
 		pthread_mutex_unlock(&l->lock);
 		return f;
@@ -183,12 +190,25 @@ static bool never_examined(const struct ledger *l, size_t i)
 	       uidset_empty(&f->expunged) && !f->n_old;
 }
 
-/* With the lock held. */
+/* With the lock held: `set` grew by `what` (0 or -1 as uidset_add_set). */
+static int add_set_locked(struct ledger *l, struct uidset *set,
+			  const struct uidset *what)
+{
+	uint64_t before = uidset_count(set);
+
+	if (uidset_add_set(set, what))
+		return -1;
+	l->dirty |= uidset_count(set) != before;
+	return 0;
+}
+
+/* With the lock held: the file brought up to date, if it is not. */
 static enum isnap_status save_locked(struct ledger *l, struct isnap_error *err)
 {
 	struct state view;
+	enum isnap_status st;
 
-	if (l->o.state_fd < 0)
+	if (l->o.state_fd < 0 || !l->dirty)
 		return ISNAP_OK;
 	if (l->view_alloc < l->state.n) {
 		struct state_folder *v =
@@ -204,7 +224,10 @@ static enum isnap_status save_locked(struct ledger *l, struct isnap_error *err)
 		if (!never_examined(l, i))
 			view.folders[view.n++] = l->state.folders[i];
 	view.alloc = view.n;
-	return state_save(l->o.state_fd, l->o.state_dir, &view, err);
+	st = state_save(l->o.state_fd, l->o.state_dir, &view, err);
+	if (!st)
+		l->dirty = false;
+	return st;
 }
 
 /* --- flag records ---------------------------------------------------------- */
@@ -405,6 +428,7 @@ enum isnap_status ledger_new_generation(struct ledger_folder *f,
 	if (state_folder_retire(sf_of(f))) {
 		st = oom(err);
 	} else {
+		l->dirty = true;
 		uidset_free(&f->deferred);
 		f->deferred_uidnext = 0;
 		flag_record_free(f->fr);
@@ -439,6 +463,7 @@ static enum isnap_status folder_done_locked(struct ledger_folder *f,
 		f->deferred_uidnext = next;
 		return ISNAP_OK;
 	}
+	l->dirty |= sf->uidnext != next;
 	sf->uidnext = next;
 	st = save_locked(l, err);
 	if (!st && f->fr_drop) {
@@ -458,13 +483,15 @@ enum isnap_status ledger_planned(struct ledger_folder *f,
 
 	pthread_mutex_lock(&l->lock);
 	sf = sf_of(f);
+	l->dirty |= sf->uidvalidity != p->uidvalidity ||
+		    sf->highestmodseq != p->highestmodseq;
 	sf->uidvalidity = p->uidvalidity;
 	sf->highestmodseq = p->highestmodseq;
 	/* The record first: it is saved before the state says more. */
 	st = take_record_locked(f, p, err);
-	if (!st && ((p->held && uidset_add_set(&sf->saved, p->held)) ||
+	if (!st && ((p->held && add_set_locked(l, &sf->saved, p->held)) ||
 		    (p->expunged &&
-		     uidset_add_set(&sf->expunged, p->expunged))))
+		     add_set_locked(l, &sf->expunged, p->expunged))))
 		st = oom(err);
 	if (!st) {
 		f->planned = true;
@@ -507,7 +534,7 @@ enum isnap_status ledger_committed(struct ledger_folder *f,
 	}
 	if (l->o.durable_at_finish)
 		st = uidset_add_set(&f->deferred, uids) ? oom(err) : ISNAP_OK;
-	else if (uidset_add_set(&sf_of(f)->saved, uids))
+	else if (add_set_locked(l, &sf_of(f)->saved, uids))
 		st = oom(err);
 	else if (!(st = save_record_locked(f, false, err)))
 		st = save_locked(l, err);
@@ -585,10 +612,12 @@ enum isnap_status ledger_finish(struct ledger *l, struct isnap_error *err)
 	for (size_t i = 0; i < l->nf && !st; i++) {
 		struct ledger_folder *f = l->f[i];
 		struct state_folder *sf = sf_of(f);
-		if (uidset_add_set(&sf->saved, &f->deferred))
+		if (add_set_locked(l, &sf->saved, &f->deferred))
 			st = oom(err);
-		else if (f->deferred_uidnext)
+		else if (f->deferred_uidnext) {
+			l->dirty |= sf->uidnext != f->deferred_uidnext;
 			sf->uidnext = f->deferred_uidnext;
+		}
 		uidset_free(&f->deferred);
 		f->deferred_uidnext = 0;
 	}

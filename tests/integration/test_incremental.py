@@ -36,6 +36,45 @@ class Incremental(TestCase):
                              "%s changed in a no-op re-run" % d)
         assert_backup_matches(self, user, dest)
 
+    def test_noop_rerun_writes_no_state(self):
+        """A run with nothing new changes nothing in the state, so the
+        file is not written again (each write costs three syncs, per
+        folder); the run's manifest still has every folder's record."""
+        import json
+        user = harness.SERVER.new_user("nostate")
+        user.load_corpus(seed=5, scale=0.2, big=False)
+        dest = workdir("nostate")
+        for fmt in ("maildir", "mbox"):
+            d = os.path.join(dest, fmt)
+            self.assertExit(backup(user, d, "--format", fmt), 0)
+            state = os.path.join(d, ".imapsnap", "state")
+            before = os.stat(state)
+            with open(state, "rb") as f:
+                text = f.read()
+            run = backup(user, d, "--format", fmt)
+            self.assertExit(run, 0)
+            after = os.stat(state)
+            self.assertEqual((after.st_ino, after.st_mtime_ns),
+                             (before.st_ino, before.st_mtime_ns),
+                             "%s: the state was written again" % fmt)
+            with open(state, "rb") as f:
+                self.assertEqual(f.read(), text)
+            mdir = os.path.join(d, ".imapsnap", "manifest")
+            runs = []
+            for x in sorted(os.listdir(mdir)):
+                if x.endswith(".jsonl"):
+                    with open(os.path.join(mdir, x)) as f:
+                        runs.append([json.loads(ln) for ln in f])
+            first, lines = runs[-2], runs[-1]
+            self.assertEqual(
+                sorted(x["folder"] for x in lines
+                       if x.get("type") == "folder"),
+                sorted(x["folder"] for x in first
+                       if x.get("type") == "folder"),
+                "%s: the no-op run's folder records" % fmt)
+            self.assertEqual(lines[-1].get("type"), "end")
+        assert_backup_matches(self, user, os.path.join(dest, "maildir"))
+
     def test_only_new_messages_fetched(self):
         user = harness.SERVER.new_user("incr")
         user.load_corpus(seed=4, scale=0.3, big=False)
