@@ -104,6 +104,11 @@ struct mstore {
 
 	struct lines pend; /* this store's lines not in `out` yet */
 	uint64_t batch;    /* message lines in `pend` */
+	/* A line since the last sync that must be durable before the
+	 * store's next commit or close: any but a folder's own record, so
+	 * that a folder with nothing new costs no sync of its own (the next
+	 * one, the run's end at the latest, takes its record along). */
+	bool ahead;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -321,6 +326,7 @@ static void emit_to(struct manifest *m, struct mstore *ms, json_t *o)
 		return;
 	}
 	free(s);
+	ms->ahead = true;
 	/* Lines of a batch wait for their commit; others need not. */
 	if (!ms->batch && ms->pend.len >= OUT_FLUSH) {
 		lock(m);
@@ -888,6 +894,8 @@ static void examined(struct manifest *m, struct mstore *ms,
 {
 	json_t *o = line("folder");
 	int bad = !o;
+	struct mstore *to = ms ? ms : m->store;
+	bool ahead = to && to->ahead;
 
 	if (o) {
 		char delim[2] = { f->delim, '\0' };
@@ -908,7 +916,9 @@ static void examined(struct manifest *m, struct mstore *ms,
 		bad |= set_u64(o, "highestmodseq", f->highestmodseq);
 	}
 	emit_built_to(m, ms, o, bad);
-	remember_examined(m, ms ? ms : m->store, f->name, f->uidvalidity);
+	if (to)
+		to->ahead = ahead; /* nothing the store does depends on it */
+	remember_examined(m, to, f->name, f->uidvalidity);
 }
 
 void manifest_examined(struct manifest *m, const struct store_folder *f)
@@ -1375,7 +1385,10 @@ static enum isnap_status write_ahead(struct store *s,
 		return detached(err);
 	lock(m);
 	out_add_locked(m, &ms->pend);
-	out_sync_locked(m);
+	if (ms->batch || ms->ahead) {
+		out_sync_locked(m);
+		ms->ahead = false;
+	}
 	if (m->failed) {
 		rc = failed_locked(m, err);
 		unlock(m);
