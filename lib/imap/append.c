@@ -17,6 +17,7 @@
 #define COMMAND_MAX 16384
 #define FIRST_DATE (-62135596800LL) /* 0001-01-01T00:00:00Z */
 #define LAST_DATE 253402300799LL    /* 9999-12-31T23:59:59Z */
+#define ZONE_MAX ((99 * 60 + 59) * 60LL)  /* -9959 to +9959, in seconds */
 
 struct inflight {
 	char tag[16];
@@ -49,9 +50,9 @@ bool append_format_date(int64_t epoch, int tz_minutes, bool leap_second,
 
 	if (tz > 99 * 60 + 59)
 		return false;
-	/* Years 1 to 9999, and a day's margin for the zone: beyond, the
+	/* Years 1 to 9999, with room for the widest zone: beyond, the
 	 * addition below could overflow (a manifest may hold any number). */
-	if (epoch < FIRST_DATE - 86400 || epoch > LAST_DATE + 86400)
+	if (epoch < FIRST_DATE - ZONE_MAX || epoch > LAST_DATE + ZONE_MAX)
 		return false;
 	t = (time_t)(epoch + (int64_t)tz_minutes * 60);
 	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 ||

@@ -52,6 +52,13 @@ Test(append, date_far_out_of_range_is_refused)
 	cr_assert(append_format_date(253402300799, 0, false, out));
 	cr_assert_str_eq(out, "31-Dec-9999 23:59:59 +0000");
 	cr_assert_not(append_format_date(253402300800, 0, false, out));
+	/* Past the end in UTC, within it in the zone it is written in. */
+	cr_assert(append_format_date(253402300799 + 2 * 86400, -99 * 60, false,
+				     out));
+	cr_assert_str_eq(out, "29-Dec-9999 20:59:59 -9900");
+	cr_assert(append_format_date(-62135596800 - 2 * 86400, 99 * 60, false,
+				     out));
+	cr_assert_str_eq(out, "03-Jan-0001 03:00:00 +9900");
 }
 
 Test(append, flags_only_what_append_may_carry)
