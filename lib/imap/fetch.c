@@ -602,6 +602,12 @@ static enum isnap_status throttled(struct fetch *e, unsigned i,
 	if (e->cb->throttled)
 		e->cb->throttled(e->cb->ctx, wait, t->why,
 				 r->text ? r->text : "");
+	/* What came before is not to wait with us: a kill during a wait of
+	 * minutes would lose it. */
+	if (e->state == MSG_NONE && (st = commit(e, err))) {
+		uidset_free(&again);
+		return st;
+	}
 	if ((st = isnap_interrupt_sleep(wait, err))) {
 		uidset_free(&again);
 		return st;

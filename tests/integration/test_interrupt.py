@@ -293,6 +293,28 @@ class Killed(TestCase):
         assert_backup_matches(self, user, dest)
         self.assertEqual(len(got), 2400 - saved, "fetched by the next run")
 
+    def test_committed_before_a_throttling_wait(self):
+        """A server that asks to wait: what came before the answer is
+        committed before the wait, not after it (a kill during a long
+        wait would lose it)."""
+        from throttle_proxy import ThrottleProxy
+        user = slow_user("killthr", n=1200)
+        dest = workdir("killthr")
+        with ThrottleProxy((harness.SERVER.host, harness.SERVER.imap_port),
+                           {2: "backoff:20000"}) as p:
+            h = start_backup(user, p, dest, "--connections", "1")
+            deadline = time.monotonic() + 10
+            while not p.throttled and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)
+            runner.kill(h, signal.SIGKILL)
+            run = runner.finish(h, 30)
+        self.assertEqual(run.signal, signal.SIGKILL, str(run))
+        self.assertTrue(p.throttled, "the proxy never throttled")
+        # The first command's 500 messages came before the answer to
+        # the second.
+        self.assertGreaterEqual(saved_in_state(dest), 500, str(run))
+
     def test_default_interval_is_five_seconds(self):
         user = slow_user("kill5", n=2400)
         dest = workdir("kill5")
