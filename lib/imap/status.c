@@ -10,13 +10,12 @@
 #include <string.h>
 #include <strings.h>
 
-/* STATUS commands in flight at once: enough to hide the round trip, few
- * enough that the server's answers cannot fill the socket buffers while
- * we are still sending (each answer is well under 200 bytes). */
-#define STATUS_WINDOW 32
+/* STATUS commands in flight at once (status.h says why this many). */
+#define STATUS_WINDOW IMAP_STATUS_BURST
 #define COMMAND_MAX 8192
 
 struct run {
+	unsigned flags;
 	struct imap_folder_list *folders;
 	struct imap_status *out;
 	size_t hint; /* where the next answer most likely belongs */
@@ -55,6 +54,9 @@ static struct imap_status *lookup(struct run *r, const char *name, size_t len,
 	return NULL;
 }
 
+static enum isnap_status set_error(struct imap_status *s, const char *text,
+				   struct isnap_error *err);
+
 /* "* STATUS name (MESSAGES 3 UNSEEN 1 UIDVALIDITY 7 SIZE 4096)" */
 static enum isnap_status on_status(struct run *r, const struct imap_response *rsp,
 				   struct isnap_error *err)
@@ -82,8 +84,18 @@ static enum isnap_status on_status(struct run *r, const struct imap_response *rs
 			ok = imap_arg_uint32(v, &s->unseen);
 		else if (imap_arg_is_atom(k, "UIDVALIDITY"))
 			ok = imap_arg_uint32(v, &s->uidvalidity);
+		else if (imap_arg_is_atom(k, "UIDNEXT"))
+			ok = imap_arg_uint32(v, &s->uidnext);
+		else if (imap_arg_is_atom(k, "HIGHESTMODSEQ"))
+			ok = imap_arg_uint64(v, &s->highestmodseq);
 		else if (imap_arg_is_atom(k, "SIZE"))
 			ok = s->has_size = imap_arg_uint64(v, &s->size);
+		if (!ok && (r->flags & IMAP_STATUS_SYNC)) {
+			/* Only a hint for a backup: it does without. */
+			s->known = false;
+			return set_error(s, "the server's STATUS answer holds "
+					 "a malformed number", err);
+		}
 		if (!ok)
 			return isnap_fail(err, ISNAP_EPROTO,
 					  "the server's STATUS answer holds "
@@ -132,13 +144,17 @@ static enum isnap_status untagged(void *ctx, const struct imap_response *rsp,
 		return ISNAP_OK;
 	if (!strcmp(rsp->name, "STATUS"))
 		return on_status(r, rsp, err);
-	if (!strcmp(rsp->name, "LIST"))
+	if (!strcmp(rsp->name, "LIST") && !(r->flags & IMAP_STATUS_SYNC))
 		return on_list(r, rsp, err);
 	return ISNAP_OK;
 }
 
-static const char *items(const struct imap_client *c)
+static const char *items(const struct imap_client *c, unsigned flags)
 {
+	if (flags & IMAP_STATUS_SYNC)
+		return imap_client_has_cap(c, "CONDSTORE")
+			       ? "(UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)"
+			       : "(UIDVALIDITY UIDNEXT MESSAGES)";
 	return imap_client_has_cap(c, "STATUS=SIZE")
 		       ? "(MESSAGES UNSEEN UIDVALIDITY SIZE)"
 		       : "(MESSAGES UNSEEN UIDVALIDITY)";
@@ -151,8 +167,11 @@ static enum isnap_status by_list_status(struct imap_client *c, struct run *r,
 	enum isnap_status st;
 
 	snprintf(cmd, sizeof cmd, "LIST \"\" \"*\" RETURN (%sSTATUS %s)",
-		 imap_client_has_cap(c, "SPECIAL-USE") ? "SPECIAL-USE " : "",
-		 items(c));
+		 imap_client_has_cap(c, "SPECIAL-USE") &&
+				 !(r->flags & IMAP_STATUS_SYNC)
+			 ? "SPECIAL-USE "
+			 : "",
+		 items(c, r->flags));
 	st = imap_client_simple(c, cmd, untagged, r, err);
 	if (st == ISNAP_EFOLDER)
 		err->status = st = ISNAP_EPROTO; /* LIST itself refused */
@@ -215,7 +234,7 @@ static enum isnap_status send_status(struct imap_client *c, struct run *r,
 				 "the folder name cannot be sent back to this "
 				 "server",
 				 err);
-	snprintf(cmd + 7 + n, sizeof cmd - 7 - n, " %s", items(c));
+	snprintf(cmd + 7 + n, sizeof cmd - 7 - n, " %s", items(c, r->flags));
 	for (slot = 0; r->busy[slot]; slot++)
 		;
 	r->busy[slot] = true;
@@ -302,7 +321,7 @@ enum isnap_status imap_status_all(struct imap_client *c,
 				  enum imap_status_method *method,
 				  struct isnap_error *err)
 {
-	struct run r = { .folders = folders, .out = out };
+	struct run r = { .flags = flags, .folders = folders, .out = out };
 	enum isnap_status st;
 	bool list_status = imap_client_has_cap(c, "LIST-STATUS");
 

@@ -30,6 +30,8 @@ struct imap_status {
 	uint32_t messages;
 	uint32_t unseen;
 	uint32_t uidvalidity; /* 0 if the server did not say */
+	uint32_t uidnext;     /* with IMAP_STATUS_SYNC; 0 if not said */
+	uint64_t highestmodseq; /* with IMAP_STATUS_SYNC; 0 if not said */
 	bool has_size;
 	uint64_t size;        /* octets (STATUS SIZE, or the sum of sizes) */
 	char *error;          /* the server refused STATUS: its words */
@@ -39,7 +41,21 @@ enum imap_status_flags {
 	/* Sum RFC822.SIZE over every message (EXAMINE, FETCH 1:*) when the
 	 * server does not report SIZE itself.  Slow on large folders. */
 	IMAP_STATUS_COUNT_SIZES = 1 << 0,
+	/* What a backup compares with its state instead of the display
+	 * items: (UIDVALIDITY UIDNEXT MESSAGES), and HIGHESTMODSEQ with
+	 * CONDSTORE (RFC 7162 §3.1.6).  Roles are not taken from the
+	 * answer.  Without LIST-STATUS every STATUS goes out in one burst
+	 * of up to IMAP_STATUS_BURST commands. */
+	IMAP_STATUS_SYNC = 1 << 1,
 };
+
+/* STATUS commands in flight at once.  Each answer is well under 200
+ * bytes and each command under 1 KiB for all but absurd names, so a
+ * burst stays far below the socket buffers on both sides (Linux: 128 KiB
+ * to receive by default): neither side can block sending while the
+ * other does too.  Enough that a no-op of a few hundred folders costs one
+ * round trip for all their STATUS. */
+#define IMAP_STATUS_BURST 256
 
 /* How the answers were obtained, for --verbose. */
 enum imap_status_method {
