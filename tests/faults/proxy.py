@@ -8,7 +8,12 @@ default "pass").  An action is a word, optionally "@N" with N a count of
 bytes sent from the server to the client:
 
     pass        forward everything, both ways
-    eof@N       after N bytes server->client, close both sides (FIN)
+    eof@N       after N bytes server->client, close both sides (FIN): the
+                client's side is shut for writing first and read on (and
+                dropped) until the client closes, for at most half a
+                second, as a server that closes cleanly does; closed with
+                pipelined commands unread, it would send a reset, and the
+                client's kernel would drop what it had not read yet
     reset@N     after N bytes server->client, reset the client side (RST;
                 bytes still in the kernel's send queue may be lost, so the
                 client sees at most N bytes)
@@ -94,6 +99,7 @@ class Connection:
         self.c2s_data = bytearray()  # the first KEEP_C2S bytes
         self.s2c_data = bytearray()  # the first keep_s2c bytes
         self.fault_fired = False    # the cut or stall happened
+        self.closing = False        # eof: what the client sends is dropped
         self.opened = time.monotonic()
         self.closed = None          # time the proxy finished with it
 
@@ -244,7 +250,7 @@ class Proxy:
             room = KEEP_C2S - len(conn.c2s_data)
             if room > 0:
                 conn.c2s_data += data[:room]
-            if stalled.is_set():
+            if stalled.is_set() or conn.closing:
                 continue
             swriter.write(data)
             await swriter.drain()
@@ -290,8 +296,14 @@ class Proxy:
                     return
                 if action.kind == "reset":
                     _rst(cwriter)
-                else:
-                    cwriter.close()
+                    return
+                conn.closing = True
+                if cwriter.can_write_eof():
+                    cwriter.write_eof()
+                # Until the client closes (then _up ends, and _handle
+                # closes both sides), or this long.
+                await asyncio.sleep(0.5)
+                cwriter.close()
                 return
 
 

@@ -17,6 +17,8 @@ the plan may say:
     "bye-backoff:MS"  tag BAD Request is throttled. Suggested Backoff Time:
                    MS milliseconds, then * BYE Connection closed. 14 and
                    the connection closes                  (Microsoft 365)
+                   (output first; input is read for half a second more,
+                   as a server that closes cleanly does)
 
 Logins (LOGIN or AUTHENTICATE commands, over all connections, from 1)
 have a plan of their own, `logins`:
@@ -188,6 +190,14 @@ class ThrottleProxy:
                 cwriter.write(text)
                 await cwriter.drain()
                 if close:
+                    # As servers close (Dovecot lingers): output shut
+                    # first, input read on for a moment.  Closed at once
+                    # with commands the client pipelined unread, the
+                    # socket would send a reset, and the client's kernel
+                    # would throw the BYE away unread.
+                    if cwriter.can_write_eof():
+                        cwriter.write_eof()
+                    await asyncio.sleep(0.5)
                     return
                 continue
             cwriter.write(line)
