@@ -2,6 +2,7 @@
 """Write the benchmark corpus, deterministically, into a Dovecot Maildir.
 
     gen_corpus.py [--seed N] [--scale F] MAILDIR
+    gen_corpus.py [--seed N] --folders N --messages M MAILDIR
     gen_corpus.py --big MB MAILDIR
 
 MAILDIR is a user's Maildir root as Dovecot sees it with
@@ -17,6 +18,10 @@ reaches several hundred KB.  Some text bodies have lines that start with
 "From ".  Files use LF line ends as Dovecot's own delivery writes them
 (some CRLF too), and their names carry the ,S= and ,W= sizes Dovecot puts
 there, so that the server does no extra work the benchmark would measure.
+
+--folders N --messages M writes M messages spread evenly over N folders
+(INBOX, then Box/001, Box/002, ...), the same kind of messages: an
+account of many small folders, or of a few large ones.
 
 --big MB writes one INBOX message of about MB megabytes (a base64
 attachment), streamed, to measure memory use on a single huge message.
@@ -271,11 +276,21 @@ def write_message(d, rng, ts, n, data, folder):
     return len(data)
 
 
-def write_corpus(maildir, seed, scale):
+def spread(folders, messages):
+    """`messages` over `folders` folders, as FOLDERS lists them."""
+    out = []
+    for i in range(folders):
+        name = "INBOX" if i == 0 else "Box/%03d" % i
+        count = messages // folders + (1 if i < messages % folders else 0)
+        out.append((name, count, 0.2))
+    return out
+
+
+def write_corpus(maildir, seed, scale, folders=FOLDERS):
     rng = random.Random(seed)
     total_msgs = total_bytes = 0
     names = []
-    for name, count, listshare in FOLDERS:
+    for name, count, listshare in folders:
         d = make_dirs(maildir, name)
         names.append(name)
         count = int(round(count * scale))
@@ -336,10 +351,21 @@ def main():
                     help="multiply every folder's message count")
     ap.add_argument("--big", type=int, metavar="MB",
                     help="write one message of about MB megabytes instead")
+    ap.add_argument("--folders", type=int, metavar="N",
+                    help="N folders (INBOX, Box/001, ...) instead of the "
+                    "default seven; with --messages")
+    ap.add_argument("--messages", type=int, metavar="M",
+                    help="M messages spread evenly over --folders")
     ap.add_argument("maildir")
     a = ap.parse_args()
+    if (a.folders is None) != (a.messages is None) or (
+            a.folders is not None and a.folders < 1):
+        ap.error("--folders N (N >= 1) and --messages M go together")
     if a.big:
         msgs, size, folders = write_big(a.maildir, a.big, a.seed)
+    elif a.folders:
+        msgs, size, folders = write_corpus(
+            a.maildir, a.seed, 1.0, spread(a.folders, a.messages))
     else:
         msgs, size, folders = write_corpus(a.maildir, a.seed, a.scale)
     # One line for scripts: messages, bytes as stored, folders.
