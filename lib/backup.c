@@ -38,6 +38,12 @@
  * than a login over TLS through a 20 ms link costs, and the sessions
  * already open reach them soon enough. */
 #define SPAWN_WEIGHT 250
+/* Units one session keeps going at once; the window of commands and
+ * bytes in flight (scheduler.c) is what really bounds them. */
+#define BACKUP_UNITS_PER_SESSION 64
+/* ... and no more once they are to move this many messages (a share of a
+ * split folder, backup_plan.c): the rest is for the other sessions. */
+#define WINDOW_WEIGHT 500
 
 struct run {
 	struct backup_ctx c;
@@ -193,7 +199,11 @@ static enum isnap_status run_units(struct run *r, struct state *loaded,
 		.spawn_weight = SPAWN_WEIGHT,
 		.retries = c->o->retries,
 		.max_wait_ms = c->o->fetch.max_wait_ms,
-		.max_units = 1,
+		/* As many as the window lets in (scheduler.c): a unit that
+		 * has sent everything it will send leaves the session to
+		 * the next (the pipelining rules, docs/decisions.md). */
+		.max_units = BACKUP_UNITS_PER_SESSION,
+		.window_weight = WINDOW_WEIGHT,
 		.ctx = r,
 		.attach = attach,
 		.detach = detach,

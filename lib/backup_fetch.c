@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backup_events.h"
 
@@ -59,6 +60,14 @@ static void on_throttled(void *ctx, long wait_ms, const char *why,
 		       "asking again", ff->utf8, why, text, wait_ms / 1000.0);
 }
 
+/* Asking again is for the unit the session sent last (scheduler.h). */
+static bool on_may_send_again(void *ctx)
+{
+	struct folder_fetch *ff = ctx;
+
+	return ff->u && sched_unit_is_last(ff->u);
+}
+
 void folder_fetch_init(struct folder_fetch *ff, struct backup_ctx *c,
 		       struct ledger_folder *lf, const struct imap_folder *folder,
 		       const char *utf8)
@@ -74,7 +83,9 @@ void folder_fetch_init(struct folder_fetch *ff, struct backup_ctx *c,
 		.message_failed = on_message_failed,
 		.message_saved = on_message_saved,
 		.throttled = on_throttled,
+		.may_send_again = on_may_send_again,
 	};
+	ff->deferred_ms = -1;
 }
 
 enum isnap_status folder_fetch_start(struct folder_fetch *ff,
@@ -84,6 +95,8 @@ enum isnap_status folder_fetch_start(struct folder_fetch *ff,
 				     struct isnap_error *err)
 {
 	ff->store = backup_store_of(s);
+	ff->u = u;
+	ff->deferred_ms = -1;
 	memset(&ff->stats, 0, sizeof ff->stats);
 	ff->discarding = false;
 	/* Without CONDSTORE, each message's flags go to the folder's
@@ -152,6 +165,7 @@ enum isnap_status folder_fetch_end(struct folder_fetch *ff,
 				   struct isnap_error *err)
 {
 	if (ff->f) {
+		ff->deferred_ms = fetch_deferred_ms(ff->f);
 		st = fetch_end(ff->f, st, left, err);
 		ff->f = NULL;
 	}
@@ -169,6 +183,30 @@ enum isnap_status folder_fetch_end(struct folder_fetch *ff,
 	}
 	memset(&ff->stats, 0, sizeof ff->stats);
 	return st;
+}
+
+enum isnap_status folder_fetch_defer(struct folder_fetch *ff,
+				     uint32_t uidvalidity, struct uidset *left,
+				     struct isnap_error *err)
+{
+	struct sched_unit *again;
+	struct timespec now;
+	long wait = ff->deferred_ms;
+
+	ff->deferred_ms = -1;
+	if (wait < 0 || uidset_empty(left))
+		return ISNAP_OK;
+	again = backup_fetch_unit(ff->c, ff->lf, ff->folder, ff->utf8,
+				  uidvalidity, left);
+	if (!again)
+		return backup_oom(err);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	again->not_before = (double)now.tv_sec + now.tv_nsec / 1e9 +
+			    wait / 1000.0;
+	ledger_more_units(ff->lf, 1);
+	uidset_free(left);
+	sched_post(ff->c->sched, again, true);
+	return ISNAP_OK;
 }
 
 enum isnap_status folder_fetch_outcome(struct folder_fetch *ff,
@@ -382,6 +420,9 @@ static enum isnap_status fu_end(struct sched_unit *u, struct sched_session *s,
 	fu->uids = left;
 	if (retrying)
 		return ISNAP_OK;
+	if (!st && (st = folder_fetch_defer(&fu->ff, fu->uidvalidity,
+					    &fu->uids, err)))
+		return st;
 	return folder_fetch_outcome(&fu->ff, st, &fu->uids, &fu->mi, err);
 }
 

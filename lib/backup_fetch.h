@@ -36,6 +36,11 @@ struct folder_fetch {
 	struct fetch_stats stats;
 	bool message_failed;     /* this attempt or an earlier one */
 	bool discarding;         /* a literal the fetch does not get */
+	struct sched_unit *u;    /* the unit fetching */
+	/* The server throttled a command that could not be sent again
+	 * (another unit's commands went out behind this one's): how long
+	 * it asked to wait; -1: nothing deferred. */
+	long deferred_ms;
 };
 
 void folder_fetch_init(struct folder_fetch *ff, struct backup_ctx *c,
@@ -77,6 +82,14 @@ bool folder_fetch_sent(const struct folder_fetch *ff);
 enum isnap_status folder_fetch_end(struct folder_fetch *ff,
 				   enum isnap_status st, struct uidset *left,
 				   struct isnap_error *err);
+
+/* After folder_fetch_end without `retrying`: if the fetch left UIDs for
+ * later (a throttled command it could not send again), `left` goes to a
+ * new fetching unit that starts once the server's wait is over, under
+ * `uidvalidity`, and is emptied.  ISNAP_OK or ISNAP_ENOMEM. */
+enum isnap_status folder_fetch_defer(struct folder_fetch *ff,
+				     uint32_t uidvalidity, struct uidset *left,
+				     struct isnap_error *err);
 
 /* The unit is over for good, with `st` and the UIDs `left` unsaved: the
  * ledger is told, the user too (the folder's end or its failure), and the

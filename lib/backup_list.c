@@ -12,12 +12,19 @@
 
 #include "backup_events.h"
 #include "backup_plan.h"
+#include "imap/status.h"
 #include "mutf7.h"
 
 struct list_unit {
 	struct sched_unit u;
 	struct backup_ctx *c;
 	bool folder_failed;
+	/* Plans must conclude in the order they are queued: on Gmail (All
+	 * Mail claims each message before the label folders look,
+	 * backup_step_gmail.c) and with a budget (shared out in folder
+	 * order).  Their planning units wait for EXAMINE before they send
+	 * more, which keeps one session on one folder until it is planned. */
+	bool in_order;
 };
 
 static bool glob_any(const char *const *globs, size_t n, const char *name)
@@ -79,16 +86,38 @@ static void fail_folder(struct list_unit *lu, struct sched_session *s,
 		c->ev->folder_failed(c->ev->ctx, utf8, &err);
 }
 
+/* What a folder's STATUS tells a plan, if it tells enough: UIDVALIDITY,
+ * UIDNEXT, and with CONDSTORE HIGHESTMODSEQ (without it, a state that has
+ * one could not tell flag changes; imap_status leaves it 0 then). */
+static bool prior_of(const struct backup_ctx *c, const struct imap_status *st,
+		     struct imap_mailbox_info *mi)
+{
+	if (!st || !st->known || !st->uidvalidity || !st->uidnext ||
+	    (c->condstore && !st->highestmodseq))
+		return false;
+	*mi = (struct imap_mailbox_info){
+		.uidvalidity = st->uidvalidity,
+		.uidnext = st->uidnext,
+		.exists = st->messages,
+		.highestmodseq = c->condstore ? st->highestmodseq : 0,
+	};
+	return true;
+}
+
 static enum isnap_status queue_folder(struct list_unit *lu,
 				      struct sched_session *s,
 				      const struct imap_folder *lf,
+				      const struct imap_status *status,
 				      struct isnap_error *err)
 {
 	struct backup_ctx *c = lu->c;
 	struct ledger_folder *f;
 	struct sched_unit *pu;
+	struct imap_mailbox_info prior;
+	bool has_prior = prior_of(c, status, &prior), skipped = false;
 	char *utf8 = NULL;
 	const char *name;
+	enum isnap_status st;
 
 	if (mutf7_decode(lf->name, strlen(lf->name), &utf8) < 0) {
 		if (errno == ENOMEM)
@@ -109,8 +138,19 @@ static enum isnap_status queue_folder(struct list_unit *lu,
 			    "the name is not valid modified UTF-7 and would "
 			    "share its place in the backup with another "
 			    "folder; not backed up");
-	} else if (!(f = ledger_find(c->ledger, lf->name)) ||
-		   !(pu = backup_plan_unit(c, f, lf, name))) {
+	} else if (!(f = ledger_find(c->ledger, lf->name))) {
+		free(utf8);
+		return backup_oom(err);
+	} else if (has_prior &&
+		   (st = backup_plan_skip(c, s, f, lf, name, &prior, &skipped,
+					  err))) {
+		free(utf8);
+		return st;
+	} else if (skipped) {
+		/* Nothing changed: not even an EXAMINE. */
+	} else if (!(pu = backup_plan_unit(c, f, lf, name,
+					   has_prior && !lu->in_order ? &prior
+								      : NULL))) {
 		free(utf8);
 		return backup_oom(err);
 	} else {
@@ -120,16 +160,47 @@ static enum isnap_status queue_folder(struct list_unit *lu,
 	return ISNAP_OK;
 }
 
+/* Every folder's STATUS at once (LIST-STATUS, or one burst of STATUS), so
+ * that folders where nothing changed need no round trip of their own.
+ * NULL in *out when out of memory or when there is nothing to ask. */
+static enum isnap_status folder_status(struct list_unit *lu,
+				       struct sched_session *s,
+				       struct imap_status **out,
+				       struct isnap_error *err)
+{
+	struct backup_ctx *c = lu->c;
+	struct imap_status *v;
+	enum isnap_status st;
+
+	*out = NULL;
+	if (!c->folders.n)
+		return ISNAP_OK;
+	if (!(v = calloc(c->folders.n, sizeof *v)))
+		return backup_oom(err);
+	st = imap_status_all(sched_session_client(s), &c->folders, v,
+			     IMAP_STATUS_SYNC, NULL, err);
+	if (st) {
+		imap_status_free(v, c->folders.n);
+		return st;
+	}
+	*out = v;
+	return ISNAP_OK;
+}
+
 static enum isnap_status lu_start(struct sched_unit *u, struct sched_session *s,
 				  struct isnap_error *err)
 {
 	struct list_unit *lu = (struct list_unit *)u;
 	struct backup_ctx *c = lu->c;
+	struct imap_status *status = NULL;
 	enum isnap_status st;
 
 	u->sealed = true;
 	c->condstore = imap_client_has_cap(sched_session_client(s),
 					   "CONDSTORE");
+	lu->in_order = c->budget ||
+		       imap_client_has_cap(sched_session_client(s),
+					   "X-GM-EXT-1");
 	imap_folder_list_free(&c->folders);
 	st = imap_list(sched_session_client(s), &c->folders, err);
 	if (st)
@@ -147,21 +218,24 @@ static enum isnap_status lu_start(struct sched_unit *u, struct sched_session *s,
 		if (!ledger_add(c->ledger, lf->name, lf->delim))
 			return backup_oom(err);
 	}
-	/* Gmail's All Mail (\All) first: it holds every message once, so
+	if ((st = folder_status(lu, s, &status, err)))
+		return st;
+	/* Gmail's All Mail (\\All) first: it holds every message once, so
 	 * that is where each is fetched, and the label folders' copies are
 	 * skipped (backup_step_gmail.c).  Elsewhere, LIST order. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < c->folders.n; i++) {
+	for (int pass = 0; pass < 2 && !st; pass++) {
+		for (size_t i = 0; i < c->folders.n && !st; i++) {
 			const struct imap_folder *lf = &c->folders.v[i];
 			bool all = lf->special_use &&
 				   !strcasecmp(lf->special_use, "\\All");
 			if (lf->noselect || all != (pass == 0))
 				continue;
-			if ((st = queue_folder(lu, s, lf, err)))
-				return st;
+			st = queue_folder(lu, s, lf, status ? &status[i] : NULL,
+					  err);
 		}
 	}
-	return ISNAP_OK;
+	imap_status_free(status, c->folders.n);
+	return st;
 }
 
 static enum isnap_status lu_end(struct sched_unit *u, struct sched_session *s,

@@ -40,6 +40,14 @@ struct plan_unit {
 	bool counted;                 /* in the folder count */
 	bool open;                    /* the folder is open in the store */
 	bool began;                   /* folder_begin was told */
+	/* The folder's STATUS, from the listing, when known: with it the
+	 * steps' commands go out right behind EXAMINE (`early`), and the
+	 * unit is sealed at once so that the session goes on with other
+	 * folders; EXAMINE's answer (`seen`) must then confirm it, or the
+	 * folder is planned again the usual way (`stale`). */
+	bool has_prior, early, stale;
+	struct imap_mailbox_info prior, seen;
+	unsigned units_out;           /* fetching units it left behind */
 	bool wanted[16];              /* steps running here */
 	void *mine[16];               /* their private data */
 	uint64_t dry_bytes;
@@ -231,11 +239,12 @@ static int slice(const struct uidset *from, uint64_t skip, uint64_t n,
 
 /* Cut fp->todo into shares: one, or one per PART_MIN messages (at most
  * one per session) when the store takes several writers on a folder.
- * The first stays in `first` for this unit; the others become fetching
- * units in `units`. */
+ * The first stays in `first` for this unit (with `inline_ok`: the folder
+ * is still selected for it); the others become fetching units in
+ * `units`. */
 static enum isnap_status share_out(struct plan_unit *pu, struct uidset *first,
-				   struct sched_unit **units, unsigned *n,
-				   struct isnap_error *err)
+				   bool inline_ok, struct sched_unit **units,
+				   unsigned *n, struct isnap_error *err)
 {
 	struct folder_plan *fp = &pu->fp;
 	struct backup_ctx *c = fp->c;
@@ -252,9 +261,9 @@ static enum isnap_status share_out(struct plan_unit *pu, struct uidset *first,
 			k = (unsigned)(count / PART_MIN);
 	}
 	share = (count + k - 1) / k;
-	if (slice(&fp->todo, 0, share, first))
+	if (inline_ok && slice(&fp->todo, 0, share, first))
 		return backup_oom(err);
-	for (unsigned i = 1; i < k; i++) {
+	for (unsigned i = inline_ok; i < k; i++) {
 		struct uidset part = UIDSET_INIT;
 		if (slice(&fp->todo, i * share, share, &part)) {
 			uidset_free(&part);
@@ -293,9 +302,12 @@ static enum isnap_status plan_done(struct plan_unit *pu,
 	uint64_t saved = 0;
 	enum isnap_status st;
 
+	/* Early, other units may have selected other folders since. */
+	bool inline_ok = !pu->early || sched_unit_is_last(&pu->u);
+
 	st = conclude_steps(pu, err);
 	if (!st)
-		st = share_out(pu, &first, units, &n, err);
+		st = share_out(pu, &first, inline_ok, units, &n, err);
 	/* Flags renamed in the store are durable before the state says
 	 * they were seen (HIGHESTMODSEQ), or the flag record does. */
 	if (!st && (fp->flags_changed || fp->flags_recorded))
@@ -326,6 +338,7 @@ static enum isnap_status plan_done(struct plan_unit *pu,
 		goto fail;
 	pu->planned = true;
 	pu->planned_uidvalidity = fp->server.uidvalidity;
+	pu->units_out = n;
 	/* Behind what is going on, in UID order. */
 	for (unsigned i = n; i-- > 0;)
 		sched_post(c->sched, units[i], true);
@@ -338,6 +351,7 @@ static enum isnap_status plan_done(struct plan_unit *pu,
 		pu->u.sealed = true;
 		return ISNAP_OK;
 	}
+	pu->u.sealed = false; /* the last unit started: it may send */
 	st = folder_fetch_start(&pu->ff, fp->s, &pu->u, &pu->left, err);
 	if (folder_fetch_sent(&pu->ff))
 		pu->u.sealed = true;
@@ -346,6 +360,66 @@ fail:
 	uidset_free(&first);
 	for (unsigned i = 0; i < n; i++)
 		units[i]->ops->free(units[i]);
+	return st;
+}
+
+/* EXAMINE is answered after the steps' commands went out with it, on the
+ * STATUS's word: it must say the same, or those commands may have asked
+ * the wrong things. */
+static enum isnap_status examined_early(struct plan_unit *pu,
+					struct isnap_error *err)
+{
+	struct folder_plan *fp = &pu->fp;
+	const struct backup_events *ev = fp->c->ev;
+	const struct imap_mailbox_info *a = &pu->seen, *b = &pu->prior;
+	struct store_folder sf;
+	enum isnap_status st;
+
+	if (a->uidvalidity != b->uidvalidity || a->uidnext != b->uidnext ||
+	    a->exists != b->exists || a->highestmodseq != b->highestmodseq) {
+		pu->stale = true;
+		return isnap_fail(err, ISNAP_EFOLDER,
+				  "the folder changed between STATUS and "
+				  "EXAMINE");
+	}
+	pu->phase = PH_STEPS;
+	if (!pu->counted) {
+		pu->counted = true;
+		ledger_count_folder(fp->lf);
+	}
+	store_folder_of(fp, &sf);
+	manifest_store_examined(fp->store, &sf);
+	if (fp->unchanged && !any_always(fp->c)) {
+		if (ev->folder_begin)
+			ev->folder_begin(ev->ctx, fp->utf8, 0,
+					 uidset_count(&fp->state.saved));
+		pu->phase = PH_DONE;
+		return ISNAP_OK;
+	}
+	st = fp->store->ops->open_folder(fp->store, &sf, &fp->held, err);
+	if (st)
+		return st;
+	pu->open = true;
+	if (fp->step_cmds)
+		return ISNAP_OK;
+	return plan_done(pu, err);
+}
+
+/* With the folder's STATUS: the steps decide now, from it, and send their
+ * commands right behind EXAMINE; nothing more is sent until the plan is
+ * made. */
+static enum isnap_status start_early(struct plan_unit *pu,
+				     struct isnap_error *err)
+{
+	struct folder_plan *fp = &pu->fp;
+	enum isnap_status st;
+
+	pu->early = true;
+	fp->server = pu->prior;
+	fp->unchanged = unchanged(fp);
+	fp->same_generation = fp->state.uidvalidity == fp->server.uidvalidity;
+	st = start_steps(pu, err);
+	pu->u.sealed = true;
 	return st;
 }
 
@@ -366,6 +440,8 @@ static enum isnap_status examined(struct plan_unit *pu,
 				  "the server said %s%s%s%s %s", r->name,
 				  r->code ? " [" : "", r->code ? r->code : "",
 				  r->code ? "]" : "", r->text ? r->text : "");
+	if (pu->early)
+		return examined_early(pu, err);
 	if (!fp->server.uidvalidity)
 		return isnap_fail(err, ISNAP_EFOLDER,
 				  "the server reported no UIDVALIDITY");
@@ -452,7 +528,7 @@ static enum isnap_status pu_untagged(struct imap_owner *o,
 
 	switch (pu->phase) {
 	case PH_EXAMINE:
-		imap_examine_response(&fp->server, r);
+		imap_examine_response(pu->early ? &pu->seen : &fp->server, r);
 		return ISNAP_OK;
 	case PH_STEPS:
 		for (size_t i = 0; backup_plan_steps[i]; i++) {
@@ -586,6 +662,8 @@ static void reset(struct plan_unit *pu)
 	uidset_free(&fp->todo);
 	uidset_free(&fp->expunged);
 	memset(&fp->server, 0, sizeof fp->server);
+	memset(&pu->seen, 0, sizeof pu->seen);
+	pu->early = pu->stale = false;
 	fp->flags_changed = fp->flags_recorded = 0;
 	fp->fetched_uids_to = 0;
 	flag_record_free(fp->flag_record);
@@ -619,13 +697,36 @@ static enum isnap_status pu_start(struct sched_unit *u, struct sched_session *s,
 				  "the folder name cannot be sent back to "
 				  "this server");
 	st = sched_send(s, u, COOKIE_EXAMINE, cmd, err);
-	if (st || !pu->planned)
+	if (st)
 		return st;
+	if (!pu->planned) {
+		if (pu->has_prior && !fp->dry_run &&
+		    (!fp->state.uidvalidity ||
+		     fp->state.uidvalidity == pu->prior.uidvalidity))
+			return start_early(pu, err);
+		return ISNAP_OK;
+	}
 	/* Resuming: the rest of the first share right behind EXAMINE. */
 	st = folder_fetch_start(&pu->ff, s, u, &pu->left, err);
 	if (folder_fetch_sent(&pu->ff))
 		u->sealed = true;
 	return st;
+}
+
+/* The folder changed between its STATUS and EXAMINE: planned again, from
+ * EXAMINE. */
+static enum isnap_status plan_again(struct plan_unit *pu,
+				    struct isnap_error *err)
+{
+	struct folder_plan *fp = &pu->fp;
+	struct sched_unit *again;
+
+	again = backup_plan_unit(fp->c, fp->lf, fp->folder, fp->utf8, NULL);
+	if (!again)
+		return backup_oom(err);
+	((struct plan_unit *)again)->counted = pu->counted;
+	sched_post(fp->c->sched, again, true);
+	return ISNAP_OK;
 }
 
 /* The folder changed generation under a resumed fetch: a new plan. */
@@ -637,7 +738,7 @@ static enum isnap_status replan(struct plan_unit *pu, struct isnap_error *err)
 
 	ledger_unit_done(fp->lf, pu->left.n ? pu->left.r[0].first : 0, NULL,
 			 &ignored);
-	again = backup_plan_unit(fp->c, fp->lf, fp->folder, fp->utf8);
+	again = backup_plan_unit(fp->c, fp->lf, fp->folder, fp->utf8, NULL);
 	if (!again)
 		return backup_oom(err);
 	((struct plan_unit *)again)->counted = pu->counted;
@@ -678,6 +779,8 @@ static enum isnap_status pu_end(struct sched_unit *u, struct sched_session *s,
 	}
 	if (pu->replan)
 		return replan(pu, err);
+	if (pu->stale)
+		return plan_again(pu, err);
 	if (!st && pu->phase == PH_DONE) {
 		/* Nothing new. */
 		struct fetch_stats none = { 0 };
@@ -694,9 +797,18 @@ static enum isnap_status pu_end(struct sched_unit *u, struct sched_session *s,
 					   pu->dry_bytes);
 		return ISNAP_OK;
 	}
-	if (pu->planned && pu->inline_share)
+	if (pu->planned && pu->inline_share) {
+		if (!st && (st = folder_fetch_defer(&pu->ff,
+						    pu->planned_uidvalidity,
+						    &pu->left, err)))
+			return st;
 		return folder_fetch_outcome(&pu->ff, st, &pu->left,
 					    &fp->server, err);
+	}
+	if (pu->planned && !st && pu->units_out) {
+		/* Planned; the fetching units end the folder. */
+		return ISNAP_OK;
+	}
 	if (pu->planned && !st) {
 		/* Planned, nothing for this unit to fetch. */
 		struct fetch_stats fs;
@@ -755,7 +867,8 @@ static const struct sched_unit_ops plan_unit_ops = {
 struct sched_unit *backup_plan_unit(struct backup_ctx *c,
 				    struct ledger_folder *f,
 				    const struct imap_folder *lf,
-				    const char *utf8)
+				    const char *utf8,
+				    const struct imap_mailbox_info *prior)
 {
 	struct plan_unit *pu;
 
@@ -775,6 +888,109 @@ struct sched_unit *backup_plan_unit(struct backup_ctx *c,
 	pu->fp.utf8 = pu->utf8;
 	pu->fp.u = &pu->u;
 	pu->fp.dry_run = c->o->dry_run;
+	if (prior) {
+		struct state_folder sf = { 0 };
+		struct isnap_error ignored = { 0 };
+		pu->has_prior = true;
+		pu->prior = *prior;
+		/* About what it will fetch, for opening more sessions. */
+		pu->u.weight = prior->exists;
+		if (!ledger_read(f, &sf, &ignored) &&
+		    sf.uidvalidity == prior->uidvalidity && sf.uidnext)
+			pu->u.weight = prior->uidnext > sf.uidnext
+					       ? prior->uidnext - sf.uidnext
+					       : 0;
+		ledger_release(&sf);
+	}
 	folder_fetch_init(&pu->ff, c, f, lf, pu->utf8);
 	return &pu->u;
+}
+
+/* From the STATUS alone, before anything is sent: nothing to do here?
+ * The store is free (backup_plan_skip). */
+static enum isnap_status quiet(struct plan_unit *pu, bool *skip,
+			       struct isnap_error *err)
+{
+	struct folder_plan *fp = &pu->fp;
+	struct store_folder sf;
+	bool open = false, busy = false;
+	enum isnap_status st;
+
+	*skip = false;
+	fp->server = pu->prior;
+	if (!unchanged(fp))
+		return ISNAP_OK;
+	fp->unchanged = fp->same_generation = true;
+	for (size_t i = 0; backup_plan_steps[i]; i++) {
+		const struct plan_step *ps = backup_plan_steps[i];
+		if (!(ps->always && ps->always(fp->c)))
+			continue;
+		if (ps->size && !(pu->mine[i] = calloc(1, ps->size)))
+			return backup_oom(err);
+		if (ps->wanted && !ps->wanted(fp, pu->mine[i]))
+			continue;
+		if (!ps->has_work)
+			return ISNAP_OK; /* work with the server */
+		pu->wanted[i] = open = true;
+	}
+	if (open) {
+		store_folder_of(fp, &sf);
+		st = fp->store->ops->open_folder(fp->store, &sf, &fp->held,
+						 err);
+		if (st)
+			return st;
+		for (size_t i = 0; backup_plan_steps[i] && !busy; i++)
+			if (pu->wanted[i])
+				busy = backup_plan_steps[i]->has_work(
+					fp, pu->mine[i]);
+		st = fp->store->ops->close_folder(fp->store, err);
+		if (st)
+			return st;
+	}
+	*skip = !busy;
+	return ISNAP_OK;
+}
+
+enum isnap_status backup_plan_skip(struct backup_ctx *c,
+				   struct sched_session *s,
+				   struct ledger_folder *f,
+				   const struct imap_folder *lf,
+				   const char *utf8,
+				   const struct imap_mailbox_info *prior,
+				   bool *skipped, struct isnap_error *err)
+{
+	const struct backup_events *ev = c->ev;
+	struct sched_unit *u;
+	struct plan_unit *pu;
+	struct folder_plan *fp;
+	enum isnap_status st;
+
+	*skipped = false;
+	if (c->o->dry_run || !backup_store_of(s))
+		return ISNAP_OK;
+	if (!(u = backup_plan_unit(c, f, lf, utf8, prior)))
+		return backup_oom(err);
+	pu = (struct plan_unit *)u;
+	fp = &pu->fp;
+	fp->s = s;
+	fp->client = sched_session_client(s);
+	fp->store = backup_store_of(s);
+	st = ledger_read(f, &fp->state, err);
+	if (!st)
+		st = quiet(pu, skipped, err);
+	if (!st && *skipped) {
+		/* As a folder whose EXAMINE showed nothing new. */
+		struct store_folder sf;
+		struct fetch_stats none = { 0 };
+		store_folder_of(fp, &sf);
+		ledger_count_folder(f);
+		manifest_store_examined(fp->store, &sf);
+		if (ev->folder_begin)
+			ev->folder_begin(ev->ctx, fp->utf8, 0,
+					 uidset_count(&fp->state.saved));
+		if (ev->folder_end)
+			ev->folder_end(ev->ctx, fp->utf8, &none);
+	}
+	u->ops->free(u);
+	return st;
 }

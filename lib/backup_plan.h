@@ -18,7 +18,8 @@
  * A folder where nothing changed since the last run (same UIDVALIDITY and
  * UIDNEXT, and the same HIGHESTMODSEQ or, without CONDSTORE, the same
  * number of messages) costs its EXAMINE and nothing else: no step runs,
- * unless one asks to run even then (`always`).
+ * unless one asks to run even then (`always`).  When the folder's STATUS
+ * says so before (backup_plan_skip), it costs nothing at all.
  *
  * The steps are described in backup_step.h.
  */
@@ -34,11 +35,30 @@
 #include "scheduler.h"
 
 /* The unit planning folder `lf` (a LIST entry of c->folders) with its
- * ledger entry `f` and decoded name `utf8` (copied).  NULL when out of
- * memory. */
+ * ledger entry `f` and decoded name `utf8` (copied).  `prior`, when not
+ * NULL, is what the folder's STATUS said (uidvalidity, uidnext, exists:
+ * MESSAGES, highestmodseq with CONDSTORE): the unit then sends its
+ * steps' commands together with EXAMINE, and replans the folder if
+ * EXAMINE says otherwise.  NULL when out of memory. */
 struct sched_unit *backup_plan_unit(struct backup_ctx *c,
 				    struct ledger_folder *f,
 				    const struct imap_folder *lf,
-				    const char *utf8);
+				    const char *utf8,
+				    const struct imap_mailbox_info *prior);
+
+/* Before any unit runs, with the store of session `s` free: is there
+ * nothing to do in folder `lf` given its STATUS `prior` (nothing changed
+ * since the last run, and no step with `always` has work there, e.g. no
+ * saved message missing from the store)?  Then it is accounted for as a
+ * folder where nothing changed (counted, recorded in the manifest, told
+ * to the caller) and *skipped is set: it needs no unit and no round
+ * trip.  Never in a dry run. */
+enum isnap_status backup_plan_skip(struct backup_ctx *c,
+				   struct sched_session *s,
+				   struct ledger_folder *f,
+				   const struct imap_folder *lf,
+				   const char *utf8,
+				   const struct imap_mailbox_info *prior,
+				   bool *skipped, struct isnap_error *err);
 
 #endif

@@ -6,9 +6,12 @@
  * backup_steps.c (the order there is the order of `conclude`).  What a
  * step may rely on and do:
  *
- *   wanted    after EXAMINE: fp->server, fp->state (the state's copy, empty
- *             after a new generation), fp->held, fp->unchanged; decide
- *             whether to run here.  Nothing sent yet.
+ *   wanted    after EXAMINE (or before it, from the folder's STATUS,
+ *             which EXAMINE then confirms): fp->server, fp->state (the
+ *             state's copy, empty after a new generation),
+ *             fp->unchanged; decide whether to run here.  Nothing sent
+ *             yet, and fp->held is not known yet.
+ *   has_work  see below (steps with `always` only).
  *   send      plan_send() the commands it needs.  A command may depend on
  *             the state and on EXAMINE's answer, never on another
  *             command's answer: that would cost a round trip per folder.
@@ -93,6 +96,12 @@ struct plan_step {
 	 * run's options ask for it. */
 	bool (*always)(const struct backup_ctx *c);
 	bool (*wanted)(struct folder_plan *fp, void *mine);
+	/* For a step with `always`, in a folder where nothing changed on
+	 * the server (known from STATUS, before any EXAMINE), wanted, with
+	 * the folder open in the store (fp->held) and nothing sent: whether
+	 * it has work there after all.  No side effects.  NULL: it has
+	 * whenever wanted (the folder is then planned as usual). */
+	bool (*has_work)(struct folder_plan *fp, void *mine);
 	enum isnap_status (*send)(struct folder_plan *fp, void *mine,
 				  struct isnap_error *err);
 	enum isnap_status (*untagged)(struct folder_plan *fp, void *mine,

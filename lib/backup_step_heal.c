@@ -32,6 +32,21 @@ static bool heal_wanted(struct folder_plan *fp, void *mine)
 	       !uidset_empty(&fp->state.saved);
 }
 
+/* Some saved message, neither expunged nor held, is missing. */
+static bool heal_has_work(struct folder_plan *fp, void *mine)
+{
+	const struct uidset *saved = &fp->state.saved;
+
+	(void)mine;
+	for (size_t i = 0; i < saved->n; i++)
+		for (uint64_t u = saved->r[i].first; u <= saved->r[i].last;
+		     u++)
+			if (!uidset_contains(&fp->state.expunged, (uint32_t)u) &&
+			    !uidset_contains(&fp->held, (uint32_t)u))
+				return true;
+	return false;
+}
+
 static enum isnap_status heal_conclude(struct folder_plan *fp, void *mine,
 				       struct isnap_error *err)
 {
@@ -76,5 +91,6 @@ const struct plan_step backup_step_heal = {
 	.size = sizeof(struct heal_step),
 	.always = heal_always,
 	.wanted = heal_wanted,
+	.has_work = heal_has_work,
 	.conclude = heal_conclude,
 };

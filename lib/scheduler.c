@@ -334,6 +334,13 @@ struct imap_pipeline *sched_session_pipe(struct sched_session *ss)
 	return &ss->pipe;
 }
 
+bool sched_unit_is_last(const struct sched_unit *u)
+{
+	const struct sched_session *ss = u->running_on;
+
+	return ss && ss->nactive && ss->active[ss->nactive - 1] == u;
+}
+
 unsigned sched_session_index(const struct sched_session *ss)
 {
 	return ss->index;
@@ -442,6 +449,15 @@ static bool end_finished(struct sched_session *ss)
 	return any;
 }
 
+static uint64_t active_weight(const struct sched_session *ss)
+{
+	uint64_t w = 0;
+
+	for (unsigned i = 0; i < ss->nactive; i++)
+		w += ss->active[i]->weight;
+	return w;
+}
+
 /* Start units while the window has room and the last one started is
  * done sending.  With nothing going on, wait for work. */
 static void fill(struct sched_session *ss)
@@ -457,7 +473,9 @@ static void fill(struct sched_session *ss)
 				return;
 			if (imap_pipeline_inflight(&ss->pipe) >=
 				    WINDOW_COMMANDS ||
-			    imap_pipeline_bytes(&ss->pipe) >= WINDOW_BYTES)
+			    imap_pipeline_bytes(&ss->pipe) >= WINDOW_BYTES ||
+			    (s->o.window_weight &&
+			     active_weight(ss) >= s->o.window_weight))
 				return;
 		}
 		u = take(s, ss->nactive == 0);
@@ -540,6 +558,19 @@ static enum isnap_status reconnect_throttled(struct sched_session *ss,
 	return st;
 }
 
+/* Sending failed with commands in flight: the server may have answered
+ * some and said why it closed (BYE, after a wait it asks for) before the
+ * connection went; read that, for the units and for the reconnection.
+ * The answers are dispatched as ever, until the connection's end. */
+static void drain(struct sched_session *ss)
+{
+	struct isnap_error ignored = { 0 };
+
+	while (imap_pipeline_inflight(&ss->pipe) &&
+	       !imap_pipeline_pump(&ss->pipe, &ignored))
+		;
+}
+
 /* The connection was lost (ECONN) or the server broke the protocol
  * (EPROTO) with units going on. */
 static void lost(struct sched_session *ss, enum isnap_status st,
@@ -548,9 +579,14 @@ static void lost(struct sched_session *ss, enum isnap_status st,
 	struct sched *s = ss->sched;
 	struct sched_unit *blamed = NULL;
 	int64_t until = 0;
-	long asked = ss->client && st == ISNAP_ECONN
-			     ? imap_client_throttle_asked(ss->client, &until)
-			     : 0;
+	long asked;
+
+	if (st == ISNAP_ECONN && ss->client && ss->pipe.send_failed &&
+	    imap_pipeline_inflight(&ss->pipe))
+		drain(ss);
+	asked = ss->client && st == ISNAP_ECONN
+			? imap_client_throttle_asked(ss->client, &until)
+			: 0;
 
 	imap_pipeline_abandon(&ss->pipe);
 	disconnect(ss, false);

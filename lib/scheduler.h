@@ -122,6 +122,10 @@ struct sched_opts {
 	long max_wait_ms;
 	/* Units one session keeps going at once (1: one after another). */
 	unsigned max_units;
+	/* A session starts no further unit while the weights of those it
+	 * runs add up to this much (0: no bound): work waits in the queue
+	 * for the sessions opening meanwhile rather than piling up in one. */
+	uint64_t window_weight;
 	void *ctx;
 	/* A session is logged in for the first time (index 0 is the first
 	 * session): set it up (e.g. its store, sched_session_set_data).
@@ -173,6 +177,11 @@ enum isnap_status sched_send(struct sched_session *s, struct sched_unit *u,
 /* The unit running on `s` is about to move `weight` messages: if units
  * are waiting meanwhile, this may open another session for them. */
 void sched_expect(struct sched_session *s, uint64_t weight);
+
+/* No unit started on u's session after u: nothing was sent there since
+ * u's own commands.  A sealed unit may then send again (and is unsealed
+ * until it is done sending): what it selected is still selected. */
+bool sched_unit_is_last(const struct sched_unit *u);
 
 struct imap_client *sched_session_client(struct sched_session *s);
 struct imap_pipeline *sched_session_pipe(struct sched_session *s);

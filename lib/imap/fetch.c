@@ -78,6 +78,10 @@ struct fetch {
 	struct item_meta begin_meta;
 	struct item_meta end_meta;
 	unsigned throttles;  /* throttling answers in a row */
+	/* Throttled and not asked again (may_send_again), and the wait
+	 * the server asked for; -1: none. */
+	struct uidset deferred;
+	long deferred_ms;
 };
 
 static enum isnap_status oom(struct isnap_error *err)
@@ -599,6 +603,18 @@ static enum isnap_status throttled(struct fetch *e, unsigned i,
 	if (uidset_empty(&again))
 		return ISNAP_OK;
 	e->throttles++;
+	if (e->cb->may_send_again && !e->cb->may_send_again(e->cb->ctx)) {
+		/* Not here, not now: left for a later attempt. */
+		st = uidset_add_set(&e->deferred, &again) ? oom(err)
+							   : ISNAP_OK;
+		uidset_free(&again);
+		if (wait > e->deferred_ms)
+			e->deferred_ms = wait;
+		if (!st && e->cb->throttled)
+			e->cb->throttled(e->cb->ctx, wait, t->why,
+					 r->text ? r->text : "");
+		return st;
+	}
 	if (e->cb->throttled)
 		e->cb->throttled(e->cb->ctx, wait, t->why,
 				 r->text ? r->text : "");
@@ -678,6 +694,8 @@ enum isnap_status fetch_tagged(struct fetch *e, uintptr_t cookie,
 			if (!uidset_contains(&e->received, u) &&
 			    uidset_contains(&e->skip, u)) {
 				st = account(e, u, err);
+			} else if (uidset_contains(&e->deferred, u)) {
+				/* To be asked again later. */
 			} else if (!uidset_contains(&e->received, u)) {
 				if (!strcmp(r->name, "OK") && done.disturbed) {
 					st = fail_message(
@@ -732,6 +750,11 @@ enum isnap_status fetch_untagged(struct fetch *e, const struct imap_response *r,
 	if (e->state != MSG_NONE)
 		return finish_streamed(e, &r->args[0], err);
 	return finish_inline(e, &r->args[0], err);
+}
+
+long fetch_deferred_ms(const struct fetch *e)
+{
+	return uidset_empty(&e->deferred) ? -1 : e->deferred_ms;
 }
 
 bool fetch_all_sent(const struct fetch *e)
@@ -829,6 +852,7 @@ enum isnap_status fetch_end(struct fetch *e, enum isnap_status st,
 	for (unsigned i = 0; i < e->nq; i++)
 		uidset_free(&e->q[i].asked);
 	uidset_free(&e->uids);
+	uidset_free(&e->deferred);
 	uidset_free(&e->received);
 	uidset_free(&e->pending);
 	uidset_free(&e->accounted);

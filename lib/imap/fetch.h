@@ -89,6 +89,12 @@ struct fetch_callbacks {
 	 * again (for the log); may be NULL. */
 	void (*throttled)(void *ctx, long wait_ms, const char *why,
 			  const char *text);
+	/* After a throttling answer, before the fetch asks again: whether
+	 * it may send now (NULL: always).  When not (commands of another
+	 * owner went out behind the fetch's, for another folder), it does
+	 * not wait: what it would ask stays unaccounted for, in `left`, and
+	 * fetch_deferred_ms tells how long the server asked to wait. */
+	bool (*may_send_again)(void *ctx);
 };
 
 /* Fetch every UID in `uids` into the folder the store has open, on its
@@ -161,6 +167,10 @@ int fetch_skip(struct fetch *f, const struct uidset *held);
 /* Commit now if messages ended longer ago than commit_ms and none is
  * being written.  For a caller that waited without data arriving. */
 enum isnap_status fetch_tick(struct fetch *f, struct isnap_error *err);
+
+/* How long the server asked to wait before the UIDs the fetch did not
+ * ask again (may_send_again); -1 when it asked again for everything. */
+long fetch_deferred_ms(const struct fetch *e);
 
 /* Commit what is complete and free `f`.  `st` is the failure that ended
  * the fetch early, if any (then a failed final commit is not reported

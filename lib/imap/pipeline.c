@@ -98,8 +98,10 @@ enum isnap_status imap_pipeline_send(struct imap_pipeline *p,
 	e = &p->q[p->n];
 	memset(e, 0, sizeof *e);
 	st = imap_client_send(p->client, command, e->tag, err);
-	if (st)
+	if (st) {
+		p->send_failed = st == ISNAP_ECONN;
 		return st;
+	}
 	e->owner = o;
 	e->cookie = cookie;
 	e->bytes = strlen(command) + strlen(e->tag) + 3;

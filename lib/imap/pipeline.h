@@ -83,6 +83,9 @@ struct imap_pipeline {
 	size_t bytes;           /* of the command lines in flight */
 	bool streaming_void;    /* a literal nobody wants is passing */
 	bool answered;          /* a tagged answer arrived in this pump */
+	/* A command could not be sent (the connection is gone; what the
+	 * server sent before may still be read). */
+	bool send_failed;
 };
 
 void imap_pipeline_init(struct imap_pipeline *p, struct imap_client *c);

@@ -81,8 +81,9 @@ class Reconnect(TestCase):
                    plan="eof@50000,reset@120000,pass",
                    keep_s2c=8 << 20) as p:
             # -v: notices (the reconnections) are shown only on a terminal
-            # otherwise.
-            run = proxied_backup(user, p, dest, "-v")
+            # otherwise.  One session, so that the plan's cuts fall on
+            # its connections (its folders would be spread over more).
+            run = proxied_backup(user, p, dest, "-v", "--connections", "1")
         self.assertExit(run, 0)
         self.assertEqual(len(p.connections), 3, str(run))
         self.assertTrue(all(c.fault_fired for c in p.connections[:2]))
@@ -111,7 +112,8 @@ class Reconnect(TestCase):
         with Proxy((harness.SERVER.host, harness.SERVER.imap_port),
                    plan=plan, keep_s2c=8 << 20) as p:
             t0 = time.monotonic()
-            run = proxied_backup(user, p, dest, "--retries", "10")
+            run = proxied_backup(user, p, dest, "--retries", "10",
+                                 "--connections", "1")
             elapsed = time.monotonic() - t0
         self.assertExit(run, 0)
         self.assertEqual(len(p.connections), 8, str(run))
