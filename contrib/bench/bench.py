@@ -29,6 +29,13 @@ mbsync and GNU time first.  Steps:
     client's turns (how often it waited for the server), for "bench" and
     "small".
  6. One full backup of "big" by each tool, for peak RSS.
+ 7. Far away: a second proxy adds 50 ms each way (100 ms round trip).
+    "many" (201 folders of 10 messages) and "three" (5,000 messages in
+    3 folders) are backed up in full, directly and through it; "many"
+    is re-run with nothing new, directly and through it, and "some"
+    (20 folders of 10) too, to show that a no-op's round trips do not
+    grow with folders.  mbsync, which takes a minute and more at this
+    distance, runs once each; imapsnap 2 (quick) or 3 times.
 
 Each run is `/usr/bin/time -v TOOL ...`; wall time is measured around it
 with a monotonic clock, peak RSS is time's "Maximum resident set size".
@@ -55,7 +62,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DELAY_MS = 10  # one way; 20 ms round trip
+FAR_MS = 50    # one way; 100 ms round trip, a server far away
 USERS = {"bench": 1.0, "small": 0.1}
+# Accounts by folder count: (folders, messages) spread evenly.
+SPREAD = {"many": (201, 2010), "some": (20, 200), "three": (3, 5000)}
 BIG_MB = 100
 # imapsnap-c0.1: --commit-interval 0.1, a commit by time every 0.1 s in
 # every session instead of every 5 s (which a loopback run, done in about
@@ -138,7 +148,7 @@ class Bench:
         os.chmod(self.work, 0o755)
         self.dv = os.path.join(self.work, "dovecot")
         self.runlog = open(os.path.join(self.work, "runs.log"), "a")
-        self.proxy = None
+        self.proxies = []
         self.results = {}
         self.corpus = {}
 
@@ -158,13 +168,17 @@ class Bench:
     def fill(self, big=True):
         gen = os.path.join(HERE, "gen_corpus.py")
         for user, scale in list(USERS.items()) + (
-                [("big", None)] if big else []):
+                [("big", None)] if big else []) + list(SPREAD.items()):
             sh(["sh", os.path.join(ROOT, "tests/dovecot/adduser.sh"),
                 self.dv, user, self.password(user)])
             home = os.path.join(self.env["MAIL_ROOT"], user)
             os.makedirs(home)
-            args = ["--big", str(BIG_MB)] if scale is None else [
-                "--scale", str(scale)]
+            if isinstance(scale, tuple):
+                args = ["--folders", str(scale[0]), "--messages",
+                        str(scale[1])]
+            else:
+                args = ["--big", str(BIG_MB)] if scale is None else [
+                    "--scale", str(scale)]
             t = time.monotonic()
             out = sh([sys.executable, gen] + args + [home + "/Maildir"])
             msgs, size, folders = (int(x) for x in out.split())
@@ -174,28 +188,30 @@ class Bench:
             log("%s: %d messages, %.1f MB in %d folders (%.1f s)" % (
                 user, msgs, size / 1e6, folders, time.monotonic() - t))
 
-    def start_proxy(self):
+    def start_proxy(self, delay_ms=DELAY_MS, name="proxy"):
+        """A latency proxy adding `delay_ms` each way; returns its port.
+        Every proxy's connections are recorded in one stats file."""
         stats = os.path.join(self.work, "proxy.jsonl")
-        portfile = os.path.join(self.work, "proxy.port")
+        portfile = os.path.join(self.work, name + ".port")
         self.proxy_stats = stats
-        self.proxy = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "latency_proxy.py"),
              "--target", "127.0.0.1:%d" % self.port,
-             "--delay-ms", str(DELAY_MS), "--stats", stats,
+             "--delay-ms", str(delay_ms), "--stats", stats,
              "--port-file", portfile],
             stdout=subprocess.DEVNULL, stderr=self.runlog)
+        self.proxies.append(proc)
         for _ in range(100):
             if os.path.exists(portfile):
                 with open(portfile) as f:
-                    self.proxy_port = int(f.read())
-                return
+                    return int(f.read())
             time.sleep(0.05)
         raise RuntimeError("the latency proxy did not start")
 
     def stop(self):
-        if self.proxy:
-            self.proxy.terminate()
-            self.proxy.wait()
+        for proc in self.proxies:
+            proc.terminate()
+            proc.wait()
         if os.path.exists(os.path.join(self.dv, "run")):
             subprocess.run(["sh", os.path.join(ROOT, "tests/dovecot/stop.sh"),
                             self.dv])
@@ -384,6 +400,63 @@ class Bench:
                                                 res["rss_kb"]))
         self.results["big"] = runs
 
+    def timed(self, tool, user, port, dest, counted=True):
+        """One run; through a proxy, with its turns."""
+        mark = self.proxy_lines()
+        res = self.run(tool, user, port, dest)
+        if port != self.port:
+            res.update(self.proxy_turns(mark))
+        if counted:
+            log("%-22s %-8s %6.2f s%s" % (
+                user + ("" if port == self.port else " far"), tool,
+                res["wall"], "  %d turns over %d connections" % (
+                    res["turns"], res["connections"]) if "turns" in res
+                else ""))
+        return res
+
+    def far_runs(self, reps):
+        """Step 7: many folders and a far server (see the docstring)."""
+        out = {}
+        # Warm-up, not counted: Dovecot's indexes for these users.
+        for user in SPREAD:
+            self.run("imapsnap", user, self.port,
+                     self.new_dest("imapsnap", "warmup-" + user))
+        for user in ("many", "three"):
+            for where, port in (("loopback", self.port),
+                                ("far", self.far_port)):
+                runs = out.setdefault("full/%s/%s" % (user, where), {})
+                for tool in ("imapsnap", "mbsync"):
+                    n = reps if tool == "imapsnap" or where == "loopback" \
+                        else 1
+                    for _ in range(n):
+                        dest = self.new_dest(tool, "%s-%s" % (user, where))
+                        res = self.timed(tool, user, port, dest)
+                        got = self.count_messages(dest)
+                        if got != self.corpus[user]["messages"]:
+                            raise RuntimeError("%s saved %d messages of %d"
+                                               " in %s" % (tool, got,
+                                                           self.corpus[user]
+                                                           ["messages"],
+                                                           dest))
+                        runs.setdefault(tool, []).append(res)
+        for user in ("many", "some"):
+            for tool in ("imapsnap", "mbsync"):
+                self.run(tool, user, self.port,
+                         self.dest(tool, "noop-" + user))
+        time.sleep(1.5)  # mbsync waits when a folder changed in the last s
+        for user in ("many", "some"):
+            for where, port in (("loopback", self.port),
+                                ("far", self.far_port)):
+                runs = out.setdefault("noop/%s/%s" % (user, where), {})
+                for tool in ("imapsnap", "mbsync"):
+                    n = reps if tool == "imapsnap" or where == "loopback" \
+                        else 1
+                    for _ in range(n):
+                        res = self.timed(tool, user, port,
+                                         self.dest(tool, "noop-" + user))
+                        runs.setdefault(tool, []).append(res)
+        self.results["far"] = out
+
     def raw_fetch(self, reps):
         """Reference: every body fetched and thrown away by a minimal
         client (Python), one UID FETCH 1:* per folder."""
@@ -420,7 +493,8 @@ class Bench:
         self.start_dovecot()
         self.info = machine_info(self.work, self.bin)
         self.fill()
-        self.start_proxy()
+        self.proxy_port = self.start_proxy()
+        self.far_port = self.start_proxy(FAR_MS, "far")
         log("warming up")
         for user in USERS:
             for tool in ("imapsnap", "mbsync"):
@@ -433,6 +507,7 @@ class Bench:
         self.full_runs("full-proxy", "bench", self.proxy_port, preps)
         self.noop_runs(reps)
         self.big_runs()
+        self.far_runs(2 if self.a.quick else 3)
         self.probe_fs("after")
         self.elapsed = time.monotonic() - t_start
         report = self.report()
@@ -449,6 +524,35 @@ class Bench:
             log("results in %s" % self.a.out)
 
     # --- report ------------------------------------------------------------
+
+    def far_report(self, w):
+        F = self.results["far"]
+        med = statistics.median
+        w("\nMany folders, and a server 100 ms away (a proxy adding 50 ms "
+          "each way); turns as above, summed over the run's connections "
+          "(for the first run):\n")
+        w("| account | run | where | imapsnap s (n) | mbsync s (n) | "
+          "imapsnap turns (connections) | mbsync turns (connections) |")
+        w("| --- | --- | --- | --- | --- | --- | --- |")
+        names = {"many": "201 folders × 10", "some": "20 folders × 10",
+                 "three": "5,000 in 3 folders"}
+        for key in sorted(F, key=lambda k: (k.split("/")[1] != "many",
+                                            k.split("/")[1],
+                                            k.split("/")[0], k)):
+            kind, user, where = key.split("/")
+            cells = []
+            for tool in ("imapsnap", "mbsync"):
+                rs = F[key][tool]
+                cells.append("%.2f (%d)" % (med(x["wall"] for x in rs),
+                                            len(rs)))
+            for tool in ("imapsnap", "mbsync"):
+                r0 = F[key][tool][0]
+                cells.append("%d (%d)" % (r0["turns"], r0["connections"])
+                             if "turns" in r0 else "–")
+            w("| %s | %s | %s | %s |" % (
+                names[user], "full backup" if kind == "full" else
+                "no-op re-run", "100 ms RTT" if where == "far" else
+                "loopback", " | ".join(cells)))
 
     def report(self):
         R, C = self.results, self.corpus["bench"]
@@ -524,6 +628,7 @@ class Bench:
             w("| %s | %s (%d) | %d | %d | %d | %d |" % (
                 tool, user, self.corpus[user]["messages"], t["turns"],
                 t["connections"], t["c2s_bytes"], t["s2c_bytes"]))
+        self.far_report(w)
         w("\nTargets:\n")
         r_full = med(x["wall"] for x in R["full"]["imapsnap"]) / med(
             x["wall"] for x in R["full"]["mbsync"])
@@ -552,6 +657,24 @@ class Bench:
               self.corpus["small"]["messages"], ok(same)))
         w("- peak RSS ≤ 16 MB (16384 KB) in every run, the %d MB message "
           "included: %d KB, %s" % (BIG_MB, rss, ok(rss <= 16384)))
+        F = R["far"]
+
+        def fmed(key, tool="imapsnap"):
+            return med(x["wall"] for x in F[key][tool])
+        far_full, far_noop = fmed("full/many/far"), fmed("noop/many/far")
+        three_far = fmed("full/three/far")
+        three_lo = fmed("full/three/loopback")
+        t_many = F["noop/many/far"]["imapsnap"][0]["turns"]
+        t_some = F["noop/some/far"]["imapsnap"][0]["turns"]
+        w("- 201 folders × 10 messages at 100 ms RTT, full backup ≤ 5 s: "
+          "%.2f s, %s" % (far_full, ok(far_full <= 5)))
+        w("- the same, no-op re-run ≤ 1.5 s: %.2f s, %s" % (
+            far_noop, ok(far_noop <= 1.5)))
+        w("- 5,000 messages in 3 folders at 100 ms RTT within loopback + "
+          "1.5 s: %.2f s against %.2f s, %s" % (
+              three_far, three_lo, ok(three_far <= three_lo + 1.5)))
+        w("- no-op round trips the same for 20 and 201 folders: %d and %d "
+          "turns, %s" % (t_some, t_many, ok(t_some == t_many)))
         w("\nThe whole benchmark took %.0f s." % self.elapsed)
         return "\n".join(lines) + "\n"
 
