@@ -40,7 +40,7 @@ CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check unit integration demo install clean deps bench fuzz deb
+.PHONY: all check unit integration demo install clean deps depcheck bench fuzz deb
 all: $(BUILD)/imapsnap
 
 $(BUILD)/%.o: %.c
@@ -63,6 +63,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libimapsnap.a
 deps:
 	@sh contrib/install-deps.sh
 
+# The backup engine's files call one another one way only (a cycle fails;
+# docs/decisions.md, "The backup engine").
+depcheck: all
+	@python3 contrib/dev/deps.py --build $(BUILD) backup scheduler imap/ \
+		> $(BUILD)/deps.txt || { cat $(BUILD)/deps.txt; exit 1; }
+	@tail -1 $(BUILD)/deps.txt
+
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t --jobs 2; done
 
@@ -71,6 +78,7 @@ integration: $(BUILD)/imapsnap
 
 check: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory depcheck
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
