@@ -95,8 +95,15 @@ struct mstore {
 		uint32_t uidvalidity;
 		bool open;
 	} folder;
-	char *examined;                /* raw name of the last "folder" line */
-	uint32_t examined_uidvalidity;
+	/* The raw names (and UIDVALIDITY) of the "folder" lines this store
+	 * wrote: several folders' units share a session, and a folder
+	 * opened again (its fetch behind another folder's EXAMINE) gets no
+	 * second line. */
+	struct examined_folder {
+		char *name;
+		uint32_t uidvalidity;
+	} *examined;
+	size_t n_examined, alloc_examined;
 
 	EVP_MD_CTX *md;
 	bool in_msg;
@@ -873,20 +880,45 @@ void manifest_server_id(struct manifest *m, bool answered,
 	emit_built(m, o, bad);
 }
 
+static struct examined_folder *find_examined(struct mstore *ms,
+					     const char *name)
+{
+	for (size_t i = ms->n_examined; i-- > 0;)
+		if (!strcmp(ms->examined[i].name, name))
+			return &ms->examined[i];
+	return NULL;
+}
+
 static void remember_examined(struct manifest *m, struct mstore *ms,
 			      const char *name, uint32_t uidvalidity)
 {
+	struct examined_folder *e;
 	char *copy;
 
 	if (!ms)
 		return;
+	if ((e = find_examined(ms, name))) {
+		e->uidvalidity = uidvalidity;
+		return;
+	}
+	if (ms->n_examined == ms->alloc_examined) {
+		size_t na = ms->alloc_examined ? 2 * ms->alloc_examined : 16;
+		struct examined_folder *v =
+			realloc(ms->examined, na * sizeof *v);
+		if (!v) {
+			stick_oom(m);
+			return;
+		}
+		ms->examined = v;
+		ms->alloc_examined = na;
+	}
 	if (!(copy = strdup(name))) {
 		stick_oom(m);
 		return;
 	}
-	free(ms->examined);
-	ms->examined = copy;
-	ms->examined_uidvalidity = uidvalidity;
+	ms->examined[ms->n_examined++] =
+		(struct examined_folder){ .name = copy,
+					  .uidvalidity = uidvalidity };
 }
 
 static void examined(struct manifest *m, struct mstore *ms,
@@ -1088,8 +1120,8 @@ static enum isnap_status ms_open_folder(struct store *s,
 	ms->folder.open = true;
 	if (!ms->folder.name || !ms->folder.utf8)
 		stick_oom(m);
-	else if (!ms->examined || strcmp(ms->examined, f->name) != 0 ||
-		 ms->examined_uidvalidity != f->uidvalidity)
+	else if (!find_examined(ms, f->name) ||
+		 find_examined(ms, f->name)->uidvalidity != f->uidvalidity)
 		examined(m, ms, f);
 	if (ms->inner->ops->moves && ms->folder.open && !failed(m, NULL))
 		ms->inner->ops->moves(ms->inner, record_moved, ms);
@@ -1581,6 +1613,8 @@ static void ms_destroy(struct store *s)
 	}
 	store_free(ms->inner);
 	close_folder_record(ms);
+	for (size_t i = 0; i < ms->n_examined; i++)
+		free(ms->examined[i].name);
 	free(ms->examined);
 	free(ms->pend.p);
 	EVP_MD_CTX_free(ms->md);
