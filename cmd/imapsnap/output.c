@@ -35,6 +35,7 @@ void out_init(struct output *o, int verbosity, bool json, bool dry_run,
 void out_free(struct output *o)
 {
 	progress_clear(&o->progress);
+	progress_free(&o->progress);
 	json_decref(o->errors);
 	json_decref(o->plan);
 	o->errors = o->plan = NULL;
@@ -301,9 +302,8 @@ static void on_message_saved(void *ctx, const char *folder, uint32_t uid,
 			     uint64_t bytes)
 {
 	struct output *o = ctx;
-	(void)folder;
 	(void)uid;
-	progress_message(&o->progress, bytes);
+	progress_message_in(&o->progress, folder, bytes);
 }
 
 static void on_folder_planned(void *ctx, const char *folder,

@@ -36,6 +36,14 @@ struct progress {
 	uint64_t run_done, run_bytes; /* saved in this run */
 	double folder_start, run_start, last_draw; /* run_start: 0 until the
 						       first folder */
+	/* Folders begun and not shown now (the sessions fetch several at
+	 * once): shown again when a message of theirs arrives. */
+	struct progress_other {
+		char *name;
+		uint64_t total, done, bytes;
+		double start;
+	} *others;
+	size_t n_others, alloc_others;
 };
 
 struct output {
@@ -102,7 +110,11 @@ void out_json_print(struct json_t *doc);
 void progress_init(struct progress *p, bool enabled);
 void progress_folder(struct progress *p, const char *folder, uint64_t total);
 void progress_message(struct progress *p, uint64_t bytes);
+/* A message of `folder`, which may not be the one shown. */
+void progress_message_in(struct progress *p, const char *folder,
+			 uint64_t bytes);
 void progress_clear(struct progress *p);
+void progress_free(struct progress *p);
 /* The line for the state `p` at time `now`, cut to `width` columns. */
 void progress_format(const struct progress *p, double now, size_t width,
 		     char *buf, size_t size);

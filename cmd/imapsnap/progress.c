@@ -136,10 +136,36 @@ static void draw(struct progress *p, double now)
 	p->last_draw = now;
 }
 
+/* Keep the folder shown now for later, if it has messages to come. */
+static void stash(struct progress *p)
+{
+	struct progress_other *o;
+
+	if (!p->folder[0] || p->done >= p->total)
+		return;
+	if (p->n_others == p->alloc_others) {
+		size_t na = p->alloc_others ? 2 * p->alloc_others : 8;
+		o = realloc(p->others, na * sizeof *o);
+		if (!o)
+			return; /* only the display loses it */
+		p->others = o;
+		p->alloc_others = na;
+	}
+	o = &p->others[p->n_others];
+	if (!(o->name = strdup(p->folder)))
+		return;
+	o->total = p->total;
+	o->done = p->done;
+	o->bytes = p->bytes;
+	o->start = p->folder_start;
+	p->n_others++;
+}
+
 void progress_folder(struct progress *p, const char *folder, uint64_t total)
 {
 	if (!p->enabled)
 		return;
+	stash(p);
 	snprintf(p->folder, sizeof p->folder, "%s", folder);
 	p->total = total;
 	p->done = 0;
@@ -165,6 +191,39 @@ void progress_message(struct progress *p, uint64_t bytes)
 	now = progress_now();
 	if (now - p->last_draw >= REDRAW_INTERVAL || p->done == p->total)
 		draw(p, now);
+}
+
+void progress_message_in(struct progress *p, const char *folder,
+			 uint64_t bytes)
+{
+	if (!p->enabled)
+		return;
+	if (strncmp(p->folder, folder, sizeof p->folder - 1)) {
+		for (size_t i = 0; i < p->n_others; i++) {
+			struct progress_other o = p->others[i];
+			if (strcmp(o.name, folder))
+				continue;
+			p->others[i] = p->others[--p->n_others];
+			stash(p);
+			snprintf(p->folder, sizeof p->folder, "%s", o.name);
+			p->total = o.total;
+			p->done = o.done;
+			p->bytes = o.bytes;
+			p->folder_start = o.start;
+			free(o.name);
+			break;
+		}
+	}
+	progress_message(p, bytes);
+}
+
+void progress_free(struct progress *p)
+{
+	for (size_t i = 0; i < p->n_others; i++)
+		free(p->others[i].name);
+	free(p->others);
+	p->others = NULL;
+	p->n_others = p->alloc_others = 0;
 }
 
 void progress_clear(struct progress *p)
