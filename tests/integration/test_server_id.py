@@ -18,10 +18,11 @@ import harness
 PROXY = os.path.join(harness.ROOT, "contrib", "bench", "latency_proxy.py")
 
 # Client turns of a no-op re-run of two unchanged folders over one plain
-# session, measured through this proxy before ID was sent: the greeting's
-# answer and the login steps, then one burst for NAMESPACE and LIST, one
-# for the EXAMINEs, and the LOGOUT.  ID rides in the LIST burst.
-NOOP_TURNS = 7
+# session, measured through this proxy: the greeting's answer and the
+# login steps, CAPABILITY, one burst for NAMESPACE and LIST, one for
+# every folder's STATUS (LIST-STATUS), and the LOGOUT; unchanged folders
+# get no EXAMINE.  ID rides in the LIST burst.
+NOOP_TURNS = 6
 
 
 class Proxy:
