@@ -1728,8 +1728,14 @@ enum isnap_status manifest_wrap_another(struct manifest *m,
 void manifest_store_examined(struct store *s, const struct store_folder *f)
 {
 	struct mstore *ms = ms_of(s);
+	const struct examined_folder *e;
 
-	if (ms->m && f && f->name)
+	if (!ms->m || !f || !f->name)
+		return;
+	/* Once per folder and generation: opening it may have recorded it
+	 * already (from its STATUS, which said the same). */
+	e = find_examined(ms, f->name);
+	if (!e || e->uidvalidity != f->uidvalidity)
 		examined(ms->m, ms, f);
 }
 
