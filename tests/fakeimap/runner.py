@@ -58,11 +58,38 @@ def start(args, password=None, env=None, rlimits=None, ignore=()):
         for what, value in (rlimits or {}).items():
             resource.setrlimit(what, (value, value))
 
+    forked_kb = _status_kb("self", "VmRSS")
     proc = subprocess.Popen([harness.BINARY] + args, env=e,
                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                             start_new_session=True, preexec_fn=limits)
     return {"proc": proc, "args": args, "out": out, "err": err,
-            "t0": time.monotonic()}
+            "t0": time.monotonic(), "forked_kb": forked_kb, "hwm_kb": 0}
+
+
+def _status_kb(pid, field):
+    """A "<field>: N kB" line of /proc/PID/status, or 0."""
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _peak_kb(h, rusage):
+    """imapsnap's peak resident memory.  ru_maxrss also counts the copy of
+    this (Python) process that fork made before exec: preexec_fn rules
+    out vfork, and the copy's resident pages are all this process's.  A
+    worker of run.py that earlier tests made large would make every run
+    look that large.  So when ru_maxrss is no more than this process's
+    size at the fork, the peak of imapsnap's own image is taken from its
+    VmHWM, read while it ran."""
+    maxrss = rusage.ru_maxrss if rusage else 0
+    if maxrss > h["forked_kb"] or not h["hwm_kb"]:
+        return maxrss
+    return h["hwm_kb"]
 
 
 def kill(h, sig=signal.SIGKILL):
@@ -81,6 +108,7 @@ def finish(h, timeout):
     deadline = h["t0"] + timeout
     status = rusage = None
     while True:
+        h["hwm_kb"] = max(h["hwm_kb"], _status_kb(proc.pid, "VmHWM"))
         pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -110,7 +138,7 @@ def _collect(h, rc, rusage):
     h["out"].close()
     h["err"].close()
     run = harness.Run(h["args"], proc, time.monotonic() - h["t0"])
-    run.maxrss_kb = rusage.ru_maxrss if rusage else 0
+    run.maxrss_kb = _peak_kb(h, rusage)
     run.signal = -rc if rc < 0 else None
     return run
 
