@@ -97,6 +97,13 @@ static int one_line(void *ctx, const char *text, size_t len)
 	const char *why = NULL;
 
 	r->line_no++;
+	if (text && r->cb->raw) {
+		bool taken = false;
+		r->rc = r->cb->raw(r->cb->ctx, r->file, text, len, &taken,
+				   r->err);
+		if (r->rc || taken)
+			return r->rc ? 1 : 0;
+	}
 	if (!text)
 		why = "the line is too long";
 	else if (!(o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)))

@@ -62,6 +62,14 @@ struct manifest_read_cb {
 	enum isnap_status (*line)(void *ctx, const char *file,
 				  unsigned long line_no, json_t *o,
 				  const char *why, struct isnap_error *err);
+	/* Optional, for a reader that wants a few things of many lines and
+	 * can find them in the text imapsnap writes (compact, keys in the
+	 * order written): each line's text first (not for an overlong one);
+	 * *taken true means it was dealt with, and it is not parsed and not
+	 * handed to `line`.  Parsing is most of the cost of reading. */
+	enum isnap_status (*raw)(void *ctx, const char *file,
+				 const char *text, size_t len, bool *taken,
+				 struct isnap_error *err);
 };
 
 /* Read every manifest of the backup at `dest`.  ISNAP_ELOCAL when dest
