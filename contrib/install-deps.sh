@@ -29,6 +29,9 @@ libgamin0 libidn12 libgdbm6"
 # (Debian's prometheus package); the shell completions are run in bash
 # (with bash-completion), zsh and fish.
 PACKAGES="$PACKAGES prometheus bash-completion zsh fish"
+# make bench and contrib/bench/noop_cost.py --mbsync time mbsync (isync)
+# beside imapsnap.
+PACKAGES="$PACKAGES isync"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	missing=
