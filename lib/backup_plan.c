@@ -16,6 +16,8 @@
 /* A folder is split when it has this many messages to fetch for each
  * session it could use, at least two. */
 #define PART_MIN 500
+/* What a planning unit weighs at most (see backup_plan_unit). */
+#define PLAN_WEIGHT_MAX (PART_MIN / 4)
 
 enum {
 	COOKIE_EXAMINE = 1,
@@ -237,9 +239,9 @@ static int slice(const struct uidset *from, uint64_t skip, uint64_t n,
 	return 0;
 }
 
-/* Cut fp->todo into shares: one, or one per PART_MIN messages (at most
- * one per session) when the store takes several writers on a folder.
- * The first stays in `first` for this unit (with `inline_ok`: the folder
+/* Cut fp->todo into shares: one, or, when the store takes several
+ * writers on a folder, from 2 * PART_MIN messages on one per session, of
+ * PART_MIN / 2 messages at least.  The first stays in `first` for this unit (with `inline_ok`: the folder
  * is still selected for it); the others become fetching units in
  * `units`. */
 static enum isnap_status share_out(struct plan_unit *pu, struct uidset *first,
@@ -257,8 +259,11 @@ static enum isnap_status share_out(struct plan_unit *pu, struct uidset *first,
 	if ((c->store_caps & STORE_CAP_SPLIT_FOLDER) && c->sessions >= 2 &&
 	    count >= 2 * PART_MIN) {
 		k = c->sessions;
-		if (count / PART_MIN < k)
-			k = (unsigned)(count / PART_MIN);
+		/* As many shares as sessions, of 250 messages at least:
+		 * fewer, larger shares leave the last one fetching alone
+		 * while the other sessions have nothing left. */
+		if (count / (PART_MIN / 2) < k)
+			k = (unsigned)(count / (PART_MIN / 2));
 	}
 	share = (count + k - 1) / k;
 	if (inline_ok && slice(&fp->todo, 0, share, first))
@@ -901,6 +906,13 @@ struct sched_unit *backup_plan_unit(struct backup_ctx *c,
 					       ? prior->uidnext - sf.uidnext
 					       : 0;
 		ledger_release(&sf);
+		/* Capped: most of a big folder goes to fetching units, and
+		 * in the session's window (BACKUP_UNITS_PER_SESSION's
+		 * weight) the plan must not keep the next folders' plans
+		 * out.  A few folders waiting still open sessions; a big
+		 * one does when its shares are queued (sched_expect). */
+		if (pu->u.weight > PLAN_WEIGHT_MAX)
+			pu->u.weight = PLAN_WEIGHT_MAX;
 	}
 	folder_fetch_init(&pu->ff, c, f, lf, pu->utf8);
 	return &pu->u;
