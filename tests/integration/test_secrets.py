@@ -105,6 +105,10 @@ class LoggedIn:
             resource.setrlimit(resource.RLIMIT_CORE,
                                (resource.RLIM_INFINITY,
                                 resource.RLIM_INFINITY))
+            # A shell without job control starts background commands with
+            # SIGQUIT ignored, and the ignoring is inherited: the test needs
+            # its default action (a core dump).
+            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
         self.proc = subprocess.Popen(
             [harness.BINARY, "backup", "--tls", "none", "--connections",
