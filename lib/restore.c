@@ -977,9 +977,12 @@ enum isnap_status restore_target_append(struct restore_target *t,
 	tok->p = p;
 	rc = appender_add(t->ap, &am, read, rctx, tok, err);
 	if (rc) {
-		/* Not queued: the token is still ours. */
-		if (rc == ISNAP_EUSAGE) {
+		/* Not queued (refused before it was sent, or the session
+		 * failed or was interrupted first): the token is still ours.
+		 * Queued, restore_target_close takes it back. */
+		if (!appender_holds(t->ap, tok))
 			free(tok);
+		if (rc == ISNAP_EUSAGE) {
 			restore_target_failed(t, f, NULL, err->msg);
 			return ISNAP_OK;
 		}

@@ -212,6 +212,14 @@ void *appender_take_waiting(struct appender *ap)
 	return ap->q[--ap->nq].token;
 }
 
+bool appender_holds(const struct appender *ap, const void *token)
+{
+	for (unsigned i = 0; i < ap->nq; i++)
+		if (ap->q[i].token == token)
+			return true;
+	return false;
+}
+
 unsigned appender_in_flight(const struct appender *ap)
 {
 	return ap->nq;

@@ -84,6 +84,12 @@ unsigned appender_in_flight(const struct appender *ap);
  * forget it), or NULL when none is left; to free what tokens hold. */
 void *appender_take_waiting(struct appender *ap);
 
+/* Whether `token` belongs to a command still waiting for its answer: after
+ * appender_add failed, tells whether the command was queued (its token then
+ * comes back from appender_take_waiting) or not (the token is still the
+ * caller's). */
+bool appender_holds(const struct appender *ap, const void *token);
+
 /* --- the pieces, exposed for the tests ---------------------------------- */
 
 /* "17-Jul-1996 02:44:25 -0700": `epoch` shown in the zone `tz_minutes`
